@@ -1,0 +1,69 @@
+# sipedge build, test and run targets. `make run` and `make test` are the two
+# commands a fresh machine needs; both install what they use.
+
+GO        ?= go
+BIN       := bin
+CONFIG    ?= examples/sipedge.yaml
+APT_GET   := DEBIAN_FRONTEND=noninteractive apt-get
+# Debian packages `make generate` needs to rebuild the BPF objects. The tests
+# need them too (they check the committed objects match bpf/), plus SIPp as
+# the peer, bpftool to inspect pins, iproute2/ethtool for the namespace
+# topology and kamailio as the oracle: test-deps installs whichever is missing.
+GEN_PKGS  := clang llvm libbpf-dev
+
+.PHONY: all build run test test-deps test-unit test-integration generate generate-check lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: build
+	./$(BIN)/sipedge -c $(CONFIG)
+
+# test-deps installs only what is missing, so a warm machine pays nothing.
+test-deps:
+	@missing=""; \
+	command -v sipp >/dev/null     || missing="$$missing sip-tester"; \
+	command -v bpftool >/dev/null  || missing="$$missing bpftool"; \
+	command -v ip >/dev/null       || missing="$$missing iproute2"; \
+	command -v ethtool >/dev/null  || missing="$$missing ethtool"; \
+	command -v kamailio >/dev/null || missing="$$missing kamailio"; \
+	command -v clang >/dev/null    || missing="$$missing $(GEN_PKGS)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+test: test-deps lint generate-check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-unit:
+	$(GO) test -count=1 ./userspace/... ./cmd/...
+
+test-integration: test-deps build
+	$(GO) test -count=1 -v -timeout 20m ./tests/...
+
+generate:
+	@command -v clang >/dev/null || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(GEN_PKGS) >/dev/null; }
+	$(GO) generate ./userspace/dataplane/
+
+# generate-check fails when the committed bpf2go output is older than bpf/.
+generate-check:
+	$(GO) test -count=1 -run TestGeneratedObjectsCurrent ./userspace/dataplane/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfe[lb].go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./userspace/sipproxy/ ./userspace/sipmsg/ ./userspace/dispatch/
+	$(GO) test -run '^$$' -bench . ./bench/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzProcess -fuzztime $${FUZZTIME:-10m} ./userspace/sipproxy/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,17 @@
+/* This file contains the load-time knobs of the XDP program (volatile const, set through spec.Variables). */
+#ifndef SIPEDGE_CONFIG_H
+#define SIPEDGE_CONFIG_H
+
+#include <linux/types.h>
+#include "consts.h"
+
+/* Do not include this file from any other program: the knobs live in this object's .rodata. */
+
+/* TTL (IPv4) or hop limit (IPv6) of forwarded packets; the kernel's default for sockets. */
+volatile const __u8 cfg_ip_ttl = IP_TTL_DEFAULT;
+
+/* 1: emit ring-buffer events (struct sip_event) for INVITE, ACK, BYE, CANCEL and final
+ * replies to INVITE; 0: emit none (nobody consumes them). */
+volatile const __u8 cfg_events = 1;
+
+#endif

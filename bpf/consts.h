@@ -1,0 +1,159 @@
+/* This file contains every number the XDP fast path uses: sizes, flags and enums. */
+#ifndef SIPEDGE_CONSTS_H
+#define SIPEDGE_CONSTS_H
+
+/* ---- Map sizes (overridable at build time) ---- */
+#ifndef MAX_LISTENERS
+#define MAX_LISTENERS 64 /* entries of listeners and listener_stats */
+#endif
+#ifndef MAX_SETS
+#define MAX_SETS 128 /* set slots per half of dst_sets */
+#endif
+#ifndef MAX_DSTS
+#define MAX_DSTS 64 /* destinations per set; a power of two (indices are masked) */
+#endif
+#define DST_MASK (MAX_DSTS - 1)
+#define SET_HALVES 2 /* dst_sets holds two copies: the active one and the one being written */
+#define WEIGHT_SLOTS 100 /* Kamailio's alg 9 / alg 11 table size */
+#define EVENTS_RING_BYTES (256 * 1024)
+
+/* ---- Message bounds ---- */
+#define SIP_MAX_LEN 1472 /* longest UDP payload parsed; longer is PASS_TOO_LONG */
+#define SIP_MIN_LEN 32 /* shorter than any request line plus the mandatory headers */
+#define MAX_HDR_LINES 64 /* header lines scanned before the blank line */
+#define MAX_LINE_WORDS ((SIP_MAX_LEN / 8) + 2) /* 8-byte steps of one end-of-line scan */
+#define MAX_TOKEN_WORDS 32 /* 8-byte steps of a delimiter scan inside one header value */
+#define MAX_VIA_PARAMS 12 /* ;params of one Via value looked at */
+#define MAX_URI_PARAMS 8 /* ;params of one Route URI looked at */
+#define CALLID_MAX 255 /* longest Call-ID hashed on the fast path */
+#define MAX_EDITS 4 /* text edits of one message (insertion block, Max-Forwards, Via, Route) */
+
+/* ---- Scratch buffer (per CPU): struct scratch.buf ----
+ * buf[0, BUF_IN) holds the text the program inserts (blk), buf[BUF_IN, ...) a copy of
+ * the UDP payload. Every offset is masked before use: payload offsets with IN_MASK,
+ * text offsets with BLK_MASK, generic reads with BUF_READ_MASK. The sizes leave room
+ * for any masked offset plus the longest access, so each access is provably inside
+ * the map value (verifier) without a bounds check. */
+#define BUF_IN 512 /* payload copy starts here */
+#define IN_MASK 2047 /* payload offsets; BUF_IN + IN_MASK + IN_MASK < SCRATCH_BUF_SIZE */
+#define BLK_MASK 255 /* offsets inside the insertion block */
+#define BUF_READ_MASK 4095 /* any 8-byte read at buf[off & BUF_READ_MASK] stays inside struct scratch */
+#define SCRATCH_BUF_SIZE (BUF_IN + 4096)
+/* Fixed places in blk for the pieces of inserted text. */
+#define BLK_INSERT 0 /* the insertion block: our Via, Record-Route, Max-Forwards: 70 (< 256 bytes) */
+#define BLK_VIA_EDIT 384 /* ";received=..." or "=PORT;received=..." (< 64 bytes) */
+#define BLK_MAXFWD 448 /* the decremented Max-Forwards digits */
+#define BLK_IPTEXT 464 /* scratch for an IP address as text (< 48 bytes) */
+
+/* ---- Listener text fields ---- */
+#define ADV_MAX 64 /* longest ADV, "host:port" */
+#define VIA_PREFIX_MAX 96 /* "Via: SIP/2.0/UDP " ADV ";branch=z9hG4bK" */
+#define VIA_ADV_OFF 17 /* ADV starts after "Via: SIP/2.0/UDP " */
+#define RR_LINE_MAX 96 /* "Record-Route: <sip:" ADV ";lr>\r\n" */
+#define HOST_TEXT_MAX 48 /* listener IP as text, IPv6 bracketed */
+#define TOKEN_DIGITS 16 /* hex digits of the branch token; 17 with parity padding */
+#define IP_TEXT_MAX 40 /* longest IP literal written into received= */
+
+/* ---- Protocol numbers ---- */
+#define SIP_PORT_DEFAULT 5060
+#define MAXFWD_DEFAULT_LINE "Max-Forwards: 70\r\n"
+#define MAXFWD_DEFAULT_LEN 18
+#define MAXFWD_MAX_VALUE 255
+#define MAXFWD_MAX_DIGITS 3
+#define CSEQ_MAX_DIGITS 10
+#define PORT_MAX_DIGITS 5
+#define STATUS_FINAL_MIN 200
+#define IPV4_IHL_PLAIN 5 /* 20-byte header, no options */
+#define IPV4_VERSION_IHL 0x45
+#define IPV4_FRAG_MASK 0x3fff /* MF flag and fragment offset */
+#define IPV4_DF 0x4000
+#define IP_TTL_DEFAULT 64
+#define VLAN_HDR_LEN 4
+#define XDP_GROW_MAX 256 /* the XDP headroom bpf_xdp_adjust_head can take */
+
+/* ---- Hash constants (docs/forwarding-contract.md, "The branch token") ---- */
+#define TOKEN_SEED 0x7369706564676521ULL /* "sipedge!" */
+#define TOKEN_K 0x9e3779b97f4a7c15ULL
+#define TOKEN_FIN 0xbf58476d1ce4e5b9ULL
+#define CALLID_SEED 0x63616c6c2d696421ULL /* "call-id!": the event Call-ID hash (docs/fastpath.md) */
+
+/* listener flags (struct listener.flags) */
+#define F_LIS_RECORD_ROUTE 0x01 /* the rule asks for Record-Route on dialog-forming requests */
+#define F_LIS_FAILOVER 0x02 /* the rule is failover mode: requests go to the transaction layer */
+#define F_LIS_HASH_USER_ONLY 0x04 /* dispatcher flags bit 1: algs 1-3 hash the user only */
+
+/* dst flags (struct dst.flags) */
+#define F_DST_USABLE 0x01 /* an IP literal (or resolved) UDP destination the fast path can send to */
+
+/* dst_set flags (struct dst_set.flags) */
+#define F_SET_EXISTS 0x01 /* the slot holds a set of the snapshot */
+#define F_SET_EQUAL_PRIO 0x02 /* alg 14 is round robin (else alg 8) */
+
+/* Kamailio's dispatcher algorithms (ds_select_dst), by number. */
+enum dispatch_alg {
+	ALG_CALLID = 0,
+	ALG_FROM_URI = 1,
+	ALG_TO_URI = 2,
+	ALG_RURI = 3,
+	ALG_ROUND_ROBIN = 4,
+	ALG_AUTH_USER = 5,
+	ALG_RANDOM = 6,
+	ALG_PVAR = 7,
+	ALG_PRIORITY = 8,
+	ALG_WEIGHT = 9,
+	ALG_CALL_LOAD = 10,
+	ALG_RWEIGHT = 11,
+	ALG_PARALLEL = 12,
+	ALG_LATENCY = 13,
+	ALG_RR_PRIORITY = 14,
+	ALG_SRV_WEIGHT = 15,
+	ALG_OVERLOAD = 64,
+};
+
+/* SIP methods the fast path tells apart; everything else is METHOD_OTHER. */
+enum sip_method {
+	METHOD_NONE = 0,
+	METHOD_INVITE = 1,
+	METHOD_ACK = 2,
+	METHOD_BYE = 3,
+	METHOD_CANCEL = 4,
+	METHOD_OPTIONS = 5,
+	METHOD_REGISTER = 6,
+	METHOD_SUBSCRIBE = 7,
+	METHOD_NOTIFY = 8,
+	METHOD_REFER = 9,
+	METHOD_INFO = 10,
+	METHOD_UPDATE = 11,
+	METHOD_PRACK = 12,
+	METHOD_MESSAGE = 13,
+	METHOD_PUBLISH = 14,
+	METHOD_OTHER = 15,
+};
+
+/* The headers the parser records; all others are skipped. */
+enum sip_hdr {
+	HDR_OTHER = 0,
+	HDR_VIA,
+	HDR_CALLID,
+	HDR_FROM,
+	HDR_TO,
+	HDR_CSEQ,
+	HDR_MAXFWD,
+	HDR_ROUTE,
+	HDR_CLEN,
+};
+
+/* Kinds of ring-buffer events. */
+enum event_kind {
+	EVENT_REQUEST = 1, /* an INVITE, ACK, BYE or CANCEL forwarded */
+	EVENT_REPLY = 2, /* a final reply to an INVITE forwarded */
+};
+
+/* Address families in keys and destinations (same values as AF_INET/AF_INET6). */
+enum addr_family {
+	FAMILY_NONE = 0,
+	FAMILY_V4 = 2,
+	FAMILY_V6 = 10,
+};
+
+#endif

@@ -1,0 +1,94 @@
+/* This file contains every map of the XDP program, declared once with BTF types. */
+#ifndef SIPEDGE_MAPS_H
+#define SIPEDGE_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "structs.h"
+#include "pass_reasons.h"
+
+/* ---- Written by the agent (userspace/dataplane/sync.go) ---- */
+
+/* The UDP listeners: where SIP arrives, its ADV text and its rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_LISTENERS);
+	__type(key, struct listener_key);
+	__type(value, struct listener);
+} listeners SEC(".maps");
+
+/* Destination sets, two halves: key = half * MAX_SETS + set slot. The agent writes
+ * the half packets do not read, then flips active_half. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SET_HALVES * MAX_SETS);
+	__type(key, __u32);
+	__type(value, struct dst_set);
+} dst_sets SEC(".maps");
+
+/* Which half of dst_sets is live (one entry, key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct active_half);
+} active_half SEC(".maps");
+
+/* ---- Written by the program ---- */
+
+/* Rotating positions of algs 4, 9, 11, 14 per set slot (per CPU: no contention). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SETS);
+	__type(key, __u32);
+	__type(value, struct set_cursor);
+} set_cursor SEC(".maps");
+
+/* Packets passed to the stack, key = enum pass_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PASS_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} pass_count SEC(".maps");
+
+/* Packets dropped, key = enum drop_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop_count SEC(".maps");
+
+/* Per-listener counters, key = listener.id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_LISTENERS);
+	__type(key, __u32);
+	__type(value, struct listener_stats);
+} listener_stats SEC(".maps");
+
+/* Per-destination counters, key = set slot * MAX_DSTS + destination index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SETS * MAX_DSTS);
+	__type(key, __u32);
+	__type(value, struct dst_stats);
+} dst_stats SEC(".maps");
+
+/* Dialog-relevant messages forwarded (struct sip_event), for the agent's dialog table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EVENTS_RING_BYTES);
+} events SEC(".maps");
+
+/* Per-CPU working memory: the payload copy, parse results, edits (one entry, key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+#endif

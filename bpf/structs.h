@@ -1,0 +1,218 @@
+/* This file contains the structs shared by the parser, the maps and the Go side (bpf2go -type). */
+#ifndef SIPEDGE_STRUCTS_H
+#define SIPEDGE_STRUCTS_H
+
+#include <linux/types.h>
+#include "consts.h"
+
+/* Key of listeners: where a UDP datagram was sent. */
+struct listener_key {
+	__u8 family; /* enum addr_family */
+	__u8 pad;
+	__u16 port; /* host byte order */
+	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes, the rest zero */
+};
+
+/* Value of listeners: the listener, its ADV text and its rule. Written by the agent. */
+struct listener {
+	__u32 id; /* index into listener_stats */
+	__u32 set_slot; /* the rule's set: index into one half of dst_sets */
+	__s32 set_id; /* the rule's set as configured (for events) */
+	__u8 alg; /* enum dispatch_alg */
+	__u8 flags; /* F_LIS_* */
+	__u8 family; /* enum addr_family */
+	__u8 token_digits; /* TOKEN_DIGITS, or TOKEN_DIGITS+1 when len(ADV) is odd */
+	__u16 port; /* the listener's port: source port of forwarded packets */
+	__u16 adv_port; /* ADV's port */
+	__u8 addr[16]; /* the listener's IP: source address of forwarded packets */
+	__u8 via_len; /* bytes used in via_prefix */
+	__u8 adv_len; /* ADV is via_prefix[VIA_ADV_OFF .. VIA_ADV_OFF+adv_len) */
+	__u8 adv_host_len; /* ADV's host is the first adv_host_len bytes of ADV */
+	__u8 host_len; /* bytes used in host */
+	__u8 rr_len; /* bytes used in rr_line */
+	__u8 pad[3];
+	__u8 via_prefix[VIA_PREFIX_MAX]; /* "Via: SIP/2.0/UDP <ADV>;branch=z9hG4bK" */
+	__u8 rr_line[RR_LINE_MAX]; /* "Record-Route: <sip:<ADV>;lr>\r\n" */
+	__u8 host[HOST_TEXT_MAX]; /* the listener's IP as text (IPv6 bracketed), for Route matching */
+};
+
+/* One destination of a set. */
+struct dst {
+	__u8 family; /* enum addr_family; FAMILY_NONE when not usable */
+	__u8 flags; /* F_DST_* */
+	__u16 port; /* host byte order */
+	__u8 addr[16]; /* network byte order */
+};
+
+/* Value of dst_sets: one destination set with its pick tables (userspace/dispatch.Set). */
+struct dst_set {
+	__s32 set_id; /* dispatcher set id */
+	__u16 count; /* destinations in dsts */
+	__u16 hash_mod; /* m: every start value is taken modulo m (Set.HashMod) */
+	__u8 flags; /* F_SET_* */
+	__u8 pad[7];
+	__s16 next_up[MAX_DSTS]; /* the 2.2 walk from each start index; -1: nothing up */
+	__u8 weights[WEIGHT_SLOTS]; /* alg 9 table: a destination index per slot */
+	__u8 rweights[WEIGHT_SLOTS]; /* alg 11 table */
+	struct dst dsts[MAX_DSTS];
+};
+
+/* Value of active_half: which half of dst_sets packets read. */
+struct active_half {
+	__u32 half; /* 0 or 1 */
+};
+
+/* Value of set_cursor (per CPU): the rotating positions of algs 4, 9, 11 and 14. */
+struct set_cursor {
+	__u32 rr;
+	__u32 wslot;
+	__u32 rwslot;
+	__u32 pad;
+};
+
+/* Value of listener_stats (per CPU). */
+struct listener_stats {
+	__u64 rx; /* SIP datagrams to the listener */
+	__u64 fwd_requests;
+	__u64 fwd_replies;
+	__u64 fwd_bytes; /* UDP payload bytes sent */
+	__u64 passed;
+	__u64 dropped;
+};
+
+/* Value of dst_stats (per CPU), keyed by set_slot * MAX_DSTS + destination index. */
+struct dst_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* A ring-buffer record: a dialog-relevant message the fast path forwarded. */
+struct sip_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns */
+	__u64 callid_hash; /* docs/fastpath.md: word hash of the trimmed Call-ID */
+	__u32 listener_id;
+	__s32 set_id; /* -1 for replies */
+	__s16 dst_idx; /* destination index in the set; -1 for replies */
+	__u16 status; /* reply status, 0 for requests */
+	__u8 kind; /* enum event_kind */
+	__u8 method; /* enum sip_method: the request's, or the CSeq method of a reply */
+	__u8 pad[2];
+	__u32 cseq; /* CSeq number */
+	__u32 pad2;
+};
+
+/* ---- Per-packet state in the scratch map (not written by Go) ---- */
+
+/* Where one header line is: offsets into the UDP payload. */
+struct hdr_pos {
+	__u16 line; /* first byte of the line; 0 when the header is absent */
+	__u16 val; /* first byte of the value, after the colon and SP/HTAB */
+	__u16 end; /* the line's CR */
+	__u16 pad;
+};
+
+/* One parsed Via value. Offsets into the payload; 0 means absent. */
+struct via_info {
+	__u16 val; /* the value's first byte ("SIP/2.0/UDP") */
+	__u16 val_end; /* its ',' or the line's CR */
+	__u16 sentby;
+	__u16 sentby_len;
+	__u16 host_len; /* host part of sent-by, brackets included */
+	__u16 port; /* sent-by port; 0 when absent */
+	__u16 branch;
+	__u16 branch_len;
+	__u16 rport_end; /* just after the letters "rport" */
+	__u16 rport; /* rport value; 0 when absent or empty */
+	__u16 received;
+	__u16 received_len;
+	__u8 has_rport;
+	__u8 rport_has_value;
+	__u8 has_maddr;
+	__u8 more; /* another value follows on the same line */
+};
+
+/* What sip_parse learns about a message. */
+struct sip_msg {
+	__u16 len; /* UDP payload length */
+	__u16 rl_end; /* first byte after the start line's CRLF */
+	__u16 body; /* first byte after the blank line */
+	__u16 status; /* responses */
+	__u16 ruri; /* requests: the Request-URI */
+	__u16 ruri_end;
+	__u8 is_request;
+	__u8 method; /* enum sip_method */
+	__u8 cseq_method;
+	__u8 n_via; /* Via lines seen (counted up to 2) */
+	__u8 n_route; /* Route lines seen (counted up to 2) */
+	__u8 pad[3];
+	__u32 cseq;
+	__u16 callid; /* trimmed Call-ID */
+	__u16 callid_len;
+	__u32 clen; /* Content-Length value */
+	struct hdr_pos via[2];
+	struct hdr_pos route[2];
+	struct hdr_pos callid_h;
+	struct hdr_pos from;
+	struct hdr_pos to;
+	struct hdr_pos cseq_h;
+	struct hdr_pos maxfwd;
+	struct hdr_pos clen_h;
+	struct via_info top; /* the top Via value */
+	struct via_info next; /* responses: the Via value after ours */
+};
+
+/* A text edit: delete del bytes at pos, then insert ins_len bytes from buf[ins_off]. */
+struct edit {
+	__u16 pos;
+	__u16 del;
+	__u16 ins_off;
+	__u16 ins_len;
+};
+
+/* Where and how the message leaves. */
+struct fwd_info {
+	__u8 family;
+	__u8 n_edits;
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 sport; /* host byte order */
+	__u16 dport;
+	__u16 patch_pos; /* in-place replacement (Max-Forwards): payload offset, 0 = none */
+	__u16 patch_len;
+	__u16 patch_off; /* its text in buf */
+	__s16 dst_idx;
+	__u16 pad;
+	__u32 set_slot;
+	__s32 set_id;
+	__s32 delta; /* payload growth in bytes (negative: shrink) */
+	__u32 ifindex;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	struct edit edits[MAX_EDITS]; /* sorted by pos */
+};
+
+/* What l34_parse learns about the frame. */
+struct pkt_info {
+	__u8 family;
+	__u8 pad;
+	__u16 l4_off; /* offset of the UDP header */
+	__u16 payload_off;
+	__u16 payload_len;
+	__u16 sport; /* host byte order */
+	__u16 dport;
+	__u16 udp_check; /* as received (raw) */
+	__u16 udp_len; /* host byte order */
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Value of scratch (per CPU, one entry): the payload copy and the per-packet state. */
+struct scratch {
+	/* buf[0 .. BUF_IN) holds inserted text (blk), buf[BUF_IN ..) the payload copy. */
+	__u8 buf[SCRATCH_BUF_SIZE];
+	struct sip_msg msg;
+	struct fwd_info fwd;
+	struct pkt_info pkt;
+};
+
+#endif

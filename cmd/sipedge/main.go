@@ -1,0 +1,66 @@
+// Command sipedge is the SIP edge load balancer agent: Kamailio's dispatcher
+// re-built in Go, with stateless UDP forwarding on a user-space slow path and
+// (where XDP is available) an in-kernel fast path.
+//
+//	sipedge [-c FILE]          run (the embedded default config without -c)
+//	sipedge check [-c FILE]    validate the config and the dispatcher list, start nothing
+//	sipedge version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "check" || args[0] == "run" || args[0] == "version") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("sipedge "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("c", "", "config file (YAML); without it the embedded default config runs")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sipedge: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "sipedge %s\n", version)
+		return 0
+	case "check":
+		if err := check(context.Background(), *configPath, stdout); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *configPath, stderr); err != nil {
+		fmt.Fprintf(stderr, "sipedge: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// writeTable prints a result for people: dispatcher.list as one row per
+// destination; any other object as KEY VALUE rows; an array of objects as
+// one row per element with the union of their keys as columns; an array of
+// scalars as one VALUE column; a scalar as itself. Keys keep the server's
+// order. Nested values print as compact JSON.
+func writeTable(w io.Writer, method string, result json.RawMessage) error {
+	var rows [][]string
+	var err error
+	switch {
+	case method == "dispatcher.list" && isObject(result):
+		rows, err = dispatcherRows(result)
+	case isObject(result):
+		rows, err = objectRows(result)
+	case isArray(result):
+		rows, err = arrayRows(result)
+	default:
+		_, err = fmt.Fprintln(w, cell(result))
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(rows) <= 1 {
+		_, err = fmt.Fprintln(w, "(empty)")
+		return err
+	}
+	return render(w, rows)
+}
+
+// dispatcherRows flattens {"NRSETS":n,"RECORDS":[{"SET":{"ID":g,
+// "TARGETS":[{"DEST":{...}}]}}]} into SET IDX URI FLAGS PRIORITY ATTRS.
+func dispatcherRows(result json.RawMessage) ([][]string, error) {
+	var list struct {
+		Records []struct {
+			Set struct {
+				ID      json.RawMessage `json:"ID"`
+				Targets []struct {
+					Dest struct {
+						IDX      json.RawMessage `json:"IDX"`
+						URI      json.RawMessage `json:"URI"`
+						Flags    json.RawMessage `json:"FLAGS"`
+						Priority json.RawMessage `json:"PRIORITY"`
+						Attrs    struct {
+							Body json.RawMessage `json:"BODY"`
+						} `json:"ATTRS"`
+					} `json:"DEST"`
+				} `json:"TARGETS"`
+			} `json:"SET"`
+		} `json:"RECORDS"`
+	}
+	if err := json.Unmarshal(result, &list); err != nil {
+		return nil, fmt.Errorf("not a dispatcher.list result: %w", err)
+	}
+	rows := [][]string{{"SET", "IDX", "URI", "FLAGS", "PRIORITY", "ATTRS"}}
+	for _, rec := range list.Records {
+		for _, t := range rec.Set.Targets {
+			d := t.Dest
+			rows = append(rows, []string{cell(rec.Set.ID), cell(d.IDX), cell(d.URI), cell(d.Flags), cell(d.Priority), cell(d.Attrs.Body)})
+		}
+	}
+	return rows, nil
+}
+
+func objectRows(result json.RawMessage) ([][]string, error) {
+	fields, err := objectFields(result)
+	if err != nil {
+		return nil, err
+	}
+	rows := [][]string{{"KEY", "VALUE"}}
+	for _, f := range fields {
+		rows = append(rows, []string{f.key, cell(f.val)})
+	}
+	return rows, nil
+}
+
+func arrayRows(result json.RawMessage) ([][]string, error) {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(result, &elems); err != nil {
+		return nil, err
+	}
+	allObjects := len(elems) > 0
+	for _, e := range elems {
+		allObjects = allObjects && isObject(e)
+	}
+	if !allObjects {
+		rows := [][]string{{"VALUE"}}
+		for _, e := range elems {
+			rows = append(rows, []string{cell(e)})
+		}
+		return rows, nil
+	}
+
+	var columns []string
+	index := map[string]int{}
+	var objects [][]field
+	for _, e := range elems {
+		fields, err := objectFields(e)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fields {
+			if _, ok := index[f.key]; !ok {
+				index[f.key] = len(columns)
+				columns = append(columns, f.key)
+			}
+		}
+		objects = append(objects, fields)
+	}
+	rows := [][]string{columns}
+	for _, fields := range objects {
+		row := make([]string, len(columns))
+		for _, f := range fields {
+			row[index[f.key]] = cell(f.val)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// render aligns rows in columns two spaces apart, without trailing blanks.
+func render(w io.Writer, rows [][]string) error {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, row := range rows {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var out strings.Builder
+	for line := range strings.Lines(b.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+// cell renders one value: strings unquoted, null and absent empty, numbers
+// and booleans as written, objects and arrays as compact JSON. Tabs and
+// newlines are escaped so they cannot break the table.
+func cell(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	switch raw[0] {
+	case '"':
+		if json.Unmarshal(raw, &s) != nil {
+			s = string(raw)
+		}
+	case '{', '[':
+		var b bytes.Buffer
+		if json.Compact(&b, raw) != nil {
+			s = string(raw)
+		} else {
+			s = b.String()
+		}
+	default:
+		s = string(raw)
+	}
+	return strings.NewReplacer("\t", `\t`, "\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+// field is one member of a JSON object, in document order.
+type field struct {
+	key string
+	val json.RawMessage
+}
+
+// objectFields returns an object's members in the order the server sent
+// them (encoding/json maps would sort them).
+func objectFields(raw json.RawMessage) ([]field, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	var fields []field
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		fields = append(fields, field{key: key, val: val})
+	}
+	return fields, nil
+}
+
+func isObject(raw json.RawMessage) bool { return firstByte(raw) == '{' }
+func isArray(raw json.RawMessage) bool  { return firstByte(raw) == '[' }
+
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+func TestWriteTable(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		result string
+		want   string
+	}{
+		{
+			name:   "dispatcher.list",
+			method: "dispatcher.list",
+			result: `{"NRSETS":2,"RECORDS":[
+				{"SET":{"ID":1,"TARGETS":[
+					{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"dspt-1","ATTRS":{"BODY":"duid=gw2;weight=50","DUID":"gw2"}}},
+					{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"dspt-2"}}]}},
+				{"SET":{"ID":20,"TARGETS":[
+					{"DEST":{"IDX":0,"URI":"sip:gw.example.com;transport=tcp","FLAGS":"TP","PRIORITY":10,"ATTRS":{"BODY":null}}}]}}]}`,
+			want: "" +
+				"SET  IDX  URI                               FLAGS  PRIORITY  ATTRS\n" +
+				"1    0    sip:10.0.0.2:5060                 AP     5         duid=gw2;weight=50\n" +
+				"1    1    sip:10.0.0.1                      IX     0\n" +
+				"20   0    sip:gw.example.com;transport=tcp  TP     10\n",
+		},
+		{
+			name:   "object as key/value in server order",
+			method: "core.uptime",
+			result: `{"now":"Wed Mar  4 06:36:08 2026","up_since":"Wed Mar  4 05:06:07 2026","uptime":5401}`,
+			want: "" +
+				"KEY       VALUE\n" +
+				"now       Wed Mar  4 06:36:08 2026\n" +
+				"up_since  Wed Mar  4 05:06:07 2026\n" +
+				"uptime    5401\n",
+		},
+		{
+			name:   "nested values compact, null empty",
+			method: "x",
+			result: `{"b":{"z": 1, "a": [1, 2]},"a":null,"c":true}`,
+			want: "" +
+				"KEY  VALUE\n" +
+				`b    {"z":1,"a":[1,2]}` + "\n" +
+				"a\n" +
+				"c    true\n",
+		},
+		{
+			name:   "array of objects, union of keys",
+			method: "x",
+			result: `[{"id":1,"uri":"sip:a"},{"id":2,"state":"down\tnow"}]`,
+			want: "" +
+				"id  uri    state\n" +
+				"1   sip:a\n" +
+				`2          down\tnow` + "\n",
+		},
+		{
+			name:   "array of scalars",
+			method: "system.listMethods",
+			result: `["core.uptime","core.version"]`,
+			want:   "VALUE\ncore.uptime\ncore.version\n",
+		},
+		{name: "empty array", method: "x", result: `[]`, want: "(empty)\n"},
+		{name: "empty object", method: "x", result: `{}`, want: "(empty)\n"},
+		{name: "string", method: "dispatcher.reload", result: `"Ok. Dispatcher successfully reloaded."`, want: "Ok. Dispatcher successfully reloaded.\n"},
+		{name: "number", method: "x", result: `42`, want: "42\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeTable(&b, tc.method, json.RawMessage(tc.result)); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}

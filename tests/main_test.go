@@ -1,0 +1,46 @@
+// Package tests holds sipedge's integration tests: the real agent binary
+// between real SIPp clients and servers, on loopback and in network
+// namespaces. See README.md for what each test proves and how to run it.
+package tests
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/tests/agent"
+)
+
+// bins are the sipedge and sipedgectl binaries TestMain built.
+var bins agent.Bins
+
+// TestMain builds the agent once for every test. A build failure fails
+// the whole package loudly: these tests exist to run the real binary.
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "sipedge-tests-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	bins, err = agent.Build(ctx, dir, raceEnabled)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tests: FAIL: cannot build the agent, so no integration test can run:\n%v\n", err)
+		return 1
+	}
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "tests: built sipedge and sipedgectl (race=%t) in %v\n", raceEnabled, time.Since(start).Round(time.Millisecond))
+	}
+	return m.Run()
+}

@@ -1,0 +1,174 @@
+package config
+
+import (
+	"io/fs"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Config is one loaded and validated sipedge.yaml.
+type Config struct {
+	// File is the name the config was loaded from, as given to Load or
+	// LoadFS; errors about the file start with it.
+	File       string
+	Listeners  []Listener
+	Rules      []Rule
+	Dispatcher Dispatcher
+	Failover   Failover
+	Control    Control
+	Log        Log
+	XDP        XDP
+
+	// fsys is the file system the config came from (nil: the OS); dir is the
+	// config's directory in it. ReadDispatcherList resolves ListFile there.
+	fsys fs.FS
+	dir  string
+	// lines maps a key path ("rules[0].set") to the line of its value.
+	lines map[string]int
+	// bad holds the key paths whose values did not decode: Validate skips
+	// them, so a typo gives one error, not two.
+	bad map[string]bool
+}
+
+// Listener is a local socket that receives SIP and the address written in
+// our Via and Record-Route (docs/forwarding-contract.md: ADV).
+type Listener struct {
+	Name string
+	// Proto is the transport, lower case; only "udp" for now.
+	Proto string
+	Addr  netip.AddrPort
+	// Advertise is host:port written instead of Addr in Via and
+	// Record-Route; empty when not configured.
+	Advertise string
+	// Line is where the listener starts in the config file.
+	Line int
+}
+
+// ADV returns what the forwarding contract calls ADV: Advertise when set,
+// else the listener's IP:PORT (IPv6 bracketed).
+func (l Listener) ADV() string {
+	if l.Advertise != "" {
+		return l.Advertise
+	}
+	return l.Addr.String()
+}
+
+// Rule says how messages that arrive on a listener are dispatched:
+// Kamailio's ds_select_dst(Set, Algorithm, Limit) plus our options.
+type Rule struct {
+	Listener    string
+	Set         int
+	Algorithm   int
+	Limit       int
+	RecordRoute bool
+	Mode        string
+	Line        int
+}
+
+// Rule modes.
+const (
+	ModeStateless = "stateless"
+	ModeFailover  = "failover"
+)
+
+// Dispatcher holds Kamailio's dispatcher modparams that sipedge honours,
+// under the same names.
+type Dispatcher struct {
+	// ListFile is the dispatcher.list path as written in the config;
+	// relative paths are relative to the config file's directory.
+	ListFile          string
+	Flags             int
+	UseDefault        bool
+	HashPVar          string
+	NoDestinationCode int
+	ReloadDelta       time.Duration
+	PingInterval      time.Duration
+	PingMethod        string
+	PingFrom          string
+	ProbingThreshold  int
+	InactiveThreshold int
+	PingReplyCodes    string
+	ProbingMode       int
+}
+
+// Dispatcher.Flags bits (Kamailio's "flags" modparam).
+const (
+	DispatcherFlagHashUserOnly = 1 // hash the URI user only (algs 1-3)
+	DispatcherFlagFailover     = 2 // failover support; informational, Rule.Mode decides
+	dispatcherFlagsMask        = DispatcherFlagHashUserOnly | DispatcherFlagFailover
+)
+
+// Failover configures failover-mode rules.
+type Failover struct {
+	// Timeout is how long an INVITE branch may go without a final reply
+	// before the next destination is tried.
+	Timeout time.Duration
+}
+
+// Control configures the JSON-RPC endpoints.
+type Control struct {
+	// Socket is the unix socket path (created mode 0600); empty: none.
+	Socket string
+	// HTTP is a loopback host:port serving POST /RPC; empty: none.
+	HTTP string
+}
+
+// Log configures the agent's logger.
+type Log struct {
+	Level  string // debug | info | warn | error
+	Format string // text | json
+}
+
+// XDP configures the fast path.
+type XDP struct {
+	Interface string
+	Mode      string // auto | native | generic | off
+}
+
+// Defaults returns a Config with every default filled in and no listeners
+// or rules: Load starts from it.
+func Defaults() Config {
+	return Config{
+		Dispatcher: Dispatcher{
+			ListFile:          "dispatcher.list",
+			NoDestinationCode: 503,
+			ReloadDelta:       5 * time.Second,
+			PingMethod:        "OPTIONS",
+			PingFrom:          "sip:dispatcher@localhost",
+			ProbingThreshold:  1,
+			InactiveThreshold: 1,
+		},
+		Failover: Failover{Timeout: 5 * time.Second},
+		Control:  Control{Socket: "/run/sipedge/sipedge.sock"},
+		Log:      Log{Level: "info", Format: "text"},
+		XDP:      XDP{Mode: "off"},
+	}
+}
+
+// RuleFor returns the rule of the named listener.
+func (c *Config) RuleFor(listener string) (Rule, bool) {
+	for _, r := range c.Rules {
+		if r.Listener == listener {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// Error is one problem in a config or dispatcher.list file.
+type Error struct {
+	File string
+	Line int // 0 when unknown (a Config built in code)
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File == "":
+		return e.Msg
+	case e.Line <= 0:
+		return e.File + ": " + e.Msg
+	}
+	return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+}

@@ -1,0 +1,83 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseHashPVar(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []PVPart
+		err  string
+	}{
+		{name: "kamailio example", in: "hash the $fU@$ci", want: []PVPart{{Text: "hash the "}, {PV: "fU"}, {Text: "@"}, {PV: "ci"}}},
+		{name: "parenthesised", in: "$(ru)", want: []PVPart{{PV: "ru"}}},
+		{name: "adjacent", in: "$si$sp", want: []PVPart{{PV: "si"}, {PV: "sp"}}},
+		{name: "unknown", in: "$ciabc", err: `"$ciabc": unknown variable $ciabc (allowed: $ci $fu $fU $fd $tu $tU $td $ru $rU $rd $si $sp)`},
+		{name: "case matters", in: "$CI", err: `"$CI": unknown variable $CI (allowed: $ci $fu $fU $fd $tu $tU $td $ru $rU $rd $si $sp)`},
+		{name: "lone dollar", in: "a$", err: `"a$": '$' at offset 1 is not followed by a variable name`},
+		{name: "transformation", in: "$(ci{s.len})", err: `"$(ci{s.len})": $(ci must close with ')' (transformations are not supported)`},
+		{name: "index", in: "$ci[0]", err: `"$ci[0]": $ci takes no [...]: indexes and transformations are not supported`},
+		{name: "no variable", in: "static", err: `"static" has no variable: every call would hash alike`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseHashPVar(tc.in)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Errorf("error = %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParsePingReplyCodes(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		accepts []int
+		rejects []int
+		err     string
+	}{
+		{name: "empty", in: "", accepts: []int{200, 202, 299}, rejects: []int{199, 300, 403, 408}},
+		{name: "kamailio example", in: "class=2;code=403;code=488;class=3", accepts: []int{200, 301, 403, 488}, rejects: []int{404, 408, 503}},
+		{name: "blanks, case, trailing ;", in: " CODE = 404 ; class=5;", accepts: []int{404, 503}, rejects: []int{403}},
+		{name: "code out of range", in: "code=2", err: `"code=2": code 2 is not a SIP status code (100-699)`},
+		{name: "class out of range", in: "class=0", err: `"class=0": class 0 is not 1-6`},
+		{name: "empty entry", in: "code=403;;class=3", err: `"code=403;;class=3": empty entry (want class=N or code=NNN, separated by ';')`},
+		{name: "colons", in: "code=403:code=404", err: `"code=403:code=404": "code=403:code=404" is not class=N or code=NNN`},
+		{name: "unknown name", in: "status=403", err: `"status=403": "status=403" is not class=N or code=NNN`},
+		{name: "sign", in: "code=+403", err: `"code=+403": "code=+403" is not class=N or code=NNN`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, err := ParsePingReplyCodes(tc.in)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Errorf("error = %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tc.accepts {
+				if !rc.Accepts(c) {
+					t.Errorf("Accepts(%d) = false", c)
+				}
+			}
+			for _, c := range tc.rejects {
+				if rc.Accepts(c) {
+					t.Errorf("Accepts(%d) = true", c)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,450 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Validate checks c as a whole and returns every problem found, joined, each
+// as FILE:LINE: key: message. Load calls it; call it again after changing a
+// Config in code.
+func (c *Config) Validate() error {
+	el := &errList{file: c.File}
+	c.validate(el)
+	return el.err()
+}
+
+// line returns the line of key path p, else of fallback, else 0.
+func (c *Config) line(p string, fallback int) int {
+	if l, ok := c.lines[p]; ok {
+		return l
+	}
+	return fallback
+}
+
+// given reports whether key path p was written in the file. A Config built
+// in code has no lines and is taken as complete.
+func (c *Config) given(p string) bool {
+	if c.lines == nil {
+		return true
+	}
+	_, ok := c.lines[p]
+	return ok
+}
+
+// validator adds errors about key paths of one Config.
+type validator struct {
+	c  *Config
+	el *errList
+}
+
+// check adds an error about key path p unless p failed to decode already.
+func (v *validator) check(p string, fallback int, format string, args ...any) {
+	if v.c.bad[p] {
+		return
+	}
+	v.el.add(v.c.line(p, fallback), "%s: %s", p, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validate(el *errList) {
+	v := &validator{c: c, el: el}
+	v.listeners()
+	v.rules()
+	v.dispatcher()
+	v.rest()
+}
+
+func (v *validator) listeners() {
+	c := v.c
+	if len(c.Listeners) == 0 {
+		if !c.bad["listeners"] {
+			v.check("listeners", 1, "at least one listener is required")
+		}
+		return
+	}
+	type sock struct {
+		proto string
+		addr  netip.AddrPort
+	}
+	names := map[string]int{}
+	addrs := map[sock]int{}
+	for i, l := range c.Listeners {
+		ip := fmt.Sprintf("listeners[%d]", i)
+		switch {
+		case l.Name == "":
+			v.check(ip+".name", l.Line, "required")
+		case !validName(l.Name):
+			v.check(ip+".name", l.Line, "%q: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)", l.Name)
+		default:
+			if first, dup := names[l.Name]; dup {
+				v.check(ip+".name", l.Line, "duplicate listener name %q (first at line %d)", l.Name, first)
+			} else {
+				names[l.Name] = l.Line
+			}
+		}
+		ap := ip + ".address"
+		switch {
+		case c.bad[ap]:
+		case !l.Addr.IsValid():
+			v.check(ap, l.Line, "required, e.g. udp:127.0.0.1:5060")
+		default:
+			if l.Proto != "udp" {
+				v.check(ap, l.Line, "proto %q is not supported yet (only udp)", l.Proto)
+			}
+			if l.Addr.Addr().IsUnspecified() && l.Advertise == "" {
+				v.check(ap, l.Line, "%s is a wildcard address: listen on one IP, or set advertise", l.Addr)
+			}
+			if first, dup := addrs[sock{l.Proto, l.Addr}]; dup {
+				v.check(ap, l.Line, "duplicate listener address %s (first at line %d)", l.Addr, first)
+			} else {
+				addrs[sock{l.Proto, l.Addr}] = v.c.line(ap, l.Line)
+			}
+		}
+		if l.Advertise != "" {
+			if err := checkHostPort(l.Advertise); err != nil {
+				v.check(ip+".advertise", l.Line, "%v", err)
+			}
+		}
+	}
+}
+
+func (v *validator) rules() {
+	c := v.c
+	ruled := map[string]int{}
+	for i, r := range c.Rules {
+		ip := fmt.Sprintf("rules[%d]", i)
+		lp := ip + ".listener"
+		switch {
+		case r.Listener == "":
+			v.check(lp, r.Line, "required")
+		case !c.hasListener(r.Listener) && !c.badUnder("listeners"):
+			names := make([]string, len(c.Listeners))
+			for j, l := range c.Listeners {
+				names[j] = l.Name
+			}
+			v.check(lp, r.Line, "no listener named %q%s", r.Listener, suggest(r.Listener, names))
+		default:
+			if first, dup := ruled[r.Listener]; dup {
+				v.check(lp, r.Line, "listener %q already has a rule (line %d)", r.Listener, first)
+			} else {
+				ruled[r.Listener] = r.Line
+			}
+		}
+		switch sp := ip + ".set"; {
+		case !c.given(sp):
+			v.check(sp, r.Line, "required: the dispatcher set id")
+		case r.Set < 0 || r.Set > math.MaxInt32:
+			v.check(sp, r.Line, "set id %d is out of range 0-%d", r.Set, math.MaxInt32)
+		}
+		if msg := checkAlgorithm(r.Algorithm); msg != "" {
+			v.check(ip+".algorithm", r.Line, "%s", msg)
+		} else if r.Algorithm == 7 && c.Dispatcher.HashPVar == "" && !c.bad["dispatcher.hash_pvar"] {
+			v.check(ip+".algorithm", r.Line, "algorithm 7 hashes dispatcher.hash_pvar, which is not set")
+		}
+		if r.Limit < 0 {
+			v.check(ip+".limit", r.Line, "must be 0 (no limit) or more, got %d", r.Limit)
+		}
+		if r.Mode != ModeStateless && r.Mode != ModeFailover {
+			v.check(ip+".mode", r.Line, "want stateless or failover, got %q", r.Mode)
+		}
+	}
+	for i, l := range c.Listeners {
+		if validName(l.Name) && !c.ruleNamed(l.Name) && !c.badUnder("rules") {
+			v.check(fmt.Sprintf("listeners[%d]", i), l.Line, "listener %q has no rule", l.Name)
+		}
+	}
+}
+
+// badUnder reports whether any key path under p failed to decode.
+func (c *Config) badUnder(p string) bool {
+	for k := range c.bad {
+		if k == p || strings.HasPrefix(k, p+".") || strings.HasPrefix(k, p+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) hasListener(name string) bool {
+	for _, l := range c.Listeners {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) ruleNamed(listener string) bool {
+	_, ok := c.RuleFor(listener)
+	return ok
+}
+
+// checkAlgorithm returns what is wrong with a Kamailio algorithm number.
+func checkAlgorithm(alg int) string {
+	switch alg {
+	case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14:
+		return ""
+	case 10:
+		return "algorithm 10 (call load) is not supported yet"
+	case 12:
+		return "algorithm 12 (parallel forking) is not supported yet"
+	case 13:
+		return "algorithm 13 (latency) is not supported yet"
+	case 15:
+		return "algorithm 15 (priority and weight) is not supported yet"
+	case 64:
+		return "algorithm 64 (overload control) is not supported yet"
+	}
+	return fmt.Sprintf("unknown algorithm %d (supported: 0-9, 11, 14)", alg)
+}
+
+func (v *validator) dispatcher() {
+	d := v.c.Dispatcher
+	const p = "dispatcher."
+	if d.ListFile == "" {
+		v.check(p+"list_file", 0, "must not be empty")
+	}
+	if d.Flags&^dispatcherFlagsMask != 0 || d.Flags < 0 {
+		v.check(p+"flags", 0, "%d has unknown bits (1 = hash the user only, 2 = failover)", d.Flags)
+	}
+	if d.HashPVar != "" {
+		if _, err := ParseHashPVar(d.HashPVar); err != nil {
+			v.check(p+"hash_pvar", 0, "%v", err)
+		}
+	}
+	if d.NoDestinationCode != 503 && d.NoDestinationCode != 404 {
+		v.check(p+"no_destination_code", 0, "want 503 or 404, got %d", d.NoDestinationCode)
+	}
+	if d.ReloadDelta < 0 {
+		v.check(p+"reload_delta", 0, "must not be negative")
+	}
+	if d.PingInterval < 0 {
+		v.check(p+"ds_ping_interval", 0, "must not be negative")
+	}
+	switch {
+	case d.PingMethod == "":
+		v.check(p+"ds_ping_method", 0, "must not be empty")
+	case !isToken(d.PingMethod):
+		v.check(p+"ds_ping_method", 0, "%q is not a SIP method name", d.PingMethod)
+	case d.PingMethod == "ACK" || d.PingMethod == "CANCEL":
+		v.check(p+"ds_ping_method", 0, "%s gets no reply of its own: it cannot probe", d.PingMethod)
+	}
+	if err := checkSIPURI(d.PingFrom); err != nil {
+		v.check(p+"ds_ping_from", 0, "%v", err)
+	}
+	if d.ProbingThreshold < 1 {
+		v.check(p+"ds_probing_threshold", 0, "must be 1 or more, got %d", d.ProbingThreshold)
+	}
+	if d.InactiveThreshold < 1 {
+		v.check(p+"ds_inactive_threshold", 0, "must be 1 or more, got %d", d.InactiveThreshold)
+	}
+	if _, err := ParsePingReplyCodes(d.PingReplyCodes); err != nil {
+		v.check(p+"ds_ping_reply_codes", 0, "%v", err)
+	}
+	if d.ProbingMode < 0 || d.ProbingMode > 3 {
+		v.check(p+"ds_probing_mode", 0, "want 0, 1, 2 or 3, got %d", d.ProbingMode)
+	}
+}
+
+func (v *validator) rest() {
+	c := v.c
+	if c.Failover.Timeout <= 0 {
+		v.check("failover.timeout", 0, "must be more than 0")
+	}
+	// sun_path holds 108 bytes with the terminating NUL.
+	if n := len(c.Control.Socket); n > 107 {
+		v.check("control.socket", 0, "path is %d bytes long; a unix socket path holds at most 107", n)
+	}
+	if c.Control.HTTP != "" {
+		if err := checkLoopback(c.Control.HTTP); err != nil {
+			v.check("control.http", 0, "%v", err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.check("log.level", 0, "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.check("log.format", 0, "want text or json, got %q", c.Log.Format)
+	}
+	switch c.XDP.Mode {
+	case "off":
+	case "auto", "native", "generic":
+		if c.XDP.Interface == "" {
+			v.check("xdp.interface", v.c.line("xdp.mode", 0), "required when xdp.mode is %s", c.XDP.Mode)
+		}
+	default:
+		v.check("xdp.mode", 0, "want auto, native, generic or off, got %q", c.XDP.Mode)
+	}
+	if c.XDP.Interface != "" && !validIfName(c.XDP.Interface) {
+		v.check("xdp.interface", 0, "%q is not a network interface name", c.XDP.Interface)
+	}
+}
+
+// parseListenAddress parses proto:IP:PORT, IPv6 as proto:[IP]:PORT.
+func parseListenAddress(s string) (string, netip.AddrPort, error) {
+	const want = "want proto:IP:PORT such as udp:127.0.0.1:5060"
+	proto, rest, ok := strings.Cut(s, ":")
+	if !ok || proto == "" || strings.Trim(strings.ToLower(proto), "abcdefghijklmnopqrstuvwxyz") != "" {
+		return "", netip.AddrPort{}, fmt.Errorf("%q: %s", s, want)
+	}
+	proto = strings.ToLower(proto)
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		if a, aerr := netip.ParseAddr(strings.Trim(rest, "[]")); aerr == nil {
+			if a.Is6() && !strings.HasPrefix(rest, "[") {
+				return "", netip.AddrPort{}, fmt.Errorf("%q: write IPv6 in brackets with a port, e.g. udp:[::1]:5060", s)
+			}
+			return "", netip.AddrPort{}, fmt.Errorf("%q has no port: %s", s, want)
+		}
+		return "", netip.AddrPort{}, fmt.Errorf("%q: %q is not IP:PORT (an IP literal, IPv6 in brackets)", s, rest)
+	}
+	if ap.Addr().Zone() != "" {
+		return "", netip.AddrPort{}, fmt.Errorf("%q: IPv6 zones are not supported", s)
+	}
+	if ap.Port() == 0 {
+		return "", netip.AddrPort{}, fmt.Errorf("%q: port 0 is not a port to listen on", s)
+	}
+	return proto, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// checkHostPort checks an advertised host:port: an IP literal (IPv6 in
+// brackets) or a DNS name, and a port.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return fmt.Errorf("%q has no port: want host:port such as 203.0.113.10:5060", s)
+		}
+		return fmt.Errorf("%q: want host:port such as 203.0.113.10:5060 or [2001:db8::1]:5060", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+	}
+	if strings.HasPrefix(s, "[") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Errorf("%q: %q in brackets is not an IPv6 address", s, host)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostName(host) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+	}
+	return nil
+}
+
+// checkLoopback checks that s is host:port on a loopback address.
+func checkLoopback(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port such as 127.0.0.1:8080", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%q is not a loopback address: JSON-RPC over HTTP has no authentication, so it listens on 127.0.0.1, ::1 or localhost only", s)
+}
+
+// checkSIPURI checks that s looks like a sip: or sips: URI.
+func checkSIPURI(s string) error {
+	lower := strings.ToLower(s)
+	rest, ok := strings.CutPrefix(lower, "sip:")
+	if !ok {
+		rest, ok = strings.CutPrefix(lower, "sips:")
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("%q is not a sip: or sips: URI", s)
+	case rest == "":
+		return fmt.Errorf("%q has nothing after the scheme", s)
+	case strings.ContainsAny(s, " \t\r\n<>\""):
+		return fmt.Errorf("%q: write the bare URI, without spaces, <> or quotes", s)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !isAlnum(b) && b != '_' && b != '.' && b != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	numeric := true
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !isAlnum(b) && b != '-' {
+				return false
+			}
+			if b < '0' || b > '9' {
+				numeric = false
+			}
+		}
+	}
+	return !numeric // "203.0.113" is a mistyped IP, not a name
+}
+
+// validIfName follows the kernel's dev_valid_name.
+func validIfName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/: \t\r\n")
+}
+
+func isAlnum(b byte) bool {
+	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+}
+
+// isToken reports whether s is an RFC 3261 token (a method name).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !isAlnum(b) && !strings.ContainsRune("-.!%*_+`'~", rune(b)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// CheckSets returns an error for every rule whose set has, by has, no
+// destinations: the agent calls it once it has built the sets from the
+// dispatcher list, so the error can point at the rule's line.
+func (c *Config) CheckSets(has func(set int) bool) error {
+	el := &errList{file: c.File}
+	for i, r := range c.Rules {
+		if !has(r.Set) {
+			p := fmt.Sprintf("rules[%d].set", i)
+			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
+		}
+	}
+	return el.err()
+}

@@ -1,0 +1,51 @@
+// Package dispatch holds Kamailio dispatcher semantics in plain Go: destination
+// sets, destination state flags, the selection algorithms, the failover order
+// and the immutable Snapshot the rest of sipedge reads. It knows nothing of
+// SIP parsing, sockets or BPF: callers hand it strings (Call-ID, URI parts)
+// and get destinations back.
+//
+// # Shape
+//
+// Build turns Entries (dispatcher.list lines, database rows) into a
+// Snapshot: sets ordered as Kamailio orders them (highest priority first,
+// equal priorities in reverse input order), each with the tables selection
+// uses: NextUp (the down-walk for every start index), the alg 9 weight table
+// and the alg 11 rweight table. Select reads only these tables, so the XDP
+// fast path, which copies them into BPF maps, gives the same answer for
+// every input. A Dispatcher holds the current Snapshot behind an atomic
+// pointer; every change (state, add, remove, reload) builds a new Snapshot
+// and swaps it in, and subscribers (the dataplane) get each one.
+//
+// # Where sipedge differs from Kamailio
+//
+// Kamailio quirks that hurt users are fixed; each fix is listed here.
+//   - A weight or rweight outside 1..100 is an error naming the value
+//     (Kamailio logs it and uses 0). Any bad entry fails the whole Build, so
+//     a reload is all or nothing (Kamailio skips the entry unless
+//     ds_load_mode=1).
+//   - Sets are listed in ascending ID order; Kamailio walks its AVL tree in
+//     post-order (sets 1,2,3 come out as 1,3,2). IsFromList with group -1
+//     walks ascending too, so the lowest set ID wins a tie.
+//   - Destinations must be UDP: transport=tcp/tls/sctp/ws/wss and sips: are
+//     errors for now. A URI that leaves the transport open (PROTO_NONE) is
+//     sent over UDP and so matches "udp" in IsFromList (it matches no
+//     protocol in Kamailio). Names are resolved to A/AAAA only (no SRV).
+//   - State changes keep NODNSARES (16) and NOPING (32): they are
+//     configuration. Kamailio clears them with the state bits.
+//   - SetState, Mark and ProbeResult change every destination with the URI
+//     (Kamailio only the first duplicate); an IUID names one destination.
+//     set_state rejects a state string with trailing characters.
+//   - The failover list skips the default destination when it is down.
+//   - Add and Remove rebuild from the entries in their original order with
+//     the new entry last, as if the line had been appended to the file;
+//     runtime state carries over by IUID and known host names are not
+//     resolved again.
+//   - An IP-literal destination with FlagNoDNSARes still gets its Addr (no
+//     DNS is needed); IsFromList never matches it, as in Kamailio.
+//   - Algorithms 10 (call load), 12 (parallel), 13 (latency), 15 (SRV
+//     weight) and 64 (overload control) return ErrAlgNotSupported rather
+//     than silently picking index 0; other unknown numbers pick index 0 as
+//     in Kamailio.
+//   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
+//     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
+package dispatch

@@ -1,0 +1,111 @@
+package dispatch
+
+import (
+	"slices"
+	"strings"
+)
+
+// Snapshot is one immutable view of every destination set: what a reload
+// (Build) produced, or a copy of it with some destination states changed.
+// Readers share it without locks. The only mutable parts are the per-set
+// rotating counters of round robin and of the weight tables, which are
+// atomics shared by all snapshots derived from one Build.
+type Snapshot struct {
+	sets    []*Set // ascending by ID
+	entries []Entry
+	opt     Options
+	shuf    *shuffler
+}
+
+// Sets returns the sets in ascending ID order. (Kamailio walks its AVL tree
+// in post-order, so sets 1,2,3 print as 1,3,2; sipedge prints ascending.)
+func (s *Snapshot) Sets() []*Set { return slices.Clone(s.sets) }
+
+// Set returns the set with that ID, or nil.
+func (s *Snapshot) Set(id int) *Set {
+	i, ok := slices.BinarySearchFunc(s.sets, id, func(x *Set, id int) int { return x.ID - id })
+	if !ok {
+		return nil
+	}
+	return s.sets[i]
+}
+
+// Exists reports whether the set exists (ds_list_exist).
+func (s *Snapshot) Exists(id int) bool { return s.Set(id) != nil }
+
+// Entries returns the entries the snapshot was built from, in input order,
+// with their configured (not runtime) flags.
+func (s *Snapshot) Entries() []Entry { return slices.Clone(s.entries) }
+
+// Options returns the options the snapshot was built with.
+func (s *Snapshot) Options() Options { return s.opt }
+
+// IsActive reports whether the set has a destination up, or, with a
+// non-empty uri, whether a destination with exactly that URI is up
+// (ds_is_active).
+func (s *Snapshot) IsActive(group int, uri string) bool {
+	set := s.Set(group)
+	if set == nil {
+		return false
+	}
+	for i := range set.Dests {
+		d := &set.Dests[i]
+		if d.Up() && (uri == "" || d.URI == uri) {
+			return true
+		}
+	}
+	return false
+}
+
+// destMatcher selects the destinations a state change applies to.
+type destMatcher func(d *Destination) bool
+
+// byAddr matches "all" (when allowed), or destinations whose URI equals addr
+// ignoring case (Kamailio compares with strncasecmp), or whose IUID is addr.
+func byAddr(addr string, allowAll bool) destMatcher {
+	return func(d *Destination) bool {
+		return (allowAll && addr == "all") || strings.EqualFold(d.URI, addr) || d.IUID == addr
+	}
+}
+
+// derive returns a copy of s in which fn has changed the destinations of
+// set id that match. fn gets a pointer to a copy of each matching
+// destination. found reports whether any destination matched; a nil
+// Snapshot with found true means nothing changed.
+func (s *Snapshot) derive(id int, match destMatcher, fn func(d *Destination)) (next *Snapshot, found bool) {
+	set := s.Set(id)
+	if set == nil {
+		return nil, false
+	}
+	dests := slices.Clone(set.Dests)
+	changed := false
+	for i := range dests {
+		if !match(&dests[i]) {
+			continue
+		}
+		found = true
+		before := dests[i]
+		fn(&dests[i])
+		changed = changed || dests[i].Flags != before.Flags || dests[i].ProbingCount != before.ProbingCount
+	}
+	if !changed {
+		return nil, found
+	}
+	n := *s
+	n.sets = slices.Clone(s.sets)
+	for i := range n.sets {
+		if n.sets[i].ID == id {
+			n.sets[i] = set.withDests(dests, s.shuf)
+		}
+	}
+	return &n, true
+}
+
+// resetCounters zeroes every set's rotating counters (a reload).
+func (s *Snapshot) resetCounters() {
+	for _, set := range s.sets {
+		if set.ctr != nil {
+			set.ctr.reset()
+		}
+	}
+}
