@@ -88,6 +88,7 @@
 /* dst_set flags (struct dst_set.flags) */
 #define F_SET_EXISTS 0x01 /* the slot holds a set of the snapshot */
 #define F_SET_EQUAL_PRIO 0x02 /* alg 14 is round robin (else alg 8) */
+#define F_SET_TOO_LARGE 0x04 /* more than MAX_DSTS destinations: only the slow path picks */
 
 /* Kamailio's dispatcher algorithms (ds_select_dst), by number. */
 enum dispatch_alg {

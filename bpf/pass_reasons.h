@@ -44,6 +44,7 @@ enum pass_reason {
 	PASS_NEXT_HOP_NAME, /* next hop is a host name or has maddr: needs DNS or rewriting */
 	PASS_NO_SET, /* the rule's set does not exist: the slow path replies 500 */
 	PASS_NO_DST, /* no destination up: the slow path replies 503 or 404 */
+	PASS_SET_TOO_LARGE, /* the set has more than MAX_DSTS destinations */
 	PASS_ALG_UNSUPPORTED, /* an algorithm the fast path does not run (5, 7, 10, 12, 13, 15, 64) */
 	PASS_URI_FORM, /* a From/To/Request-URI the URI-hash algorithms cannot key */
 	PASS_DST_UNUSABLE, /* the picked destination is a name, not UDP, or another family */

@@ -131,6 +131,19 @@ struct via_info {
 	__u8 more; /* another value follows on the same line */
 };
 
+/* One parsed SIP URI (a Route value's or the Request-URI). Offsets into the payload. */
+struct uri_info {
+	__u16 val; /* a Route value's first byte ('<'); the Request-URI's first byte */
+	__u16 val_end; /* a Route value's ',' or CR */
+	__u16 host;
+	__u16 host_len; /* brackets included */
+	__u16 port; /* 0 when absent */
+	__u8 lr;
+	__u8 maddr;
+	__u8 more; /* another Route value follows on the same line */
+	__u8 pad[3];
+};
+
 /* What sip_parse learns about a message. */
 struct sip_msg {
 	__u16 len; /* UDP payload length */
@@ -144,8 +157,12 @@ struct sip_msg {
 	__u8 cseq_method;
 	__u8 n_via; /* Via lines seen (counted up to 2) */
 	__u8 n_route; /* Route lines seen (counted up to 2) */
-	__u8 pad[3];
+	__u8 n_lines; /* header lines seen */
+	__u8 last_ours; /* the last header line was one the fast path uses (no folding after it) */
+	__u8 pad;
 	__u32 cseq;
+	__u16 scan_ls; /* header scan: start of the current line */
+	__u16 scan_p; /* header scan: position inside it */
 	__u16 callid; /* trimmed Call-ID */
 	__u16 callid_len;
 	__u32 clen; /* Content-Length value */
@@ -159,6 +176,8 @@ struct sip_msg {
 	struct hdr_pos clen_h;
 	struct via_info top; /* the top Via value */
 	struct via_info next; /* responses: the Via value after ours */
+	struct uri_info rt[2]; /* requests: the top Route value and the one after it */
+	struct uri_info ruri_info; /* requests: the Request-URI, when it is the next hop */
 };
 
 /* A text edit: delete del bytes at pos, then insert ins_len bytes from buf[ins_off]. */

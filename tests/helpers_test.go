@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -62,21 +63,24 @@ func destsOf(uas []*sipp.SIPp) []agent.Dest {
 	return ds
 }
 
-// runUAC runs a SIPp client against edge until it is done and fails the
-// test unless every one of the calls succeeded.
-func runUAC(t testing.TB, name string, sc sipp.Scenario, edge netip.AddrPort, calls, rate, limit int, exec []string, local netip.AddrPort) *sipp.SIPp {
+// runUAC runs a SIPp client (opts.Remote is the edge) until it is done
+// and fails the test unless every one of its opts.Calls calls succeeded.
+// A missing opts.Local is a free loopback port.
+func runUAC(t testing.TB, opts sipp.Options) *sipp.SIPp {
 	t.Helper()
-	if !local.IsValid() {
-		local = freeAddr(t)
+	if !opts.Local.IsValid() {
+		opts.Local = freeAddr(t)
 	}
-	uac := sipp.Start(t, sipp.Options{Name: name, Scenario: sc, Local: local, Remote: edge.String(),
-		Calls: calls, Rate: rate, Limit: limit, Exec: exec, Timeout: 30 * time.Second})
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	uac := sipp.Start(t, opts)
 	res := uac.Wait(t)
-	if res.ExitCode != 0 || res.Stats.Successful != calls || res.Stats.Failed != 0 {
+	if res.ExitCode != 0 || res.Stats.Successful != opts.Calls || res.Stats.Failed != 0 {
 		t.Errorf("%s: %d calls: exit code %d, created %d, successful %d, failed %d (want exit 0 and %d successful)",
-			name, calls, res.ExitCode, res.Stats.Created, res.Stats.Successful, res.Stats.Failed, calls)
+			opts.Name, opts.Calls, res.ExitCode, res.Stats.Created, res.Stats.Successful, res.Stats.Failed, opts.Calls)
 		uac.LogOutput()
-		logFile(t, uac.Opts.Dir+"/"+name+".err", 8<<10)
+		logFile(t, filepath.Join(uac.Opts.Dir, opts.Name+".err"), 8<<10)
 	}
 	return uac
 }

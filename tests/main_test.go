@@ -8,6 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +29,8 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "sipedge-tests-bin-")
+	removeStaleBinDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("sipedge-tests-bin-%d-", os.Getpid()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tests:", err)
 		return 1
@@ -43,4 +48,22 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "tests: built sipedge and sipedgectl (race=%t) in %v\n", raceEnabled, time.Since(start).Round(time.Millisecond))
 	}
 	return m.Run()
+}
+
+// removeStaleBinDirs removes the binary directories of earlier test
+// processes that died without cleaning up (a panicking test exits the
+// binary before TestMain's deferred removal runs).
+func removeStaleBinDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "sipedge-tests-bin-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		if len(f) < 5 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[3])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		os.RemoveAll(d)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -240,8 +241,10 @@ func (p *Process) WaitUDP(ctx context.Context, addr netip.AddrPort) error {
 	}
 }
 
-// UDPBound reports whether udp addr (or the wildcard on its port) is bound
-// in the network namespace of process pid.
+// UDPBound reports whether process pid holds a UDP socket bound to addr
+// (or to the wildcard address on addr's port). It reads the socket table
+// of the process's network namespace (/proc/PID/net/udp) and matches its
+// inodes against the process's descriptors (/proc/PID/fd).
 func UDPBound(pid int, addr netip.AddrPort) (bool, error) {
 	file := "udp"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
@@ -251,9 +254,10 @@ func UDPBound(pid int, addr netip.AddrPort) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	var inodes []string
 	for _, line := range strings.Split(string(data), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 2 {
+		if len(f) < 10 {
 			continue
 		}
 		local, err := parseProcAddr(f[1])
@@ -261,7 +265,25 @@ func UDPBound(pid int, addr netip.AddrPort) (bool, error) {
 			continue
 		}
 		if local.Port() == addr.Port() && (local.Addr() == addr.Addr() || local.Addr().IsUnspecified()) {
-			return true, nil
+			inodes = append(inodes, f[9])
+		}
+	}
+	if len(inodes) == 0 {
+		return false, nil
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, ino := range inodes {
+			if target == "socket:["+ino+"]" {
+				return true, nil
+			}
 		}
 	}
 	return false, nil
@@ -293,28 +315,67 @@ func parseProcAddr(s string) (netip.AddrPort, error) {
 var (
 	portsMu sync.Mutex
 	given   = map[uint16]bool{}
+	claims  []int // abstract unix sockets held until the process exits
 )
 
-// FreeUDPPort returns a UDP port free on ip now and never returned before
-// in this process, so parallel tests do not pick the same one.
+// FreeUDPPort returns a UDP port that is free on ip now, below the
+// kernel's ephemeral range (so no socket bound to port 0 can take it
+// before the test binds it) and above SIPp's media and control ports
+// (6000+, 8888+). A port is never returned twice, neither in this process
+// nor to another test binary running at the same time (go test runs
+// packages in parallel): each is claimed by binding the abstract unix
+// socket "@sipedge-test-udp-PORT", which the kernel releases when the
+// process exits, leaving no file behind.
 func FreeUDPPort(t testing.TB, ip netip.Addr) uint16 {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 100 {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-		if err != nil {
-			t.Fatalf("pick a free udp port on %s: %v", ip, err)
+	lo, hi := 10000, ephemeralLow()-1
+	for range 1000 {
+		port := uint16(lo + rand.IntN(hi-lo+1))
+		if given[port] {
+			continue
 		}
-		port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+		if !claimPort(t, port) {
+			continue // another test binary has it
+		}
+		given[port] = true // claimed, even if something else has it bound
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, port)))
+		if err != nil {
+			continue
+		}
 		c.Close()
-		if !given[port] {
-			given[port] = true
-			return port
+		return port
+	}
+	t.Fatalf("no free udp port on %s in %d-%d", ip, lo, hi)
+	return 0
+}
+
+func claimPort(t testing.TB, port uint16) bool {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("pick a free udp port: %v", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: fmt.Sprintf("@sipedge-test-udp-%d", port)}); err != nil {
+		syscall.Close(fd)
+		return false
+	}
+	claims = append(claims, fd)
+	return true
+}
+
+// ephemeralLow is the bottom of net.ipv4.ip_local_port_range (32768 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
 		}
 	}
-	t.Fatalf("no fresh free udp port on %s", ip)
-	return 0
+	return 32768
 }
 
 // Run runs argv to completion under ctx and returns its combined output

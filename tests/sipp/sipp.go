@@ -218,6 +218,22 @@ func (s *SIPp) Messages(t testing.TB) Messages {
 	return msgs
 }
 
+// WaitMessages polls the message log until done accepts it or timeout
+// passes, and returns the last log read. Use it when the last message of
+// a call may still be in flight after the client finished (an ACK the
+// client sends as its very last action).
+func (s *SIPp) WaitMessages(t testing.TB, timeout time.Duration, done func(Messages) bool) Messages {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs := s.Messages(t)
+		if done(msgs) || time.Now().After(deadline) {
+			return msgs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Stats are the cumulative counters of a SIPp statistics file.
 type Stats struct {
 	Created     int // TotalCallCreated

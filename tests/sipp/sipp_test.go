@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sipedge/sipedge/tests/proc"
 )
@@ -149,8 +150,11 @@ func TestScenarios(t *testing.T) {
 		if res.ExitCode != 1 || res.Stats.Failed != 3 {
 			t.Errorf("uac: exit %d, stats %+v; want exit 1 and 3 failed calls", res.ExitCode, res.Stats)
 		}
+		// The client's ACK is its last act: it may still be in flight.
+		msgs := uas.WaitMessages(t, 2*time.Second, func(ms Messages) bool {
+			return len(ms.Requests(Received, "ACK").CallIDs()) >= 3
+		})
 		uas.Stop()
-		msgs := uas.Messages(t)
 		if got := len(msgs.Responses(Sent, 503).CallIDs()); got != 3 {
 			t.Errorf("uas sent 503 in %d calls, want 3", got)
 		}

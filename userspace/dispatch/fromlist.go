@@ -65,7 +65,11 @@ func (s *Snapshot) IsFromListSocket(group, mode int, src netip.AddrPort, proto, 
 				continue
 			}
 			m := Match{SetID: set.ID, Dest: set.Dests[i], Score: score}
-			if mode&MatchBest == 0 || score == scoreAll {
+			if mode&MatchBest == 0 {
+				m.Score = 0
+				return m, true
+			}
+			if score == scoreAll {
 				return m, true
 			}
 			if !found || score > best.Score {

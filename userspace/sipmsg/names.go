@@ -3,15 +3,15 @@ package sipmsg
 // Character classes of RFC 3261 §25.1.
 
 // isToken reports whether c is a token character: alphanum and
-// "-.!%*_+`'~".
+// "-.!%*_+`'~". The two masks hold one bit per ASCII byte
+// (TestTokenMask checks them against that definition).
 func isToken(c byte) bool {
+	const lo, hi = 0x03ff6ca200000000, 0x47ffffff87fffffe
 	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '-', '.', '!', '%', '*', '_', '+', '`', '\'', '~':
-		return true
+	case c < 64:
+		return lo>>c&1 != 0
+	case c < 128:
+		return hi>>(c-64)&1 != 0
 	}
 	return false
 }

@@ -353,6 +353,15 @@ func parseCSeq(b []byte, v Span, c *CSeq) error {
 // Route line is seen, and rejected, by whoever parses it).
 func splitValues(b []byte, v Span, hdr int, dst []Value, n *int) error {
 	s, e := int(v.Start), int(v.End)
+	if bytes.IndexByte(b[s:e], ',') < 0 {
+		// One value (the common case): the span is already trimmed.
+		if *n >= len(dst) {
+			return ErrTooManyValues
+		}
+		dst[*n] = Value{Span: v, Header: int32(hdr)}
+		*n++
+		return nil
+	}
 	start := s
 	emitted := 0
 	inQuote, inAngle := false, false

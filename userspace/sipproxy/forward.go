@@ -270,18 +270,26 @@ type editor struct {
 	n int
 	// What the insertions need.
 	block     blockSpec
-	srcIP     []byte // src IP text, unbracketed
+	srcIP     [64]byte // src IP text, unbracketed: srcIP[:srcIPLen]
+	srcIPLen  int
 	srcPort   uint16
 	maxFwdNew int
-	// end is where the input stops being copied: len(in), or the end of
-	// the body when Content-Length says it is shorter.
-	end int
+	// begin and end bound the input that is copied: begin skips CRLFs
+	// before the start line; end is len(in), or the end of the body when
+	// Content-Length says it is shorter.
+	begin, end int
 }
 
 type blockSpec struct {
 	l      *listener
 	token  uint64
 	rr, mf bool
+}
+
+// setSrc records the source address the Via insertions write.
+func (ed *editor) setSrc(src netip.AddrPort) {
+	ed.srcIPLen = len(src.Addr().AppendTo(ed.srcIP[:0]))
+	ed.srcPort = src.Port()
 }
 
 func (ed *editor) add(e edit) bool {
@@ -302,7 +310,7 @@ func (ed *editor) write(in, out []byte) ([]byte, bool) {
 			ed.e[j], ed.e[j-1] = ed.e[j-1], ed.e[j]
 		}
 	}
-	pos := 0
+	pos := ed.begin
 	for i := 0; i < ed.n; i++ {
 		e := &ed.e[i]
 		if e.off < pos || e.end < e.off || e.end > ed.end {
@@ -333,10 +341,10 @@ func (ed *editor) insert(out, in []byte, e *edit) []byte {
 		out = append(out, '=')
 		out = appendUint(out, uint64(ed.srcPort))
 		out = append(out, ";received="...)
-		return append(out, ed.srcIP...)
+		return append(out, ed.srcIP[:ed.srcIPLen]...)
 	case insReceived:
 		out = append(out, ";received="...)
-		return append(out, ed.srcIP...)
+		return append(out, ed.srcIP[:ed.srcIPLen]...)
 	case insMaxFwd:
 		return appendPadded(out, ed.maxFwdNew, e.end-e.off)
 	case insCopy:

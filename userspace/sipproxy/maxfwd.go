@@ -13,7 +13,7 @@ const maxFwdDefault = "Max-Forwards: 70\r\n"
 func maxForwards(ed *editor, m *sipmsg.Msg) (absent bool, r reply) {
 	switch {
 	case m.Count[sipmsg.KindMaxForwards] == 0:
-		return true, reply{}
+		return true, replyNone
 	case m.Count[sipmsg.KindMaxForwards] > 1:
 		return false, replyDuplicateMaxFwd
 	case m.MaxForwardsErr != nil || m.MaxForwardsNum > 255:
@@ -25,7 +25,7 @@ func maxForwards(ed *editor, m *sipmsg.Msg) (absent bool, r reply) {
 	if !ed.add(edit{off: int(m.MaxForwards.Start), end: int(m.MaxForwards.End), kind: insMaxFwd}) {
 		return false, replyInternal
 	}
-	return false, reply{}
+	return false, replyNone
 }
 
 // appendPadded appends v right-aligned in width bytes, left-padded with

@@ -167,8 +167,6 @@ type reqCtx struct {
 	src netip.AddrPort
 	ack bool
 	ed  editor
-	// srcIP holds the text of src's IP for received= and $si.
-	srcIP [64]byte
 }
 
 // request applies contract § Requests.
@@ -183,7 +181,7 @@ func (f *Forwarder) request(l *listener, in []byte, src netip.AddrPort, m *sipms
 	if r := validateRequest(in, m); r != replyNone {
 		return r.result(l, rc.ack)
 	}
-	rc.ed.end = len(in)
+	rc.ed.begin, rc.ed.end = int(m.Start.Start), len(in)
 	if m.ContentLength >= 0 {
 		rc.ed.end = m.Body + m.ContentLength
 	}
@@ -208,7 +206,7 @@ func (f *Forwarder) request(l *listener, in []byte, src netip.AddrPort, m *sipms
 	if m.NumRoutes > 0 && routeNamesUs(l, in, &m.TopRoute) {
 		return rc.looseRoute(out)
 	}
-	return rc.dispatch(out, 0)
+	return rc.dispatch(out)
 }
 
 // validateRequest applies the request checks of contract § Validation, in
@@ -255,16 +253,16 @@ func validateRequest(in []byte, m *sipmsg.Msg) reply {
 		return replyDuplicateContentLength
 	case m.ContentLengthErr != nil, m.ContentLength > len(in)-m.Body:
 		return replyBadContentLength
-	case m.NumRoutes > 0 && (m.TopRoute.Err != nil || !m.TopRoute.URI.SIP):
+	case m.NumRoutes > 0 && (m.TopRoute.Err != nil || !m.TopRoute.Angle || !m.TopRoute.URI.SIP):
 		return replyBadRoute
 	}
 	return replyNone
 }
 
 // dispatch applies contract § Requests rule 2: the listener's rule picks the
-// next hop; the Request-URI stays. skipRoutes is how many Route values the
-// loose-routing step already removed (they name us).
-func (rc *reqCtx) dispatch(out []byte, skipRoutes int) Result {
+// next hop; the Request-URI stays. Route values the loose-routing step
+// removed (they named us) are already in rc.ed.
+func (rc *reqCtx) dispatch(out []byte) Result {
 	l, m, in := rc.l, rc.m, rc.in
 	rule := &l.Rule
 	var pv [pvarBufLen]byte
@@ -328,9 +326,8 @@ func dialogForming(method []byte) bool {
 // the edits could not be written.
 func (rc *reqCtx) finish(out []byte) (Result, bool) {
 	m, in := rc.m, rc.in
-	rc.ed.srcIP = rc.src.Addr().AppendTo(rc.srcIP[:0])
-	rc.ed.srcPort = rc.src.Port()
-	if !senderVia(&rc.ed, in, &m.TopVia, rc.ed.srcIP) {
+	rc.ed.setSrc(rc.src)
+	if !senderVia(&rc.ed, in, &m.TopVia) {
 		return drop(DropInternal), false
 	}
 	rc.ed.block.token = requestToken(in, m)

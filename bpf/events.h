@@ -1,0 +1,49 @@
+/* This file contains the ring-buffer events: which forwarded messages are reported, and the emit helper. */
+#ifndef SIPEDGE_EVENTS_H
+#define SIPEDGE_EVENTS_H
+
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "structs.h"
+#include "config.h"
+#include "maps.h"
+#include "hash.h"
+
+/* events_wanted reports whether a forwarded message is dialog-relevant: an INVITE,
+ * ACK, BYE or CANCEL, or a final reply to an INVITE. */
+static __always_inline int events_wanted(struct sip_msg *m)
+{
+	if (m->is_request)
+		return m->method == METHOD_INVITE || m->method == METHOD_ACK || m->method == METHOD_BYE ||
+		       m->method == METHOD_CANCEL;
+	return m->cseq_method == METHOD_INVITE && m->status >= STATUS_FINAL_MIN;
+}
+
+/* events_emit reports a forwarded message to the agent. A full ring buffer loses the
+ * event, not the packet. */
+static __always_inline void events_emit(struct scratch *s, struct listener *lis)
+{
+	struct sip_msg *m = &s->msg;
+	struct sip_event *ev;
+
+	if (!cfg_events || !events_wanted(m))
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev)
+		return;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->callid_hash = hash_callid(s);
+	ev->listener_id = lis->id;
+	ev->set_id = m->is_request ? s->fwd.set_id : -1;
+	ev->dst_idx = s->fwd.dst_idx;
+	ev->status = m->status;
+	ev->kind = m->is_request ? EVENT_REQUEST : EVENT_REPLY;
+	ev->method = m->is_request ? m->method : m->cseq_method;
+	ev->pad[0] = 0;
+	ev->pad[1] = 0;
+	ev->cseq = m->cseq;
+	ev->pad2 = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+#endif

@@ -1,0 +1,107 @@
+/* This file contains destination selection: Kamailio's algorithms over the tables the agent writes. */
+#ifndef SIPEDGE_PICK_H
+#define SIPEDGE_PICK_H
+
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "structs.h"
+#include "maps.h"
+#include "hash.h"
+
+/*
+ * Every algorithm yields a start value; the destination is set->next_up[start % m]:
+ * userspace/dispatch precomputes Kamailio's 2.2 walk over down destinations (and the
+ * use_default fallback) for every start index, so the program never loops over the
+ * set. Rotating algorithms keep their position per CPU (set_cursor): each CPU is an
+ * exact Kamailio round robin of its own; together they spread the same way.
+ */
+
+/* pick_set returns the live copy of the listener's set, or NULL. */
+static __always_inline struct dst_set *pick_set(__u32 slot)
+{
+	__u32 zero = 0, key;
+	struct active_half *a = bpf_map_lookup_elem(&active_half, &zero);
+
+	if (!a)
+		return NULL;
+	key = (a->half & 1) * MAX_SETS + (slot % MAX_SETS);
+	return bpf_map_lookup_elem(&dst_sets, &key);
+}
+
+/* pick_slot returns the cursor's weight-table slot and advances it modulo
+ * WEIGHT_SLOTS. Compares, not %: clang turns "% 100" into x - x/100*100, whose range
+ * the verifier cannot bound. */
+static __always_inline __u32 pick_slot(__u32 *ctr)
+{
+	__u32 v = *ctr;
+
+	if (v >= WEIGHT_SLOTS)
+		v = 0;
+	*ctr = v + 1 >= WEIGHT_SLOTS ? 0 : v + 1;
+	return v;
+}
+
+/* pick_dst runs the listener's algorithm on set.
+ * Returns: the destination index, or -reason. */
+static __always_inline int pick_dst(struct scratch *s, struct listener *lis, struct dst_set *set)
+{
+	__u32 slot = lis->set_slot % MAX_SETS;
+	struct set_cursor *cur = bpf_map_lookup_elem(&set_cursor, &slot);
+	__u32 m = set->hash_mod, n = set->count, start = 0;
+	int rotate = 0, idx;
+
+	if (!(set->flags & F_SET_EXISTS))
+		return -PASS_NO_SET;
+	if (set->flags & F_SET_TOO_LARGE)
+		return -PASS_SET_TOO_LARGE;
+	if (m == 0 || m > MAX_DSTS || n == 0 || n > MAX_DSTS || !cur)
+		return -PASS_NO_DST;
+
+	switch (lis->alg) {
+	case ALG_CALLID:
+		start = hash_ds_finish(hash_ds_key(s, 0, s->msg.callid, s->msg.callid_len));
+		break;
+	case ALG_RR_PRIORITY:
+		if (!(set->flags & F_SET_EQUAL_PRIO))
+			break; /* alg 8: index 0 */
+		/* fall through */
+	case ALG_ROUND_ROBIN:
+		start = cur->rr % n;
+		rotate = 1;
+		break;
+	case ALG_RANDOM:
+		start = bpf_get_prandom_u32();
+		break;
+	case ALG_PRIORITY:
+		break;
+	case ALG_WEIGHT:
+		start = set->weights[pick_slot(&cur->wslot)];
+		break;
+	case ALG_RWEIGHT:
+		start = set->rweights[pick_slot(&cur->rwslot)];
+		break;
+	case ALG_FROM_URI:
+	case ALG_TO_URI:
+	case ALG_RURI:
+	case ALG_AUTH_USER:
+	case ALG_PVAR:
+	case ALG_CALL_LOAD:
+	case ALG_PARALLEL:
+	case ALG_LATENCY:
+	case ALG_SRV_WEIGHT:
+	case ALG_OVERLOAD:
+		return -PASS_ALG_UNSUPPORTED;
+	default:
+		break; /* numbers Kamailio does not define start at index 0 */
+	}
+	start %= m;
+	barrier_var(start); /* keep the mask: clang knows start < m <= MAX_DSTS, the verifier does not */
+	idx = set->next_up[start & DST_MASK];
+	if (idx < 0 || (__u32)idx >= n)
+		return -PASS_NO_DST;
+	if (rotate)
+		cur->rr = ((__u32)idx + 1) % n; /* Kamailio: last = picked + 1 */
+	return idx & DST_MASK;
+}
+
+#endif

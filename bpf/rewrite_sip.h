@@ -1,0 +1,235 @@
+/* This file contains the SIP text edits: our Via and the insertion block, received/rport, Max-Forwards, Route and Via removal. */
+#ifndef SIPEDGE_REWRITE_SIP_H
+#define SIPEDGE_REWRITE_SIP_H
+
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "structs.h"
+#include "parse_sip.h"
+
+/*
+ * Edits are planned here and applied by rw_apply (rewrite_l34.h). Text the program
+ * inserts is written into blk (scratch.buf[0, BUF_IN)); an edit names its payload
+ * position, how many bytes it deletes there and which blk bytes it inserts. Edits
+ * that change the length sit in fwd.edits, sorted by position; the Max-Forwards
+ * decrement keeps the length and is a separate in-place patch.
+ */
+
+#define BLK_AT(s, off) ((__u8 *)((unsigned long)(s) + ((__u32)(off) & BLK_MASK)))
+
+/* rw_hex8 returns the 8 lowercase hex digits of v, most significant first, as the
+ * 8 bytes of a little-endian store. */
+static __always_inline __u64 rw_hex8(__u32 v)
+{
+	__u64 x = v;
+	__u64 alpha;
+
+	/* Spread the 8 nibbles into 8 bytes (byte i = nibble i), then reverse. */
+	x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+	x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+	x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	x = __builtin_bswap64(x);
+	/* A nibble >= 10 carries into bit 4 when 6 is added: those bytes get 'a'-'0'-10 more. */
+	alpha = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+	return x + 0x3030303030303030ULL + alpha * ('a' - '0' - 10);
+}
+
+/* rw_put_uint writes v (< 100000) in decimal at buf[off] and returns its length. */
+static __always_inline __u32 rw_put_uint(struct scratch *s, __u32 off, __u32 v)
+{
+	__u32 n = v >= 10000 ? 5 : v >= 1000 ? 4 : v >= 100 ? 3 : v >= 10 ? 2 : 1;
+
+#pragma unroll
+	for (int i = PORT_MAX_DIGITS - 1; i >= 0; i--) {
+		if (i < n) {
+			*BUF_AT(s, off + i) = '0' + v % 10;
+			v /= 10;
+		}
+	}
+	return n;
+}
+
+/* rw_put_ipv4 writes the dotted quad of addr (network order in memory) at buf[off]
+ * and returns its length (7-15). */
+static __always_inline __u32 rw_put_ipv4(struct scratch *s, __u32 off, __u32 addr)
+{
+	__u32 n = 0;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (i) {
+			*BUF_AT(s, off + n) = '.';
+			n++;
+		}
+		n += rw_put_uint(s, off + n, (addr >> (8 * i)) & 0xff);
+	}
+	return n;
+}
+
+/* rw_text_eq reports whether payload bytes [pos, pos+n) equal buf[boff, boff+n), n <= 48. */
+static __always_inline int rw_text_eq(struct scratch *s, __u32 pos, __u32 boff, __u32 n)
+{
+#pragma unroll
+	for (int i = 0; i < HOST_TEXT_MAX / 8; i++) {
+		__u64 a, b, mask;
+
+		if (8 * i >= n)
+			break;
+		mask = n - 8 * i >= 8 ? ~0ULL : (1ULL << (8 * (n - 8 * i))) - 1;
+		a = in_u64(s, pos + 8 * i);
+		b = *(__u64 *)BUF_AT(s, boff + 8 * i);
+		if ((a ^ b) & mask)
+			return 0;
+	}
+	return 1;
+}
+
+/* rw_lis_eq reports whether payload bytes [pos, pos+n) equal text[0, n) of a listener
+ * field (n <= 48 and inside the field). */
+static __always_inline int rw_lis_eq(struct scratch *s, __u32 pos, const __u8 *text, __u32 n)
+{
+#pragma unroll
+	for (int i = 0; i < HOST_TEXT_MAX / 8; i++) {
+		__u64 a, b, mask;
+
+		if (8 * i >= n)
+			break;
+		mask = n - 8 * i >= 8 ? ~0ULL : (1ULL << (8 * (n - 8 * i))) - 1;
+		a = in_u64(s, pos + 8 * i);
+		b = *(const __u64 *)((unsigned long)text + 8 * i); /* integer address: see IN_AT */
+		if ((a ^ b) & mask)
+			return 0;
+	}
+	return 1;
+}
+
+/* rw_add_edit appends an edit and keeps fwd.edits sorted by position (stable: an
+ * edit goes after those at the same position). Returns: PASS_NONE or the reason. */
+static __always_inline int rw_add_edit(struct fwd_info *f, __u32 pos, __u32 del, __u32 ins_off, __u32 ins_len)
+{
+	__u32 n = f->n_edits;
+
+	if (n >= MAX_EDITS)
+		return PASS_INTERNAL;
+	f->edits[n & (MAX_EDITS - 1)].pos = pos;
+	f->edits[n & (MAX_EDITS - 1)].del = del;
+	f->edits[n & (MAX_EDITS - 1)].ins_off = ins_off;
+	f->edits[n & (MAX_EDITS - 1)].ins_len = ins_len;
+	f->n_edits = n + 1;
+	f->delta += (__s32)ins_len - (__s32)del;
+	/* Bubble it down: struct edit is 8 bytes with pos in the low 16 bits. */
+#pragma unroll
+	for (int i = MAX_EDITS - 1; i > 0; i--) {
+		__u64 *a = (__u64 *)&f->edits[i - 1];
+		__u64 *b = (__u64 *)&f->edits[i];
+
+		if (i <= n && (__u16)*a > (__u16)*b) {
+			__u64 t = *a;
+
+			*a = *b;
+			*b = t;
+		}
+	}
+	return PASS_NONE;
+}
+
+/* rw_insert_block writes our Via line, Record-Route (rr) and Max-Forwards: 70 (mf) at
+ * blk[BLK_INSERT] and returns the block's length. */
+static __always_inline __u32 rw_insert_block(struct scratch *s, struct listener *lis, __u64 token, int rr, int mf)
+{
+	__u32 p = lis->via_len;
+
+	/* Fixed-size copies: bytes past the used length are overwritten next or unused. */
+	__builtin_memcpy(BLK_AT(s, BLK_INSERT), lis->via_prefix, VIA_PREFIX_MAX);
+	if (p > VIA_PREFIX_MAX)
+		p = VIA_PREFIX_MAX;
+	if (lis->token_digits > TOKEN_DIGITS) { /* parity padding: len(ADV) is odd */
+		*BLK_AT(s, p) = '0';
+		p++;
+	}
+	*(__u64 *)BLK_AT(s, p) = rw_hex8(token >> 32);
+	*(__u64 *)BLK_AT(s, p + 8) = rw_hex8((__u32)token);
+	p += TOKEN_DIGITS;
+	*(__u16 *)BLK_AT(s, p) = '\r' | '\n' << 8;
+	p += 2;
+	if (rr) {
+		__builtin_memcpy(BLK_AT(s, p), lis->rr_line, RR_LINE_MAX);
+		p += lis->rr_len > RR_LINE_MAX ? RR_LINE_MAX : lis->rr_len;
+	}
+	if (mf) {
+		*(__u64 *)BLK_AT(s, p) = pat_val("Max-Forw", 8);
+		*(__u64 *)BLK_AT(s, p + 8) = pat_val("ards: 70", 8);
+		*(__u16 *)BLK_AT(s, p + 16) = '\r' | '\n' << 8;
+		p += MAXFWD_DEFAULT_LEN;
+	}
+	return p;
+}
+
+/* rw_via_received plans the top Via's received/rport edit (contract table, "The
+ * sender's top Via"). Returns: PASS_NONE or the reason. */
+static __always_inline int rw_via_received(struct scratch *s)
+{
+	struct via_info *v = &s->msg.top;
+	struct pkt_info *pi = &s->pkt;
+	__u32 iplen, p = BLK_VIA_EDIT, at, need;
+	__u32 src;
+
+	if (pi->family != FAMILY_V4)
+		return PASS_VIA_IPV6;
+	__builtin_memcpy(&src, pi->saddr, 4);
+	iplen = rw_put_ipv4(s, BLK_IPTEXT, src);
+	need = v->host_len != iplen || !rw_text_eq(s, v->sentby, BLK_IPTEXT, iplen);
+	if (v->has_rport && !v->rport_has_value) {
+		*BUF_AT(s, p) = '=';
+		p++;
+		p += rw_put_uint(s, p, pi->sport);
+		at = v->rport_end;
+		need = 1;
+	} else {
+		at = v->sentby + v->sentby_len;
+	}
+	if (!need)
+		return PASS_NONE;
+	*(__u64 *)BUF_AT(s, p) = pat_val(";receive", 8);
+	*(__u16 *)BUF_AT(s, p + 8) = 'd' | '=' << 8;
+	p += 10;
+	/* the IP text again, after the prefix (fixed 16-byte copy of <= 15 bytes) */
+	*(__u64 *)BUF_AT(s, p) = *(__u64 *)BUF_AT(s, BLK_IPTEXT);
+	*(__u64 *)BUF_AT(s, p + 8) = *(__u64 *)BUF_AT(s, BLK_IPTEXT + 8);
+	p += iplen;
+	return rw_add_edit(&s->fwd, at, 0, BLK_VIA_EDIT, p - BLK_VIA_EDIT);
+}
+
+/* rw_maxfwd plans the Max-Forwards change: insertion (absent) or the in-place
+ * decrement, right-aligned and left-padded with spaces. Returns: PASS_NONE, the
+ * reason, or -1 when the block must carry "Max-Forwards: 70". */
+static __always_inline int rw_maxfwd(struct scratch *s)
+{
+	struct hdr_pos *h = &s->msg.maxfwd;
+	__u32 n, v;
+	long val;
+
+	if (!h->line)
+		return -1;
+	val = sip_uint(s, h->val, h->end, MAXFWD_MAX_DIGITS);
+	if (val < 0 || val > MAXFWD_MAX_VALUE)
+		return PASS_MAXFWD_INVALID;
+	if (val == 0)
+		return PASS_MAXFWD_ZERO;
+	n = h->end - h->val;
+	v = val - 1;
+	/* Right-aligned digits of v in n (1-3) places, spaces before them. */
+#pragma unroll
+	for (int i = MAXFWD_MAX_DIGITS - 1; i >= 0; i--) {
+		if (i < n) {
+			*BUF_AT(s, BLK_MAXFWD + i) = (v || i == n - 1) ? '0' + v % 10 : ' ';
+			v /= 10;
+		}
+	}
+	s->fwd.patch_pos = h->val;
+	s->fwd.patch_len = n;
+	s->fwd.patch_off = BLK_MAXFWD;
+	return PASS_NONE;
+}
+
+#endif

@@ -1,0 +1,175 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+)
+
+// DefaultPinDir is where the agent pins the fast path's maps, so that
+// operators can read them with `bpftool map dump pinned /sys/fs/bpf/sipedge/NAME`.
+const DefaultPinDir = "/sys/fs/bpf/sipedge"
+
+// Options configure Load.
+type Options struct {
+	// PinDir is the bpffs folder the maps are pinned in; empty means
+	// DefaultPinDir. Ignored with NoPin.
+	PinDir string
+	// NoPin loads the maps without pinning them (tests, benchmarks).
+	NoPin bool
+	// TTL is the IPv4 TTL / IPv6 hop limit of forwarded packets; 0 means 64,
+	// what the kernel gives packets of the slow path's sockets.
+	TTL uint8
+	// NoEvents stops the program from writing ring-buffer events (nobody
+	// reads them).
+	NoEvents bool
+}
+
+// pinnedMaps are the maps pinned under PinDir: everything an operator may
+// inspect. The per-CPU scratch map holds no state worth reading.
+var pinnedMaps = []string{
+	"listeners", "dst_sets", "active_half", "set_cursor",
+	"pass_count", "drop_count", "listener_stats", "dst_stats", "events",
+}
+
+// Dataplane is the loaded XDP program and its maps.
+type Dataplane struct {
+	objs   xdpsipObjects
+	pinDir string // "" when not pinned
+
+	passNames []string // enum pass_reason, by value
+	dropNames []string // enum drop_reason, by value
+
+	mu       sync.Mutex // guards everything below (map writers)
+	slots    map[int]uint32
+	lastFlip time.Time
+	last     syncState
+}
+
+// Load loads the program with its knobs set, pins its maps (unless NoPin) and
+// returns it; it attaches nothing. Maps already pinned by an earlier agent are
+// reused; a pinned map whose layout no longer matches the program is replaced.
+func Load(opts Options) (*Dataplane, error) {
+	spec, err := loadXdpsip()
+	if err != nil {
+		return nil, fmt.Errorf("load xdp spec: %w", err)
+	}
+	ttl := opts.TTL
+	if ttl == 0 {
+		ttl = 64
+	}
+	events := uint8(1)
+	if opts.NoEvents {
+		events = 0
+	}
+	for name, v := range map[string]uint8{"cfg_ip_ttl": ttl, "cfg_events": events} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("load xdp spec: no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	d := &Dataplane{slots: map[int]uint32{}}
+	if d.passNames, err = enumNames(spec.Types, "pass_reason"); err != nil {
+		return nil, err
+	}
+	if d.dropNames, err = enumNames(spec.Types, "drop_reason"); err != nil {
+		return nil, err
+	}
+
+	var copts ebpf.CollectionOptions
+	if !opts.NoPin {
+		d.pinDir = opts.PinDir
+		if d.pinDir == "" {
+			d.pinDir = DefaultPinDir
+		}
+		if err := os.MkdirAll(d.pinDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create pin dir: %w", err)
+		}
+		for _, name := range pinnedMaps {
+			ms, ok := spec.Maps[name]
+			if !ok {
+				return nil, fmt.Errorf("load xdp spec: no map %s", name)
+			}
+			ms.Pinning = ebpf.PinByName
+		}
+		copts.Maps.PinPath = d.pinDir
+	}
+
+	err = spec.LoadAndAssign(&d.objs, &copts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) && d.pinDir != "" {
+		// An older agent pinned maps of another layout: they hold counters
+		// and tables this agent rewrites anyway. Replace them.
+		for _, name := range pinnedMaps {
+			if rerr := os.Remove(filepath.Join(d.pinDir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				return nil, fmt.Errorf("remove stale pin %s: %w", name, rerr)
+			}
+		}
+		err = spec.LoadAndAssign(&d.objs, &copts)
+	}
+	if err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("load xdp program: %w (verifier log tail: %v)", err, tail(verr.Log, 20))
+		}
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	return d, nil
+}
+
+// Close releases the program and the maps (pins stay).
+func (d *Dataplane) Close() error {
+	if err := d.objs.Close(); err != nil {
+		return fmt.Errorf("close xdp objects: %w", err)
+	}
+	return nil
+}
+
+// Program returns the XDP program, for attaching or BPF_PROG_TEST_RUN.
+func (d *Dataplane) Program() *ebpf.Program { return d.objs.XdpSip }
+
+// PinDir returns the folder the maps are pinned in, or "" when not pinned.
+func (d *Dataplane) PinDir() string { return d.pinDir }
+
+// enumNames reads an enum's constant names from the program's BTF, indexed
+// by value (the C header is the only list of reasons).
+func enumNames(types *btf.Spec, name string) ([]string, error) {
+	var e *btf.Enum
+	if err := types.TypeByName(name, &e); err != nil {
+		return nil, fmt.Errorf("btf enum %s: %w", name, err)
+	}
+	var max uint64
+	for _, v := range e.Values {
+		max = maxU64(max, v.Value)
+	}
+	if max > 1024 {
+		return nil, fmt.Errorf("btf enum %s: value %d out of range", name, max)
+	}
+	names := make([]string, max+1)
+	for _, v := range e.Values {
+		names[v.Value] = v.Name
+	}
+	return names, nil
+}
+
+func maxU64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func tail(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}

@@ -1,0 +1,65 @@
+package sipproxy
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sipedge/sipedge/userspace/sipmsg"
+)
+
+// FuzzProcess: Process never panics, never writes its input, and whatever
+// it forwards re-parses with sipmsg, keeps Content-Length equal to the body
+// length and, for a request, carries our Via on top.
+func FuzzProcess(f *testing.F) {
+	for _, c := range loadFixtures(f) {
+		f.Add(c.In, uint16(c.Src.Port()), false)
+	}
+	files, _ := filepath.Glob("../sipmsg/testdata/torture/*/*.dat")
+	for _, file := range files {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b, uint16(5060), true)
+		}
+	}
+	d := fixtureDispatcher(f)
+	l := Listener{Addr: testLocal, Rule: Rule{SetID: 2, RecordRoute: true}}
+	fwd, err := NewForwarder(d, []Listener{l}, Options{OwnsTransaction: func(b, s []byte) bool { return len(b)%7 == 3 }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	adv := []byte(advText(l))
+	f.Fuzz(func(t *testing.T, in []byte, port uint16, v6 bool) {
+		src := netip.AddrPortFrom(testSrc.Addr(), port)
+		if v6 {
+			src = netip.AddrPortFrom(netip.MustParseAddr("2001:db8::7"), port)
+		}
+		keep := append([]byte(nil), in...)
+		res := fwd.Process(in, src, testLocal, nil)
+		if !bytes.Equal(in, keep) {
+			t.Fatal("Process modified its input")
+		}
+		switch res.Action {
+		case ActionForward, ActionReply, ActionDrop, ActionHandoff:
+		default:
+			t.Fatalf("action %d", res.Action)
+		}
+		if res.Action != ActionForward && res.Out == nil {
+			return
+		}
+		var m sipmsg.Msg
+		if err := sipmsg.Parse(res.Out, &m); err != nil {
+			t.Fatalf("%s output does not re-parse: %v\nin:  %q\nout: %q", res.Action, err, in, res.Out)
+		}
+		if m.ContentLength >= 0 && m.ContentLength != len(res.Out)-m.Body {
+			t.Fatalf("Content-Length %d, body %d\nout: %q", m.ContentLength, len(res.Out)-m.Body, res.Out)
+		}
+		if m.IsRequest && (m.TopVia.Err != nil || !bytes.Equal(m.TopVia.SentBy.Bytes(res.Out), adv)) {
+			t.Fatalf("top Via is not ours\nin:  %q\nout: %q", in, res.Out)
+		}
+		if res.Action == ActionForward && !res.Dst.IsValid() {
+			t.Fatalf("forward without a destination")
+		}
+	})
+}
