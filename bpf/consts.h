@@ -53,6 +53,8 @@
 #define HOST_TEXT_MAX 48 /* listener IP as text, IPv6 bracketed */
 #define TOKEN_DIGITS 16 /* hex digits of the branch token; 17 with parity padding */
 #define IP_TEXT_MAX 40 /* longest IP literal written into received= */
+#define IPV6_TEXT_MAX 39 /* longest IPv6 text, without brackets */
+#define IPV6_GROUPS 8
 
 /* ---- Protocol numbers ---- */
 #define SIP_PORT_DEFAULT 5060
@@ -80,15 +82,16 @@
 /* listener flags (struct listener.flags) */
 #define F_LIS_RECORD_ROUTE 0x01 /* the rule asks for Record-Route on dialog-forming requests */
 #define F_LIS_FAILOVER 0x02 /* the rule is failover mode: requests go to the transaction layer */
-#define F_LIS_HASH_USER_ONLY 0x04 /* dispatcher flags bit 1: algs 1-3 hash the user only */
 
 /* dst flags (struct dst.flags) */
 #define F_DST_USABLE 0x01 /* an IP literal (or resolved) UDP destination the fast path can send to */
+#define F_DST_NAME 0x02 /* a host name left unresolved: the slow path resolves it */
 
 /* dst_set flags (struct dst_set.flags) */
 #define F_SET_EXISTS 0x01 /* the slot holds a set of the snapshot */
 #define F_SET_EQUAL_PRIO 0x02 /* alg 14 is round robin (else alg 8) */
 #define F_SET_TOO_LARGE 0x04 /* more than MAX_DSTS destinations: only the slow path picks */
+#define F_SET_HASH_USER_ONLY 0x08 /* dispatcher flags bit 1: algs 1-3 hash the URI user only */
 
 /* Kamailio's dispatcher algorithms (ds_select_dst), by number. */
 enum dispatch_alg {

@@ -213,6 +213,87 @@ __noinline long sip_ipv4_parse(struct scratch *s, __u32 pos, __u32 len)
 	return (long)__builtin_bswap32(addr);
 }
 
+static __always_inline int sip_hexval(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* sip_ipv6_parse reads IPv6 text in [pos, pos+len) (no brackets): up to 8 groups of
+ * 1-4 hex digits, one "::" at most; what Go's netip.ParseAddr takes, except an
+ * embedded IPv4 or a zone. The address goes to s->fwd.daddr.
+ * Returns: 0, or -1 (the caller passes). */
+__noinline int sip_ipv6_parse(struct scratch *s, __u32 pos, __u32 len)
+{
+	__u16 *g;
+	__u32 n = 0, cur = 0, digits = 0, gap = IPV6_GROUPS + 1; /* gap: groups before "::" */
+	__u8 prev = 0;
+
+	if (!s || len < 2 || len > IPV6_TEXT_MAX)
+		return -1;
+	g = s->fwd.v6_groups;
+	for (int i = 0; i < IPV6_TEXT_MAX; i++) {
+		__u8 c;
+		int h;
+
+		if (i >= len)
+			break;
+		c = in_u8(s, pos + i);
+		if (c == ':') {
+			if (digits) {
+				if (n >= IPV6_GROUPS)
+					return -1;
+				g[n & (IPV6_GROUPS - 1)] = cur;
+				n++;
+				cur = 0;
+				digits = 0;
+			} else if (i == 0) {
+				if (in_u8(s, pos + 1) != ':')
+					return -1;
+			} else if (prev == ':' && gap > IPV6_GROUPS) {
+				gap = n;
+			} else {
+				return -1;
+			}
+			prev = c;
+			continue;
+		}
+		h = sip_hexval(c);
+		if (h < 0 || digits == 4)
+			return -1; /* '.', '%' and the rest: slow path */
+		cur = cur << 4 | h;
+		digits++;
+		prev = c;
+	}
+	if (digits) {
+		if (n >= IPV6_GROUPS)
+			return -1;
+		g[n & (IPV6_GROUPS - 1)] = cur;
+		n++;
+	} else if (prev == ':' && gap != n) {
+		return -1; /* a single trailing ':' */
+	}
+	if (gap > IPV6_GROUPS ? n != IPV6_GROUPS : n >= IPV6_GROUPS)
+		return -1;
+	/* Spread: groups before the gap, zeros, groups after it. */
+#pragma unroll
+	for (int k = 0; k < IPV6_GROUPS; k++) {
+		__u32 v = 0;
+
+		if (gap > IPV6_GROUPS || k < gap)
+			v = g[k];
+		else if (k >= gap + (IPV6_GROUPS - n))
+			v = g[(k - (IPV6_GROUPS - n)) & (IPV6_GROUPS - 1)];
+		s->fwd.daddr[2 * k] = v >> 8;
+		s->fwd.daddr[2 * k + 1] = v & 0xff;
+	}
+	return 0;
+}
+
 /* sip_method_of names the method token of n bytes whose first 8 bytes are w and
  * whose ninth byte is b8 (methods are case-sensitive). */
 static __always_inline __u8 sip_method_of(__u64 w, __u8 b8, __u32 n)
@@ -715,8 +796,10 @@ static __always_inline int sip_parse_uri(struct scratch *s, struct uri_info *u, 
 		c = in_u8(s, np + 2);
 		if (name_eq(w, "lr", 2) && (np + 2 == pe || c == '='))
 			u->lr = 1;
-		else if (name_eq(w, "maddr=", 6))
-			u->maddr = 1;
+		else if (name_eq(w, "maddr=", 6)) {
+			u->maddr = np + 6;
+			u->maddr_len = pe - (np + 6);
+		}
 		q = pe;
 	}
 	return PASS_ROUTE_FORM;

@@ -33,7 +33,7 @@ enum pass_reason {
 	PASS_VIA_FORM, /* top Via not "SIP/2.0/UDP sent-by;params" as the parser takes it */
 	PASS_VIA_NO_COOKIE, /* top Via branch absent or without z9hG4bK (RFC 2543 client) */
 	PASS_VIA_HAS_RECEIVED, /* top Via already has received: the slow path replaces it */
-	PASS_VIA_IPV6, /* an IPv6 top Via whose received decision needs RFC 5952 text */
+	PASS_IPV6_TEXT, /* IPv6 text the fast path does not write or read (v4-mapped, embedded IPv4, zone) */
 	/* Requests */
 	PASS_MAXFWD_ZERO, /* Max-Forwards 0: the slow path replies 483 */
 	PASS_MAXFWD_INVALID, /* Max-Forwards not 1-3 digits up to 255: the slow path replies 400 */

@@ -66,6 +66,69 @@ static __always_inline __u32 rw_put_ipv4(struct scratch *s, __u32 off, __u32 add
 	return n;
 }
 
+/* rw_put_ipv6 writes the RFC 5952 text of s->pkt.saddr (lowercase hex, no leading
+ * zeros, the longest run of two or more zero groups as "::", the first such run on
+ * a tie; what Go's netip.Addr.String writes) at buf[off], without brackets.
+ * Returns: its length, or -1 for a v4-mapped address (Go writes those dotted). */
+__noinline int rw_put_ipv6(struct scratch *s, __u32 off)
+{
+	__u32 g[IPV6_GROUPS];
+	int best = -1, bestlen = 0, cur = -1, curlen = 0;
+	__u32 n = 0;
+
+	if (!s)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < IPV6_GROUPS; i++) {
+		g[i] = (__u32)s->pkt.saddr[2 * i] << 8 | s->pkt.saddr[2 * i + 1];
+		if (g[i] == 0) {
+			if (cur < 0) {
+				cur = i;
+				curlen = 0;
+			}
+			curlen++;
+			if (curlen > bestlen) {
+				best = cur;
+				bestlen = curlen;
+			}
+		} else {
+			cur = -1;
+		}
+	}
+	if (bestlen == 5 && best == 0 && g[5] == 0xffff)
+		return -1; /* ::ffff:a.b.c.d */
+	if (bestlen < 2)
+		best = -1;
+#pragma unroll
+	for (int i = 0; i < IPV6_GROUPS; i++) {
+		__u32 v = g[i], d;
+
+		if (best >= 0 && i >= best && i < best + bestlen) {
+			if (i == best) {
+				*BUF_AT(s, off + n) = ':';
+				*BUF_AT(s, off + n + 1) = ':';
+				n += 2;
+			}
+			continue;
+		}
+		if (n && *BUF_AT(s, off + n - 1) != ':') {
+			*BUF_AT(s, off + n) = ':';
+			n++;
+		}
+		d = v >= 0x1000 ? 4 : v >= 0x100 ? 3 : v >= 0x10 ? 2 : 1;
+#pragma unroll
+		for (int k = 3; k >= 0; k--) {
+			if (k < d) {
+				__u32 nib = (v >> (4 * k)) & 0xf;
+
+				*BUF_AT(s, off + n) = nib < 10 ? '0' + nib : 'a' + nib - 10;
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
 /* rw_text_eq reports whether payload bytes [pos, pos+n) equal buf[boff, boff+n), n <= 48. */
 static __always_inline int rw_text_eq(struct scratch *s, __u32 pos, __u32 boff, __u32 n)
 {
@@ -172,13 +235,23 @@ static __always_inline int rw_via_received(struct scratch *s)
 	struct via_info *v = &s->msg.top;
 	struct pkt_info *pi = &s->pkt;
 	__u32 iplen, p = BLK_VIA_EDIT, at, need;
-	__u32 src;
 
-	if (pi->family != FAMILY_V4)
-		return PASS_VIA_IPV6;
-	__builtin_memcpy(&src, pi->saddr, 4);
-	iplen = rw_put_ipv4(s, BLK_IPTEXT, src);
-	need = v->host_len != iplen || !rw_text_eq(s, v->sentby, BLK_IPTEXT, iplen);
+	if (pi->family == FAMILY_V4) {
+		__u32 src;
+
+		__builtin_memcpy(&src, pi->saddr, 4);
+		iplen = rw_put_ipv4(s, BLK_IPTEXT, src);
+		need = v->host_len != iplen || !rw_text_eq(s, v->sentby, BLK_IPTEXT, iplen);
+	} else {
+		int r = rw_put_ipv6(s, BLK_IPTEXT);
+
+		if (r < 0)
+			return PASS_IPV6_TEXT;
+		iplen = r;
+		/* sent-by "[text]" */
+		need = v->host_len != iplen + 2 || in_u8(s, v->sentby) != '[' ||
+		       in_u8(s, v->sentby + 1 + iplen) != ']' || !rw_text_eq(s, v->sentby + 1, BLK_IPTEXT, iplen);
+	}
 	if (v->has_rport && !v->rport_has_value) {
 		*BUF_AT(s, p) = '=';
 		p++;
@@ -193,9 +266,10 @@ static __always_inline int rw_via_received(struct scratch *s)
 	*(__u64 *)BUF_AT(s, p) = pat_val(";receive", 8);
 	*(__u16 *)BUF_AT(s, p + 8) = 'd' | '=' << 8;
 	p += 10;
-	/* the IP text again, after the prefix (fixed 16-byte copy of <= 15 bytes) */
-	*(__u64 *)BUF_AT(s, p) = *(__u64 *)BUF_AT(s, BLK_IPTEXT);
-	*(__u64 *)BUF_AT(s, p + 8) = *(__u64 *)BUF_AT(s, BLK_IPTEXT + 8);
+	/* the IP text again, after the prefix (fixed 40-byte copy of <= 39 bytes) */
+#pragma unroll
+	for (int i = 0; i < IP_TEXT_MAX / 8; i++)
+		*(__u64 *)BUF_AT(s, p + 8 * i) = *(__u64 *)BUF_AT(s, BLK_IPTEXT + 8 * i);
 	p += iplen;
 	return rw_add_edit(&s->fwd, at, 0, BLK_VIA_EDIT, p - BLK_VIA_EDIT);
 }

@@ -138,10 +138,11 @@ struct uri_info {
 	__u16 host;
 	__u16 host_len; /* brackets included */
 	__u16 port; /* 0 when absent */
+	__u16 maddr; /* the maddr value; 0 when absent */
+	__u16 maddr_len;
 	__u8 lr;
-	__u8 maddr;
 	__u8 more; /* another Route value follows on the same line */
-	__u8 pad[3];
+	__u8 pad[2];
 };
 
 /* What sip_parse learns about a message. */
@@ -204,6 +205,7 @@ struct fwd_info {
 	__u32 set_slot;
 	__s32 set_id;
 	__s32 delta; /* payload growth in bytes (negative: shrink) */
+	__u16 v6_groups[8]; /* sip_ipv6_parse's work area */
 	__u32 ifindex;
 	__u8 saddr[16];
 	__u8 daddr[16];

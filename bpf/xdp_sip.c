@@ -57,31 +57,61 @@ static __always_inline int uri_names_us(struct scratch *s, struct listener *lis,
 	return hl == lis->host_len && hl <= HOST_TEXT_MAX && rw_lis_eq(s, u->host, lis->host, hl);
 }
 
-/* next_hop_uri sets fwd's destination from an IP-literal URI (the next Route or the
- * Request-URI). Returns: PASS_NONE or the reason. */
-static __always_inline int next_hop_uri(struct scratch *s, struct uri_info *u)
+/* next_hop_addr sets fwd.daddr from the IP text in [pos, pos+len): a dotted quad, or
+ * IPv6 text with or without brackets, of the listener's family.
+ * Returns: PASS_NONE, PASS_NEXT_HOP_NAME (a name, or text the parser does not take),
+ * or PASS_DST_UNUSABLE (an address of the other family). */
+static __always_inline int next_hop_addr(struct scratch *s, __u32 pos, __u32 len)
 {
 	struct fwd_info *f = &s->fwd;
+	int v6 = 0;
 	long a;
 
-	if (u->maddr)
-		return PASS_NEXT_HOP_NAME;
-	if (in_u8(s, u->host) == '[')
-		return PASS_VIA_IPV6;
-	if (f->family != FAMILY_V4)
-		return PASS_DST_UNUSABLE; /* an IPv4 next hop for an IPv6 listener */
-	a = sip_ipv4_parse(s, u->host, u->host_len);
+	if (len >= 2 && in_u8(s, pos) == '[') {
+		if (in_u8(s, pos + len - 1) != ']')
+			return PASS_NEXT_HOP_NAME;
+		pos++;
+		len -= 2;
+		v6 = 1;
+	} else {
+		v6 = sip_find4(s, pos, pos + len, CHARS4(':', ':', ':', ':')) >= 0;
+	}
+	if (v6) {
+		if (f->family != FAMILY_V6)
+			return PASS_DST_UNUSABLE;
+		return sip_ipv6_parse(s, pos, len) ? PASS_NEXT_HOP_NAME : PASS_NONE;
+	}
+	a = sip_ipv4_parse(s, pos, len);
 	if (a < 0)
 		return PASS_NEXT_HOP_NAME;
+	if (f->family != FAMILY_V4)
+		return PASS_DST_UNUSABLE;
 	__builtin_memset(f->daddr, 0, sizeof(f->daddr));
 	*(__u32 *)f->daddr = (__u32)a;
-	f->dport = u->port ? u->port : SIP_PORT_DEFAULT;
+	return PASS_NONE;
+}
+
+/* next_hop_uri sets fwd's destination from a URI (the next Route or the
+ * Request-URI): its maddr, else its host, and its port (5060 when absent).
+ * Returns: PASS_NONE or the reason. */
+static __always_inline int next_hop_uri(struct scratch *s, struct uri_info *u)
+{
+	int r;
+
+	if (u->maddr)
+		r = next_hop_addr(s, u->maddr, u->maddr_len);
+	else
+		r = next_hop_addr(s, u->host, u->host_len);
+	if (r)
+		return r;
+	s->fwd.dport = u->port ? u->port : SIP_PORT_DEFAULT;
 	return PASS_NONE;
 }
 
 /* req_loose_route handles a request whose top Route names us: plan the removal of that
  * value and take the next hop from the next Route, else the Request-URI.
- * Returns: PASS_NONE or the reason. */
+ * Returns: PASS_NONE, the reason, or -1 when the Request-URI names us too: then
+ * the request is dispatched (with our Route removed). */
 static __always_inline int req_loose_route(struct scratch *s, struct listener *lis)
 {
 	struct sip_msg *m = &s->msg;
@@ -123,6 +153,8 @@ static __always_inline int req_loose_route(struct scratch *s, struct listener *l
 	r = sip_parse_ruri(s);
 	if (r)
 		return r;
+	if (uri_names_us(s, lis, &m->ruri_info))
+		return -1;
 	return next_hop_uri(s, &m->ruri_info);
 }
 
@@ -141,6 +173,8 @@ static __always_inline int req_dispatch(struct scratch *s, struct listener *lis)
 	if (idx < 0)
 		return -idx;
 	d = &set->dsts[idx & DST_MASK];
+	if (d->flags & F_DST_NAME)
+		return PASS_NEXT_HOP_NAME;
 	if (!(d->flags & F_DST_USABLE) || d->family != f->family)
 		return PASS_DST_UNUSABLE;
 	__builtin_memcpy(f->daddr, d->addr, sizeof(f->daddr));
@@ -193,6 +227,8 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 		r = req_loose_route(s, lis);
 		s->fwd.dst_idx = -1;
 		s->fwd.set_id = -1;
+		if (r < 0) /* the Request-URI names us too */
+			r = req_dispatch(s, lis);
 	} else {
 		r = req_dispatch(s, lis);
 	}
@@ -226,7 +262,6 @@ __noinline int sip_response(struct xdp_md *ctx, struct scratch *s, struct listen
 	struct via_info *top, *nx;
 	struct fwd_info *f;
 	__u32 nv, hostp, hostl;
-	long a;
 	int r;
 
 	if (!ctx || !s || !lis)
@@ -273,15 +308,9 @@ __noinline int sip_response(struct xdp_md *ctx, struct scratch *s, struct listen
 		return PASS_NEXT_HOP_NAME;
 	hostp = nx->received ? nx->received : nx->sentby;
 	hostl = nx->received ? nx->received_len : nx->host_len;
-	if (in_u8(s, hostp) == '[')
-		return PASS_VIA_IPV6;
-	if (f->family != FAMILY_V4)
-		return PASS_DST_UNUSABLE;
-	a = sip_ipv4_parse(s, hostp, hostl);
-	if (a < 0)
-		return PASS_NEXT_HOP_NAME;
-	__builtin_memset(f->daddr, 0, sizeof(f->daddr));
-	*(__u32 *)f->daddr = (__u32)a;
+	r = next_hop_addr(s, hostp, hostl);
+	if (r)
+		return r;
 	f->dport = nx->rport_has_value ? nx->rport : nx->port ? nx->port : SIP_PORT_DEFAULT;
 	f->dst_idx = -1;
 	f->set_id = -1;

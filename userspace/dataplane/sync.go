@@ -16,9 +16,11 @@ const (
 	flagLisRecordRoute = 0x01 // F_LIS_RECORD_ROUTE
 	flagLisFailover    = 0x02 // F_LIS_FAILOVER
 	flagDstUsable      = 0x01 // F_DST_USABLE
+	flagDstName        = 0x02 // F_DST_NAME
 	flagSetExists      = 0x01 // F_SET_EXISTS
 	flagSetEqualPrio   = 0x02 // F_SET_EQUAL_PRIO
 	flagSetTooLarge    = 0x04 // F_SET_TOO_LARGE
+	flagSetUserOnly    = 0x08 // F_SET_HASH_USER_ONLY
 
 	familyV4 = 2  // FAMILY_V4
 	familyV6 = 10 // FAMILY_V6
@@ -164,7 +166,7 @@ func (d *Dataplane) syncSets(snap *dispatch.Snapshot) error {
 		bySlot[d.slots[s.ID]] = s
 	}
 	for id, slot := range d.slots {
-		v := setValue(id, bySlot[slot])
+		v := setValue(id, bySlot[slot], snap.Options().HashUserOnly)
 		if err := d.objs.DstSets.Put(inactive*perHalf+slot, &v); err != nil {
 			return fmt.Errorf("sync sets: write set %d: %w", id, err)
 		}
@@ -272,7 +274,7 @@ func listenerValue(id uint32, l Listener, slot uint32) (xdpsipListener, error) {
 
 // setValue builds a dst_sets value from a dispatch set; nil (a slot whose
 // set is gone) gives an empty value, which passes with PASS_NO_SET.
-func setValue(id int, s *dispatch.Set) xdpsipDstSet {
+func setValue(id int, s *dispatch.Set, userOnly bool) xdpsipDstSet {
 	var v xdpsipDstSet
 	v.SetId = int32(id)
 	for i := range v.NextUp {
@@ -284,6 +286,9 @@ func setValue(id int, s *dispatch.Set) xdpsipDstSet {
 	v.Flags = flagSetExists
 	if s.EqualPriority {
 		v.Flags |= flagSetEqualPrio
+	}
+	if userOnly {
+		v.Flags |= flagSetUserOnly
 	}
 	if len(s.Dests) > len(v.Dsts) || s.HashMod > len(v.NextUp) || len(s.NextUp) > len(v.NextUp) {
 		v.Flags |= flagSetTooLarge
@@ -306,9 +311,19 @@ func setValue(id int, s *dispatch.Set) xdpsipDstSet {
 }
 
 // dstValue is one destination; unusable (family 0) unless it is an IP
-// address the fast path can send UDP to.
+// address the fast path can send UDP to, and marked as a name when it is a
+// host name left unresolved (the slow path resolves it).
 func dstValue(d *dispatch.Destination) (family, flags uint8, port uint16, addr [16]uint8) {
-	if !d.Addr.IsValid() || d.Addr.Port() == 0 || (d.Transport != "" && d.Transport != "udp") {
+	if d.Transport != "" && d.Transport != "udp" {
+		return 0, 0, 0, addr
+	}
+	if !d.Addr.IsValid() {
+		if d.Host != "" {
+			return 0, flagDstName, 0, addr
+		}
+		return 0, 0, 0, addr
+	}
+	if d.Addr.Port() == 0 {
 		return 0, 0, 0, addr
 	}
 	a := d.Addr.Addr().Unmap()

@@ -146,7 +146,7 @@ const (
 	xdpsipPassReasonPASS_VIA_FORM         xdpsipPassReason = 19
 	xdpsipPassReasonPASS_VIA_NO_COOKIE    xdpsipPassReason = 20
 	xdpsipPassReasonPASS_VIA_HAS_RECEIVED xdpsipPassReason = 21
-	xdpsipPassReasonPASS_VIA_IPV6         xdpsipPassReason = 22
+	xdpsipPassReasonPASS_IPV6TEXT         xdpsipPassReason = 22
 	xdpsipPassReasonPASS_MAXFWD_ZERO      xdpsipPassReason = 23
 	xdpsipPassReasonPASS_MAXFWD_INVALID   xdpsipPassReason = 24
 	xdpsipPassReasonPASS_FAILOVER_RULE    xdpsipPassReason = 25
@@ -291,29 +291,32 @@ type xdpsipScratch struct {
 			More          uint8
 		}
 		Rt [2]struct {
-			_       structs.HostLayout
-			Val     uint16
-			ValEnd  uint16
-			Host    uint16
-			HostLen uint16
-			Port    uint16
-			Lr      uint8
-			Maddr   uint8
-			More    uint8
-			Pad     [3]uint8
+			_        structs.HostLayout
+			Val      uint16
+			ValEnd   uint16
+			Host     uint16
+			HostLen  uint16
+			Port     uint16
+			Maddr    uint16
+			MaddrLen uint16
+			Lr       uint8
+			More     uint8
+			Pad      [2]uint8
 		}
 		RuriInfo struct {
-			_       structs.HostLayout
-			Val     uint16
-			ValEnd  uint16
-			Host    uint16
-			HostLen uint16
-			Port    uint16
-			Lr      uint8
-			Maddr   uint8
-			More    uint8
-			Pad     [3]uint8
+			_        structs.HostLayout
+			Val      uint16
+			ValEnd   uint16
+			Host     uint16
+			HostLen  uint16
+			Port     uint16
+			Maddr    uint16
+			MaddrLen uint16
+			Lr       uint8
+			More     uint8
+			Pad      [2]uint8
 		}
+		_ [2]byte
 	}
 	Fwd struct {
 		_        structs.HostLayout
@@ -331,6 +334,7 @@ type xdpsipScratch struct {
 		SetSlot  uint32
 		SetId    int32
 		Delta    int32
+		V6Groups [8]uint16
 		Ifindex  uint32
 		Saddr    [16]uint8
 		Daddr    [16]uint8

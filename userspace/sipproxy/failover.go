@@ -17,7 +17,9 @@ import (
 // Failover mode is Kamailio's t_relay + failure_route + ds_next_dst: the
 // INVITE is relayed statefully to the picked destination; a timeout without
 // any response, or a 5xx final response, moves it to the next destination of
-// the failover list; when the list is spent the caller gets 503.
+// the failover list; when the list is spent the caller gets 503. A failed
+// destination is skipped for this call only: without probing (a later
+// issue), Kamailio's ds_mark_dst would take it out for good.
 
 // statefulBranchPrefix marks branches of failover-mode client transactions,
 // so that the contract (and the XDP program) hand their responses to the
@@ -62,11 +64,6 @@ func (p *Proxy) runFailover(ctx context.Context, call *statefulCall, req *sip.Re
 		last = res
 		p.log.Info("failover: destination failed", "call_id", callID(req), "dst", dst.URI,
 			"attempt", i+1, "status", statusOf(res))
-		if p.cfg.FailoverMark != "" {
-			if err := p.cfg.Dispatcher.Mark(call.selection.SetID, dst.URI, p.cfg.FailoverMark); err != nil {
-				p.log.Warn("failover: mark destination", "dst", dst.URI, "error", err)
-			}
-		}
 	}
 	p.log.Warn("failover: every destination failed", "call_id", callID(req),
 		"tried", len(call.selection.Dests), "last_status", statusOf(last))

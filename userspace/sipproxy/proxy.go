@@ -1,13 +1,13 @@
 package sipproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -24,9 +24,6 @@ type Config struct {
 	// FailoverTimeout is how long a failover-mode INVITE branch may stay
 	// without any response before the next destination is tried.
 	FailoverTimeout time.Duration
-	// FailoverMark, when not empty, is the ds_mark_dst state ("ip", "t", ...)
-	// given to a destination whose branch timed out or answered 5xx.
-	FailoverMark string
 	// Resolver resolves next hops that are names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	Logger   *slog.Logger
@@ -213,7 +210,16 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 			return nil, nil
 		}
 	case HandoffNextHopName:
-		p.forwardToName(data, src, local, res)
+		p.forwardToName(local, res)
+		return nil, nil
+	case HandoffNextHopTransport:
+		// TCP and TLS next hops come with the tcpops work; until then a
+		// request gets a clear answer and a response is dropped.
+		if isRequest(data) {
+			p.reply(data, src, local, 503, "Transport Not Supported")
+		} else {
+			p.stats.drop("next_hop_transport")
+		}
 		return nil, nil
 	}
 	return data, nil
@@ -268,7 +274,7 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 
 // forwardToName resolves a next hop that is a host name (RFC 3263 A/AAAA;
 // SRV is not used for an explicit port) off the reader goroutine, then sends.
-func (p *Proxy) forwardToName(data []byte, src, local netip.AddrPort, res Result) {
+func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
 	host, port := res.DstHost, res.DstPort
 	if host == "" {
 		p.stats.drop("next_hop_unknown")
@@ -294,8 +300,11 @@ func (p *Proxy) forwardToName(data []byte, src, local netip.AddrPort, res Result
 		}
 		p.send(local, out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)))
 	}()
-	_ = data
-	_ = src
+}
+
+// isRequest tells a request from a response by the start line.
+func isRequest(data []byte) bool {
+	return !bytes.HasPrefix(data, []byte("SIP/"))
 }
 
 // replyDestination is RFC 3261 §18.2.2 for UDP with RFC 3581: the source IP
@@ -388,5 +397,3 @@ func topViaKey(data []byte) (branch, sentBy string, err error) {
 	}
 	return string(b), string(s), nil
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
