@@ -226,16 +226,23 @@ static __always_inline int sip_hexval(__u8 c)
 /* sip_ipv6_parse reads IPv6 text in [pos, pos+len) (no brackets): up to 8 groups of
  * 1-4 hex digits, one "::" at most; what Go's netip.ParseAddr takes, except an
  * embedded IPv4 or a zone. The address goes to s->fwd.daddr.
- * Returns: 0, or -1 (the caller passes). */
+ * Returns: 0, or -1 (the caller passes).
+ * Verifier: the reader's state lives in s->fwd (memory), not in registers, so the
+ * paths through one character's cases do not multiply from character to character
+ * (see sip_scan_headers). */
 __noinline int sip_ipv6_parse(struct scratch *s, __u32 pos, __u32 len)
 {
-	__u16 *g;
-	__u32 n = 0, cur = 0, digits = 0, gap = IPV6_GROUPS + 1; /* gap: groups before "::" */
-	__u8 prev = 0;
+	struct fwd_info *f;
+	__u32 n, gap;
 
 	if (!s || len < 2 || len > IPV6_TEXT_MAX)
 		return -1;
-	g = s->fwd.v6_groups;
+	f = &s->fwd;
+	f->v6_n = 0;
+	f->v6_cur = 0;
+	f->v6_digits = 0;
+	f->v6_gap = IPV6_GROUPS + 1;
+	f->v6_prev = 0;
 	for (int i = 0; i < IPV6_TEXT_MAX; i++) {
 		__u8 c;
 		int h;
@@ -244,37 +251,40 @@ __noinline int sip_ipv6_parse(struct scratch *s, __u32 pos, __u32 len)
 			break;
 		c = in_u8(s, pos + i);
 		if (c == ':') {
-			if (digits) {
+			if (f->v6_digits) {
+				n = f->v6_n;
 				if (n >= IPV6_GROUPS)
 					return -1;
-				g[n & (IPV6_GROUPS - 1)] = cur;
-				n++;
-				cur = 0;
-				digits = 0;
+				f->v6_groups[n & (IPV6_GROUPS - 1)] = f->v6_cur;
+				f->v6_n = n + 1;
+				f->v6_cur = 0;
+				f->v6_digits = 0;
 			} else if (i == 0) {
 				if (in_u8(s, pos + 1) != ':')
 					return -1;
-			} else if (prev == ':' && gap > IPV6_GROUPS) {
-				gap = n;
+			} else if (f->v6_prev == ':' && f->v6_gap > IPV6_GROUPS) {
+				f->v6_gap = f->v6_n;
 			} else {
 				return -1;
 			}
-			prev = c;
+			f->v6_prev = c;
 			continue;
 		}
 		h = sip_hexval(c);
-		if (h < 0 || digits == 4)
+		if (h < 0 || f->v6_digits >= 4)
 			return -1; /* '.', '%' and the rest: slow path */
-		cur = cur << 4 | h;
-		digits++;
-		prev = c;
+		f->v6_cur = f->v6_cur << 4 | h;
+		f->v6_digits++;
+		f->v6_prev = c;
 	}
-	if (digits) {
+	n = f->v6_n;
+	gap = f->v6_gap;
+	if (f->v6_digits) {
 		if (n >= IPV6_GROUPS)
 			return -1;
-		g[n & (IPV6_GROUPS - 1)] = cur;
+		f->v6_groups[n & (IPV6_GROUPS - 1)] = f->v6_cur;
 		n++;
-	} else if (prev == ':' && gap != n) {
+	} else if (f->v6_prev == ':' && gap != n) {
 		return -1; /* a single trailing ':' */
 	}
 	if (gap > IPV6_GROUPS ? n != IPV6_GROUPS : n >= IPV6_GROUPS)
@@ -285,11 +295,11 @@ __noinline int sip_ipv6_parse(struct scratch *s, __u32 pos, __u32 len)
 		__u32 v = 0;
 
 		if (gap > IPV6_GROUPS || k < gap)
-			v = g[k];
+			v = f->v6_groups[k];
 		else if (k >= gap + (IPV6_GROUPS - n))
-			v = g[(k - (IPV6_GROUPS - n)) & (IPV6_GROUPS - 1)];
-		s->fwd.daddr[2 * k] = v >> 8;
-		s->fwd.daddr[2 * k + 1] = v & 0xff;
+			v = f->v6_groups[(k - (IPV6_GROUPS - n)) & (IPV6_GROUPS - 1)];
+		f->daddr[2 * k] = v >> 8;
+		f->daddr[2 * k + 1] = v & 0xff;
 	}
 	return 0;
 }

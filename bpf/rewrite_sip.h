@@ -66,65 +66,86 @@ static __always_inline __u32 rw_put_ipv4(struct scratch *s, __u32 off, __u32 add
 	return n;
 }
 
-/* rw_put_ipv6 writes the RFC 5952 text of s->pkt.saddr (lowercase hex, no leading
- * zeros, the longest run of two or more zero groups as "::", the first such run on
- * a tie; what Go's netip.Addr.String writes) at buf[off], without brackets.
- * Returns: its length, or -1 for a v4-mapped address (Go writes those dotted). */
+/* rw_hex4 returns the 4 lowercase hex digits of v (< 0x10000), most significant
+ * first, in the low 4 bytes of a little-endian store. */
+static __always_inline __u32 rw_hex4(__u32 v)
+{
+	__u32 x = v, alpha;
+
+	x = (x | (x << 8)) & 0x00ff00ffU;
+	x = (x | (x << 4)) & 0x0f0f0f0fU;
+	x = __builtin_bswap32(x);
+	alpha = ((x + 0x06060606U) >> 4) & 0x01010101U;
+	return x + 0x30303030U + alpha * ('a' - '0' - 10);
+}
+
+/* rw_put_ipv6 writes the RFC 5952 text of s->pkt.saddr at buf[off], without
+ * brackets: lowercase hex without leading zeros, the longest run of two or more
+ * zero groups (the first on a tie) as "::"; what Go's netip.Addr.String writes.
+ * Returns: its length, or -1 for a v4-mapped address (Go writes those dotted).
+ *
+ * Verifier: no branch depends on the address. With branches, every pattern of zero
+ * groups would be a path of its own, each with its own precise output offset (over
+ * the 1M-instruction limit). The zero run is found with bit operations on the
+ * 8-bit mask of zero groups, and each group's text and length are selected
+ * arithmetically. */
 __noinline int rw_put_ipv6(struct scratch *s, __u32 off)
 {
-	__u32 g[IPV6_GROUPS];
-	int best = -1, bestlen = 0, cur = -1, curlen = 0;
+	__u32 zmask = 0, x, last, len = 0, best, run, lsb, v, start;
 	__u32 n = 0;
 
 	if (!s)
 		return -1;
 #pragma unroll
 	for (int i = 0; i < IPV6_GROUPS; i++) {
-		g[i] = (__u32)s->pkt.saddr[2 * i] << 8 | s->pkt.saddr[2 * i + 1];
-		if (g[i] == 0) {
-			if (cur < 0) {
-				cur = i;
-				curlen = 0;
-			}
-			curlen++;
-			if (curlen > bestlen) {
-				best = cur;
-				bestlen = curlen;
-			}
-		} else {
-			cur = -1;
-		}
+		v = (__u32)s->pkt.saddr[2 * i] << 8 | s->pkt.saddr[2 * i + 1];
+		zmask |= ((v - 1) >> 31) << i; /* 1 when the group is 0 */
 	}
-	if (bestlen == 5 && best == 0 && g[5] == 0xffff)
+	if (zmask == 0x1f && s->pkt.saddr[10] == 0xff && s->pkt.saddr[11] == 0xff)
 		return -1; /* ::ffff:a.b.c.d */
-	if (bestlen < 2)
-		best = -1;
+	/* Longest run of ones: x &= x << 1 shortens every run by one, so the run length
+	 * is the number of steps with x != 0; the last non-zero x flags the ends of the
+	 * longest runs, its lowest bit the end of the first one. */
+	x = zmask;
+	last = zmask;
+#pragma unroll
+	for (int k = 0; k < IPV6_GROUPS; k++) {
+		__u32 nz = (x + 0xff) >> 8; /* x != 0, x < 256 */
+
+		len += nz;
+		last ^= (last ^ x) & -nz;
+		x &= x << 1;
+	}
+	lsb = last & -last;
+	lsb -= 1; /* popcount(lsb - 1) = index of the lowest set bit */
+	lsb = lsb - ((lsb >> 1) & 0x55);
+	lsb = (lsb & 0x33) + ((lsb >> 2) & 0x33);
+	lsb = (lsb + (lsb >> 4)) & 0x0f;
+	best = (lsb + 1 - len) & 7;
+	run = (len + 254) >> 8; /* len >= 2: compress */
+	len &= -run;
+	x = ((1U << len) - 1) << best; /* groups inside the run */
+	start = run << best; /* the run's first group */
 #pragma unroll
 	for (int i = 0; i < IPV6_GROUPS; i++) {
-		__u32 v = g[i], d;
+		__u32 in = (x >> i) & 1, first = (start >> i) & 1, d, t;
+		__u64 text, head;
 
-		if (best >= 0 && i >= best && i < best + bestlen) {
-			if (i == best) {
-				*BUF_AT(s, off + n) = ':';
-				*BUF_AT(s, off + n + 1) = ':';
-				n += 2;
-			}
-			continue;
+		v = (__u32)s->pkt.saddr[2 * i] << 8 | s->pkt.saddr[2 * i + 1];
+		d = 1 + ((v + 0xfff0) >> 16) + ((v + 0xff00) >> 16) + ((v + 0xf000) >> 16);
+		text = rw_hex4(v) >> (8 * (4 - d));
+		t = d;
+		if (i < IPV6_GROUPS - 1) {
+			text |= (__u64)':' << (8 * d);
+			t++;
 		}
-		if (n && *BUF_AT(s, off + n - 1) != ':') {
-			*BUF_AT(s, off + n) = ':';
-			n++;
-		}
-		d = v >= 0x1000 ? 4 : v >= 0x100 ? 3 : v >= 0x10 ? 2 : 1;
-#pragma unroll
-		for (int k = 3; k >= 0; k--) {
-			if (k < d) {
-				__u32 nib = (v >> (4 * k)) & 0xf;
-
-				*BUF_AT(s, off + n) = nib < 10 ? '0' + nib : 'a' + nib - 10;
-				n++;
-			}
-		}
+		/* the run's first group writes ":" (or "::" at the start); the rest of the
+		 * run writes nothing */
+		head = i == 0 ? (__u64)':' | (__u64)':' << 8 : (__u64)':';
+		text = (text & (in - 1ULL)) | (head & -(__u64)first);
+		t = (t & (in - 1)) + ((i == 0 ? 2 : 1) & -first);
+		*(__u64 *)BUF_AT(s, off + n) = text;
+		n += t;
 	}
 	return n;
 }

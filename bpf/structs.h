@@ -205,7 +205,13 @@ struct fwd_info {
 	__u32 set_slot;
 	__s32 set_id;
 	__s32 delta; /* payload growth in bytes (negative: shrink) */
-	__u16 v6_groups[8]; /* sip_ipv6_parse's work area */
+	__u16 v6_groups[8]; /* sip_ipv6_parse's work area: the groups read */
+	__u16 v6_n; /* groups read */
+	__u16 v6_cur; /* the group being read */
+	__u16 v6_digits; /* its digits so far */
+	__u16 v6_gap; /* groups before "::"; IPV6_GROUPS + 1 when none */
+	__u16 v6_prev; /* the previous character */
+	__u16 pad2;
 	__u32 ifindex;
 	__u8 saddr[16];
 	__u8 daddr[16];
