@@ -56,3 +56,40 @@ func BenchmarkBranchToken(b *testing.B) {
 	_ = sink
 	_ = netip.AddrPort{}
 }
+
+// BenchmarkProcessParallel runs the INVITE and 200 OK fixtures from every
+// P (GOMAXPROCS) goroutine at once, each with its own out buffer: the
+// Forwarder is shared, so this shows whether Process scales across cores
+// (shared counters or allocation would make it flatten).
+func BenchmarkProcessParallel(b *testing.B) {
+	d := fixtureDispatcher(b)
+	cases := map[string]fixtures.Case{}
+	for _, c := range loadFixtures(b) {
+		cases[filepath.Base(c.File)] = c
+	}
+	for _, bc := range []struct {
+		name, file string
+	}{
+		{"invite_forward", "invite-alg0-sdp.txt"},
+		{"response_200_sdp", "resp-200-received.txt"},
+	} {
+		c, ok := cases[bc.file]
+		if !ok {
+			b.Fatalf("no fixture %s", bc.file)
+		}
+		f := fixtureForwarder(b, d, c)
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.In)))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				out := make([]byte, 0, 2048)
+				for pb.Next() {
+					if res := f.Process(c.In, c.Src, c.Listener, out[:0]); res.Action != ActionForward {
+						b.Errorf("%s: %s", res.Action, res.Reason)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -240,35 +240,34 @@ func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
 	p.stats.forwarded()
 }
 
-// reply answers a request statelessly with code. It uses sipgo's parser
-// and response builder: a reply is not on the fast path, and sipgo copies
-// the headers RFC 3261 §8.2.6 asks for. A request sipgo cannot parse is
-// dropped and counted; ACK is never answered.
+// reply answers a request statelessly with code. A request that lacks
+// what a response must copy, and an ACK, is dropped and counted.
 func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason string) {
-	msg, err := sip.ParseMessage(data)
-	if err != nil {
+	var m sipmsg.Msg
+	if err := sipmsg.Parse(data, &m); err != nil {
 		p.stats.drop("malformed_unanswerable")
-		p.log.Debug("cannot answer malformed request", "src", src.String(), "error", err)
 		return
 	}
-	req, ok := msg.(*sip.Request)
-	if !ok || req.IsAck() {
-		p.stats.drop("malformed")
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	out, ok := appendReply((*bp)[:0], data, &m, src, code, reason)
+	if !ok {
+		p.stats.drop("malformed_unanswerable")
+		p.log.Debug("cannot answer request", "src", src.String(), "code", code)
 		return
 	}
-	req.SetSource(src.String())
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	c := p.conn(local)
 	if c == nil {
 		return
 	}
-	if _, err := c.WriteToUDPAddrPort([]byte(res.String()), replyDestination(req, src)); err != nil {
+	if _, err := c.WriteToUDPAddrPort(out, replyAddr(&m.TopVia, src)); err != nil {
 		p.log.Warn("reply failed", "code", code, "dst", src.String(), "error", err)
 		return
 	}
 	p.stats.replied(code)
 	if code >= 500 {
-		p.log.Warn("replied", "code", code, "reason", reason, "src", src.String(), "call_id", callID(req))
+		p.log.Warn("replied", "code", code, "reason", reason, "src", src.String(),
+			"call_id", string(m.CallID.Bytes(data)))
 	}
 }
 

@@ -1,0 +1,132 @@
+package sipproxy
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipedge/sipedge/userspace/sipmsg"
+)
+
+
+func TestAppendReply(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.7:40000")
+	tests := []struct {
+		name   string
+		in     string
+		code   int
+		want   string // exact reply; "" when no reply may be built
+		wantTo string // the reply must reach this address
+	}{
+		{
+			name: "483 with rport filled and a To tag added",
+			in: "INVITE sip:bob@example.com SIP/2.0\n" +
+				"Via: SIP/2.0/UDP client.example.com:5070;rport;branch=z9hG4bK1\n" +
+				"Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0\n" +
+				"Max-Forwards: 0\n" +
+				"From: <sip:alice@example.com>;tag=a1\n" +
+				"To: <sip:bob@example.com>\n" +
+				"Call-ID: c1@example.com\n" +
+				"CSeq: 1 INVITE\n" +
+				"Content-Length: 0\n\n",
+			code: 483,
+			want: "SIP/2.0 483 Too Many Hops\n" +
+				"Via: SIP/2.0/UDP client.example.com:5070;rport=40000;received=192.0.2.7;branch=z9hG4bK1\n" +
+				"Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0\n" +
+				"From: <sip:alice@example.com>;tag=a1\n" +
+				"To: <sip:bob@example.com>;tag=se" + hex64(BranchToken([]byte("a1"), nil, []byte("c1@example.com"))) + "\n" +
+				"Call-ID: c1@example.com\n" +
+				"CSeq: 1 INVITE\n" +
+				"Content-Length: 0\n\n",
+			wantTo: "192.0.2.7:40000",
+		},
+		{
+			name: "503 keeps an existing To tag, received after sent-by, sent-by port",
+			in: "BYE sip:bob@10.0.0.2 SIP/2.0\n" +
+				"v: SIP/2.0/UDP host.example:5090;branch=z9hG4bK2\n" +
+				"f: <sip:alice@example.com>;tag=a1\n" +
+				"t: <sip:bob@example.com>;tag=b2\n" +
+				"i: c2\n" +
+				"CSeq: 2 BYE\n\n",
+			code: 503,
+			want: "SIP/2.0 503 Service Unavailable\n" +
+				"v: SIP/2.0/UDP host.example:5090;received=192.0.2.7;branch=z9hG4bK2\n" +
+				"f: <sip:alice@example.com>;tag=a1\n" +
+				"t: <sip:bob@example.com>;tag=b2\n" +
+				"i: c2\n" +
+				"CSeq: 2 BYE\n" +
+				"Content-Length: 0\n\n",
+			wantTo: "192.0.2.7:5090",
+		},
+		{
+			name: "sent-by equal to the source gets no received",
+			in: "OPTIONS sip:x@example.com SIP/2.0\n" +
+				"Via: SIP/2.0/UDP 192.0.2.7:40000;branch=z9hG4bK3\n" +
+				"From: <sip:a@example.com>;tag=1\n" +
+				"To: <sip:x@example.com>;tag=2\n" +
+				"Call-ID: c3\n" +
+				"CSeq: 3 OPTIONS\n\n",
+			code: 400,
+			want: "SIP/2.0 400 Bad Request\n" +
+				"Via: SIP/2.0/UDP 192.0.2.7:40000;branch=z9hG4bK3\n" +
+				"From: <sip:a@example.com>;tag=1\n" +
+				"To: <sip:x@example.com>;tag=2\n" +
+				"Call-ID: c3\n" +
+				"CSeq: 3 OPTIONS\n" +
+				"Content-Length: 0\n\n",
+			wantTo: "192.0.2.7:40000",
+		},
+		{
+			name: "no Call-ID: nothing to answer with",
+			in: "INVITE sip:b@example.com SIP/2.0\n" +
+				"Via: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK4\n" +
+				"From: <sip:a@example.com>;tag=1\n" +
+				"To: <sip:b@example.com>\n" +
+				"CSeq: 1 INVITE\n\n",
+			code: 400,
+		},
+		{
+			name: "ACK is never answered",
+			in: "ACK sip:b@example.com SIP/2.0\n" +
+				"Via: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK5\n" +
+				"From: <sip:a@example.com>;tag=1\n" +
+				"To: <sip:b@example.com>;tag=2\n" +
+				"Call-ID: c5\n" +
+				"CSeq: 1 ACK\n\n",
+			code: 400,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := crlf(tc.in)
+			var m sipmsg.Msg
+			if err := sipmsg.Parse(in, &m); err != nil {
+				t.Fatalf("parse request: %v", err)
+			}
+			out, ok := appendReply(nil, in, &m, src, tc.code, phrases[tc.code])
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("built a reply, want none:\n%s", out)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("no reply built")
+			}
+			if got, want := string(out), string(crlf(tc.want)); got != want {
+				t.Errorf("reply:\n%s\nwant:\n%s", got, want)
+			}
+			if _, err := sip.ParseMessage(out); err != nil {
+				t.Errorf("sipgo cannot parse the reply: %v", err)
+			}
+			if got := replyAddr(&m.TopVia, src).String(); got != tc.wantTo {
+				t.Errorf("reply address %s, want %s", got, tc.wantTo)
+			}
+		})
+	}
+}
+
+var phrases = map[int]string{400: "Bad Request", 483: "Too Many Hops", 503: "Service Unavailable"}
+
+func hex64(v uint64) string { return string(appendHex64(nil, v)) }
