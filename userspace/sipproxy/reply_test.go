@@ -9,7 +9,6 @@ import (
 	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
-
 func TestAppendReply(t *testing.T) {
 	src := netip.MustParseAddrPort("192.0.2.7:40000")
 	tests := []struct {
