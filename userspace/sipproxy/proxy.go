@@ -203,6 +203,21 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 	// ActionHandoff.
 	p.stats.handoff(res.Reason)
 	switch res.Reason {
+	case HandoffStatefulInvite, HandoffStatefulCancel, HandoffStatefulAck, HandoffStatefulBranch, HandoffLocalReply:
+		// These continue into sipgo's parser, which is stricter than the
+		// contract's scanner. What it would refuse is answered (or counted)
+		// here instead of vanishing inside sipgo.
+		if _, err := sip.ParseMessage(data); err != nil {
+			if isRequest(data) {
+				p.reply(data, src, local, 400, "Bad Request")
+			} else {
+				p.stats.drop("malformed_for_transaction")
+			}
+			p.log.Debug("hand-off refused by sipgo's parser", "src", src.String(), "error", err)
+			return nil, nil
+		}
+	}
+	switch res.Reason {
 	case HandoffStatefulInvite:
 		if err := p.stateful.register(data, local, res.Selection); err != nil {
 			p.log.Warn("failover INVITE not registered", "src", src.String(), "error", err)
