@@ -21,7 +21,8 @@
 #define SIP_MAX_LEN 1472 /* longest UDP payload parsed; longer is PASS_TOO_LONG */
 #define SIP_MIN_LEN 32 /* shorter than any request line plus the mandatory headers */
 #define MAX_HDR_LINES 64 /* header lines scanned before the blank line */
-#define MAX_LINE_WORDS ((SIP_MAX_LEN / 8) + 2) /* 8-byte steps of one end-of-line scan */
+#define MAX_LINE_WORDS ((SIP_MAX_LEN / 8) + 2) /* 8-byte steps over a whole message */
+#define SCAN_STEPS ((SIP_MAX_LEN / 32) + MAX_HDR_LINES) /* header scan: 32-byte steps plus lines */
 #define MAX_TOKEN_WORDS 32 /* 8-byte steps of a delimiter scan inside one header value */
 #define MAX_VIA_PARAMS 12 /* ;params of one Via value looked at */
 #define MAX_URI_PARAMS 8 /* ;params of one Route URI looked at */
@@ -61,7 +62,7 @@
 #define MAXFWD_DEFAULT_LINE "Max-Forwards: 70\r\n"
 #define MAXFWD_DEFAULT_LEN 18
 #define MAXFWD_MAX_VALUE 255
-#define MAXFWD_MAX_DIGITS 3
+#define MAXFWD_MAX_DIGITS 8 /* leading zeros allowed (RFC 4475 "0068"); the value is what counts */
 #define CSEQ_MAX_DIGITS 10
 #define PORT_MAX_DIGITS 5
 #define STATUS_FINAL_MIN 200

@@ -296,8 +296,11 @@ static __always_inline int rw_via_received(struct scratch *s)
 }
 
 /* rw_maxfwd plans the Max-Forwards change: insertion (absent) or the in-place
- * decrement, right-aligned and left-padded with spaces. Returns: PASS_NONE, the
- * reason, or -1 when the block must carry "Max-Forwards: 70". */
+ * decrement, right-aligned in the old digits' span and left-padded with spaces.
+ * Like the slow path it takes leading zeros ("0068" becomes "  67"); a value that
+ * is not all digits (trailing white space included) passes.
+ * Returns: PASS_NONE, the reason, or -1 when the block must carry
+ * "Max-Forwards: 70". */
 static __always_inline int rw_maxfwd(struct scratch *s)
 {
 	struct hdr_pos *h = &s->msg.maxfwd;

@@ -129,6 +129,8 @@ struct via_info {
 	__u8 rport_has_value;
 	__u8 has_maddr;
 	__u8 more; /* another value follows on the same line */
+	__u16 scan; /* sip_parse_via: the parameter being read */
+	__u16 pad;
 };
 
 /* One parsed SIP URI (a Route value's or the Request-URI). Offsets into the payload. */
@@ -158,7 +160,7 @@ struct sip_msg {
 	__u8 cseq_method;
 	__u8 n_via; /* Via lines seen (counted up to 2) */
 	__u8 n_route; /* Route lines seen (counted up to 2) */
-	__u8 n_lines; /* header lines seen */
+	__u8 pad0;
 	__u8 last_ours; /* the last header line was one the fast path uses (no folding after it) */
 	__u8 pad;
 	__u32 cseq;

@@ -251,6 +251,9 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	r = rw_add_edit(&s->fwd, m->rl_end, 0, BLK_INSERT, blen);
 	if (r)
 		return r;
+#ifdef BENCH_NOFIB
+	return PASS_NONE;
+#endif
 	return rw_fib(ctx, s);
 }
 
@@ -335,6 +338,9 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		return pass(ctx, r);
 
+#ifdef BENCH_STOP
+	if (BENCH_STOP == 1) return XDP_PASS;
+#endif
 	key.family = s->pkt.family;
 	key.port = s->pkt.dport;
 	__builtin_memcpy(key.addr, s->pkt.daddr, sizeof(key.addr));
@@ -356,6 +362,9 @@ int xdp_sip(struct xdp_md *ctx)
 		r = PASS_NONE;
 	if (r)
 		goto out_pass;
+#ifdef BENCH_STOP
+	if (BENCH_STOP == 2) return XDP_PASS;
+#endif
 
 	/* Per-packet state starts clean; the parse fills msg. */
 	f = &s->fwd;
@@ -367,6 +376,9 @@ int xdp_sip(struct xdp_md *ctx)
 	r = sip_parse(s);
 	if (r)
 		goto out_pass;
+#ifdef BENCH_STOP
+	if (BENCH_STOP == 3) return XDP_PASS;
+#endif
 
 	r = s->msg.is_request ? sip_request(ctx, s, lis) : sip_response(ctx, s, lis);
 	if (r >= VERDICT_DROP_BASE) {
@@ -377,6 +389,9 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		goto out_pass;
 
+#ifdef BENCH_STOP
+	if (BENCH_STOP == 4) return XDP_PASS;
+#endif
 	r = rw_apply(ctx, s);
 	if (r < 0) {
 		if (st)
@@ -386,6 +401,9 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		goto out_pass;
 
+#ifdef BENCH_STOP
+	if (BENCH_STOP == 5) return XDP_PASS;
+#endif
 	events_emit(s, lis);
 	if (st) {
 		if (s->msg.is_request)

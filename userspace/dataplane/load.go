@@ -29,6 +29,9 @@ type Options struct {
 	// NoEvents stops the program from writing ring-buffer events (nobody
 	// reads them).
 	NoEvents bool
+	// ObjectPath loads this build of bpf/xdp_sip.c instead of the embedded
+	// one (debug builds, experiments). Its maps and knobs must match.
+	ObjectPath string
 }
 
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
@@ -57,6 +60,9 @@ type Dataplane struct {
 // reused; a pinned map whose layout no longer matches the program is replaced.
 func Load(opts Options) (*Dataplane, error) {
 	spec, err := loadXdpsip()
+	if opts.ObjectPath != "" {
+		spec, err = ebpf.LoadCollectionSpec(opts.ObjectPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load xdp spec: %w", err)
 	}

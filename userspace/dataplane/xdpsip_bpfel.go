@@ -187,7 +187,7 @@ type xdpsipScratch struct {
 		CseqMethod uint8
 		N_via      uint8
 		N_route    uint8
-		N_lines    uint8
+		Pad0       uint8
 		LastOurs   uint8
 		Pad        uint8
 		Cseq       uint32
@@ -270,6 +270,8 @@ type xdpsipScratch struct {
 			RportHasValue uint8
 			HasMaddr      uint8
 			More          uint8
+			Scan          uint16
+			Pad           uint16
 		}
 		Next struct {
 			_             structs.HostLayout
@@ -289,6 +291,8 @@ type xdpsipScratch struct {
 			RportHasValue uint8
 			HasMaddr      uint8
 			More          uint8
+			Scan          uint16
+			Pad           uint16
 		}
 		Rt [2]struct {
 			_        structs.HostLayout
@@ -335,6 +339,12 @@ type xdpsipScratch struct {
 		SetId    int32
 		Delta    int32
 		V6Groups [8]uint16
+		V6N      uint16
+		V6Cur    uint16
+		V6Digits uint16
+		V6Gap    uint16
+		V6Prev   uint16
+		Pad2     uint16
 		Ifindex  uint32
 		Saddr    [16]uint8
 		Daddr    [16]uint8

@@ -16,7 +16,7 @@ func callIDHash(callID string) (uint32, error) {
 
 // uriHash is algs 1, 2 and 3: the hash of the URI's keys.
 func uriHash(what string, u URIKey, userOnly bool) (uint32, error) {
-	if u.Host == "" {
+	if u.Host == "" && !u.Tel {
 		return 0, fmt.Errorf("%s uri has no host: %w", what, ErrEmptyHashKey)
 	}
 	k1, k2 := URIHashKeys(u, userOnly)

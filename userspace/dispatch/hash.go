@@ -46,18 +46,23 @@ func sext(b byte) uint32 { return uint32(int32(int8(b))) }
 // URIKey is the part of a SIP URI the URI-hashing algorithms (1, 2, 3) use.
 // Host is as written in the URI (an IPv6 reference keeps its brackets).
 type URIKey struct {
-	User   string
-	Host   string
-	Port   int  // 0 when the URI has no port
-	Secure bool // sips: URI
+	User string
+	Host string
+	Port int // 0 when the URI has no port
+	// PortText is the port as written ("05080"); empty means Port printed.
+	PortText string
+	Secure   bool // sips: URI
+	// Tel marks a tel: URI. Kamailio parses one with the number as the
+	// user and an empty host, and hashes it; any other URI without a host
+	// has no key.
+	Tel bool
 }
 
 // URIHashKeys returns the two hash keys of a URI (get_uri_hash_keys):
 // k1 is the user, k2 the host, or host:port when the URI has a port other
-// than 5060 (5061 for sips:). userOnly (modparam flags bit 1) leaves k2
-// empty. Kamailio copies the port as written, so a port written with
-// leading zeros ("05080") hashes differently there; URIKey holds a number
-// and cannot tell.
+// than 5060 (5061 for sips:). The port is hashed as written (PortText), as
+// Kamailio copies it: "05080" and "5080" hash differently. userOnly
+// (modparam flags bit 1) leaves k2 empty.
 func URIHashKeys(u URIKey, userOnly bool) (k1, k2 string) {
 	if userOnly {
 		return u.User, ""
@@ -67,7 +72,11 @@ func URIHashKeys(u URIKey, userOnly bool) (k1, k2 string) {
 		def = portSIPS
 	}
 	if u.Port != 0 && u.Port != def {
-		return u.User, u.Host + ":" + strconv.Itoa(u.Port)
+		port := u.PortText
+		if port == "" {
+			port = strconv.Itoa(u.Port)
+		}
+		return u.User, u.Host + ":" + port
 	}
 	return u.User, u.Host
 }

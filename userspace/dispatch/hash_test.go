@@ -98,6 +98,10 @@ func TestURIHashKeys(t *testing.T) {
 		{name: "sips 5061 dropped", u: URIKey{User: "a", Host: "h", Port: 5061, Secure: true}, k1: "a", k2: "h"},
 		{name: "sips 5060 kept", u: URIKey{User: "a", Host: "h", Port: 5060, Secure: true}, k1: "a", k2: "h:5060"},
 		{name: "ipv6", u: URIKey{Host: "[2001:db8::1]", Port: 5070}, k1: "", k2: "[2001:db8::1]:5070"},
+		{name: "port hashed as written", u: URIKey{User: "a", Host: "h", Port: 5080, PortText: "05080"}, k1: "a", k2: "h:05080"},
+		{name: "default port written with a zero is still dropped", u: URIKey{User: "a", Host: "h", Port: 5060, PortText: "05060"}, k1: "a", k2: "h"},
+		{name: "sips port 5060 as written", u: URIKey{User: "a", Host: "h", Port: 5060, PortText: "05060", Secure: true}, k1: "a", k2: "h:05060"},
+		{name: "tel", u: URIKey{User: "+12002641610", Tel: true}, k1: "+12002641610", k2: ""},
 		{name: "user only", u: URIKey{User: "alice", Host: "example.com", Port: 5080}, userOnly: true, k1: "alice", k2: ""},
 	}
 	for _, tc := range tests {

@@ -395,17 +395,20 @@ func alias(b []byte) string {
 // port, sips. A URI that is not SIP (tel:) gives its number as the user.
 func uriKey(in []byte, u *sipmsg.URI) dispatch.URIKey {
 	if !u.SIP {
+		// Kamailio hashes a tel: URI as its number with an empty host;
+		// other schemes do not parse there and have no key.
 		op := u.Opaque.Bytes(in)
 		if i := bytes.IndexByte(op, ';'); i >= 0 {
 			op = op[:i]
 		}
-		return dispatch.URIKey{User: alias(op)}
+		return dispatch.URIKey{User: alias(op), Tel: bytes.EqualFold(u.Scheme.Bytes(in), []byte("tel"))}
 	}
 	return dispatch.URIKey{
-		User:   alias(u.User.Bytes(in)),
-		Host:   alias(u.Host.Bytes(in)),
-		Port:   u.PortNum,
-		Secure: u.Secure,
+		User:     alias(u.User.Bytes(in)),
+		Host:     alias(u.Host.Bytes(in)),
+		Port:     u.PortNum,
+		PortText: alias(u.Port.Bytes(in)),
+		Secure:   u.Secure,
 	}
 }
 

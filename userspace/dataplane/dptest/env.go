@@ -68,8 +68,15 @@ type Env struct {
 // needs root; it closes everything in t.Cleanup.
 func NewEnv(t testing.TB, backends ...netip.Prefix) *Env {
 	t.Helper()
+	return NewEnvWith(t, dataplane.Options{}, backends...)
+}
+
+// NewEnvWith is NewEnv with load options (NoPin is always set).
+func NewEnvWith(t testing.TB, opts dataplane.Options, backends ...netip.Prefix) *Env {
+	t.Helper()
 	testutil.NeedRoot(t)
-	dp, err := dataplane.Load(dataplane.Options{NoPin: true})
+	opts.NoPin = true
+	dp, err := dataplane.Load(opts)
 	if err != nil {
 		t.Fatalf("load dataplane: %v", err)
 	}
