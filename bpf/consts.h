@@ -65,7 +65,10 @@
 #define MAXFWD_MAX_DIGITS 8 /* leading zeros allowed (RFC 4475 "0068"); the value is what counts */
 #define CSEQ_MAX_DIGITS 10
 #define PORT_MAX_DIGITS 5
+#define STATUS_MIN 100
+#define STATUS_MAX 699
 #define STATUS_FINAL_MIN 200
+#define PORT_MAX 65535
 #define IPV4_IHL_PLAIN 5 /* 20-byte header, no options */
 #define IPV4_VERSION_IHL 0x45
 #define IPV4_FRAG_MASK 0x3fff /* MF flag and fragment offset */
@@ -133,6 +136,17 @@ enum sip_method {
 	METHOD_MESSAGE = 13,
 	METHOD_PUBLISH = 14,
 	METHOD_OTHER = 15,
+};
+
+/* Byte classes of sip_span_class (each a subset of what the slow path accepts there;
+ * a byte outside the class sends the message to the slow path). */
+enum char_class {
+	CLS_NAME = 1, /* header and parameter names, methods: ALPHA DIGIT "-" (a subset of token) */
+	CLS_HOST = 2, /* host names and IPv4: ALPHA DIGIT "-" "." "_" */
+	CLS_IPV6 = 3, /* inside [...]: HEXDIG ":" "." */
+	CLS_URI = 4, /* a URI: 0x21-0x7e except < > " */
+	CLS_VALUE = 5, /* parameter values: ALPHA DIGIT "-" "." "_" ":" "[" "]" (a subset of token plus :[]) */
+	CLS_DISPLAY = 6, /* an unquoted display name: ALPHA DIGIT "-" "." SP HTAB */
 };
 
 /* The headers the parser records; all others are skipped. */

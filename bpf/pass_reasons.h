@@ -27,7 +27,7 @@ enum pass_reason {
 	PASS_HDR_FORM, /* white space before the colon of a header the fast path uses */
 	PASS_DUP_HEADER, /* Call-ID, From, To, CSeq, Max-Forwards or Content-Length twice */
 	PASS_MISSING_HEADER, /* no Via, Call-ID, From, To or CSeq */
-	PASS_CONTENT_LENGTH, /* Content-Length is not the body's length */
+	PASS_BODY_LENGTH, /* the datagram is not headers plus Content-Length (extra bytes, or none given with a body) */
 	PASS_TOO_MANY_HEADERS, /* more than MAX_HDR_LINES header lines */
 	PASS_CALLID_LONG, /* Call-ID empty or longer than CALLID_MAX */
 	PASS_VIA_FORM, /* top Via not "SIP/2.0/UDP sent-by;params" as the parser takes it */
@@ -46,7 +46,9 @@ enum pass_reason {
 	PASS_NO_DST, /* no destination up: the slow path replies 503 or 404 */
 	PASS_SET_TOO_LARGE, /* the set has more than MAX_DSTS destinations */
 	PASS_ALG_UNSUPPORTED, /* an algorithm the fast path does not run (5, 7, 10, 12, 13, 15, 64) */
-	PASS_URI_FORM, /* a From/To/Request-URI the URI-hash algorithms cannot key */
+	PASS_URI_FORM, /* a From/To/Request-URI the URI-hash algorithms cannot key (not sip:) */
+	PASS_ADDR_FORM, /* a To or From the parser does not take (addr-spec, escapes, parameters) */
+	PASS_NEXT_HOP_TRANSPORT, /* next hop not UDP: sips: or transport= other than udp */
 	PASS_DST_UNUSABLE, /* the picked destination is a name, not UDP, or another family */
 	/* Responses */
 	PASS_STATEFUL_BRANCH, /* branch z9hG4bKsf...: a failover-mode transaction */

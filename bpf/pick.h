@@ -28,92 +28,44 @@ static __always_inline struct dst_set *pick_set(__u32 slot)
 	return bpf_map_lookup_elem(&dst_sets, &key);
 }
 
-/* pick_uri_hash is Kamailio's hash of a URI's keys (get_uri_hash_keys): the user, then
- * the host as written, with ":port" when the URI has a port other than 5060; with
- * user_only the user alone. which: ALG_FROM_URI, ALG_TO_URI or ALG_RURI. From and To
- * take the URI inside <...>, or up to the first ';' or white space of an addr-spec.
- * Only sip: URIs; a port with leading zeros (the key would not be the bytes as
- * written) and the rest go to the slow path.
+/* pick_uri_hash is Kamailio's hash of a URI's keys (get_uri_hash_keys): the user,
+ * then the host as written, or "host:port" with the port as written when its number
+ * is not 5060; with user_only the user alone. which: ALG_FROM_URI, ALG_TO_URI or
+ * ALG_RURI. The URI is checked as the slow path parses it first (From and To as
+ * name-addr); only sip: URIs (tel:, sips: pass).
  * Returns: the hash (>= 1), or -reason. */
 __noinline long pick_uri_hash(struct scratch *s, __u32 which, __u32 user_only)
 {
 	struct sip_msg *m;
-	__u32 us, ue, r, user = 0, ulen = 0, hl, klen;
-	int at;
+	struct uri_info *u;
+	__u32 klen;
 	__u32 h;
+	int r;
 
 	if (!s)
 		return -PASS_INTERNAL;
 	m = &s->msg;
 	if (which == ALG_RURI) {
-		us = m->ruri;
-		ue = m->ruri_end;
+		r = sip_parse_ruri(s);
+		if (r)
+			return -r;
+		u = &m->ruri_info;
 	} else {
 		struct hdr_pos *hp = which == ALG_FROM_URI ? &m->from : &m->to;
-		__u32 p = hp->val, end = hp->end;
 
-		if (in_u8(s, p) == '"') {
-			at = sip_find4(s, p + 1, end, CHARS4('"', '\\', '"', '\\'));
-			if (at < 0 || in_u8(s, at) != '"')
-				return -PASS_URI_FORM;
-			p = at + 1;
-		}
-		at = sip_find4(s, p, end, CHARS4('<', '<', '<', '<'));
-		if (at >= 0) {
-			us = at + 1;
-			at = sip_find4(s, us, end, CHARS4('>', '>', '>', '>'));
-			if (at < 0)
-				return -PASS_URI_FORM;
-			ue = at;
-		} else {
-			us = p;
-			at = sip_find4(s, us, end + 1, CHARS4(';', ' ', '\t', '\r'));
-			if (at < 0)
-				return -PASS_URI_FORM;
-			ue = at;
-		}
+		r = sip_check_nameaddr(s, hp->val, hp->end);
+		if (r < 0)
+			return r;
+		u = &m->addr_uri;
 	}
-	if (ue <= us + 4 || !name_eq(in_u64(s, us), "sip:", 4))
-		return -PASS_URI_FORM; /* sips:, tel:, ... */
-	r = us + 4;
-	at = sip_find4(s, r, ue, CHARS4('@', '@', '@', '@'));
-	if (at >= 0) {
-		int colon = sip_find4(s, r, at, CHARS4(':', ':', ':', ':'));
-
-		user = r;
-		ulen = (colon >= 0 ? (__u32)colon : (__u32)at) - r; /* the password is no key */
-		if (!ulen)
-			return -PASS_URI_FORM;
-		r = at + 1;
-	}
-	if (in_u8(s, r) == '[') {
-		at = sip_find4(s, r, ue, CHARS4(']', ']', ']', ']'));
-		if (at < 0)
-			return -PASS_URI_FORM;
-		hl = at + 1 - r;
-	} else {
-		at = sip_find4(s, r, ue, CHARS4(':', ';', '?', ':'));
-		hl = (at < 0 ? ue : (__u32)at) - r;
-	}
-	if (!hl)
+	if (!u->sip || !u->host_len)
 		return -PASS_URI_FORM;
-	klen = hl;
-	if (r + hl < ue && in_u8(s, r + hl) == ':') {
-		__u32 ps = r + hl + 1;
-		__u32 pe;
-		long port;
-
-		at = sip_find4(s, ps, ue, CHARS4(';', '?', ';', '?'));
-		pe = at < 0 ? ue : (__u32)at;
-		port = sip_uint(s, ps, pe, PORT_MAX_DIGITS);
-		if (port < 1 || port > 65535 || in_u8(s, ps) == '0')
-			return -PASS_URI_FORM;
-		if (port != SIP_PORT_DEFAULT)
-			klen = pe - r; /* "host:port", as written */
-	}
-	h = hash_ds_key(s, 0, user, ulen);
+	klen = u->host_len;
+	if (u->port && u->port != SIP_PORT_DEFAULT && u->port_end > u->host)
+		klen = u->port_end - u->host; /* "host:port", as written */
+	h = hash_ds_key(s, 0, u->user, u->user_len);
 	if (!user_only)
-		h = hash_ds_key(s, h, r, klen);
+		h = hash_ds_key(s, h, u->host, klen);
 	return hash_ds_finish(h);
 }
 

@@ -74,9 +74,6 @@ __noinline __u32 csum_buf(struct scratch *s, __u32 off, __u32 len)
 
 	if (!s)
 		return 0;
-#ifdef BENCH_NOCSUM
-	return 0;
-#endif
 	for (int i = 0; i < MAX_LINE_WORDS; i++) {
 		if (len < 8)
 			break;

@@ -133,18 +133,25 @@ struct via_info {
 	__u16 pad;
 };
 
-/* One parsed SIP URI (a Route value's or the Request-URI). Offsets into the payload. */
+/* One parsed SIP URI (a Route value's, the Request-URI, a From/To URI). Offsets into
+ * the payload; 0 means absent. */
 struct uri_info {
-	__u16 val; /* a Route value's first byte ('<'); the Request-URI's first byte */
+	__u16 val; /* a Route value's first byte ('<'); the URI's first byte otherwise */
 	__u16 val_end; /* a Route value's ',' or CR */
+	__u16 user;
+	__u16 user_len; /* the password excluded */
 	__u16 host;
 	__u16 host_len; /* brackets included */
 	__u16 port; /* 0 when absent */
-	__u16 maddr; /* the maddr value; 0 when absent */
+	__u16 port_end; /* just after the port's digits */
+	__u16 maddr; /* the maddr value */
 	__u16 maddr_len;
+	__u16 transport; /* the transport value */
+	__u16 transport_len;
 	__u8 lr;
 	__u8 more; /* another Route value follows on the same line */
-	__u8 pad[2];
+	__u8 sip; /* scheme sip: (0: another scheme, only its characters checked) */
+	__u8 pad;
 };
 
 /* What sip_parse learns about a message. */
@@ -180,7 +187,10 @@ struct sip_msg {
 	struct via_info top; /* the top Via value */
 	struct via_info next; /* responses: the Via value after ours */
 	struct uri_info rt[2]; /* requests: the top Route value and the one after it */
-	struct uri_info ruri_info; /* requests: the Request-URI, when it is the next hop */
+	struct uri_info ruri_info; /* requests: the Request-URI, when it is read */
+	struct uri_info addr_uri; /* the URI of the last From/To checked */
+	__u16 addr_scan; /* sip_check_nameaddr: the parameter being read */
+	__u16 pad3[3];
 };
 
 /* A text edit: delete del bytes at pos, then insert ins_len bytes from buf[ins_off]. */

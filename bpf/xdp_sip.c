@@ -41,20 +41,19 @@ const volatile struct {
 /* Verdicts of the deciding functions besides PASS_NONE (forward) and PASS_*. */
 #define VERDICT_DROP_BASE 0x100 /* VERDICT_DROP_BASE + enum drop_reason */
 
-/* uri_names_us reports whether a URI's host and port name this listener: host equal to
- * ADV's host or the listener's IP text, port (5060 when absent) equal to ADV's or the
- * listener's. */
+/* uri_names_us reports whether a URI's host and port (5060 when absent) name this
+ * listener: byte for byte ADV's host and port, or the listener's IP text and port. */
 static __always_inline int uri_names_us(struct scratch *s, struct listener *lis, struct uri_info *u)
 {
 	__u32 port = u->port ? u->port : SIP_PORT_DEFAULT;
 	__u32 hl = u->host_len;
 
-	if (port != lis->adv_port && port != lis->port)
-		return 0;
-	if (hl == lis->adv_host_len && hl <= HOST_TEXT_MAX &&
+	/* two pairs, not mixed: ADV's host and port, or the listener's IP and port */
+	if (port == lis->adv_port && hl == lis->adv_host_len && hl <= HOST_TEXT_MAX &&
 	    rw_lis_eq(s, u->host, lis->via_prefix + VIA_ADV_OFF, hl))
 		return 1;
-	return hl == lis->host_len && hl <= HOST_TEXT_MAX && rw_lis_eq(s, u->host, lis->host, hl);
+	return port == lis->port && hl == lis->host_len && hl <= HOST_TEXT_MAX &&
+	       rw_lis_eq(s, u->host, lis->host, hl);
 }
 
 /* next_hop_addr sets fwd.daddr from the IP text in [pos, pos+len): a dotted quad, or
@@ -74,7 +73,7 @@ static __always_inline int next_hop_addr(struct scratch *s, __u32 pos, __u32 len
 		len -= 2;
 		v6 = 1;
 	} else {
-		v6 = sip_find4(s, pos, pos + len, CHARS4(':', ':', ':', ':')) >= 0;
+		v6 = sip_find1(s, pos, pos + len, ':') >= 0;
 	}
 	if (v6) {
 		if (f->family != FAMILY_V6)
@@ -98,6 +97,10 @@ static __always_inline int next_hop_uri(struct scratch *s, struct uri_info *u)
 {
 	int r;
 
+	if (!u->sip)
+		return PASS_ROUTE_FORM; /* sips:, tel:, ...: slow path */
+	if (!sip_uri_udp(s, u))
+		return PASS_NEXT_HOP_TRANSPORT;
 	if (u->maddr)
 		r = next_hop_addr(s, u->maddr, u->maddr_len);
 	else
@@ -193,7 +196,7 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	struct sip_msg *m;
 	struct via_info *v;
 	__u32 blen;
-	int r, add_mf = 0, rr = 0, loose = 0;
+	int r, add_mf = 0, rr = 0, loose = 0, to_tag;
 
 	if (!ctx || !s || !lis)
 		return PASS_INTERNAL;
@@ -207,6 +210,12 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 		add_mf = 1;
 	else if (r)
 		return r;
+
+	/* To must parse (the slow path answers 400 otherwise); its tag decides Record-Route. */
+	r = sip_check_nameaddr(s, m->to.val, m->to.end);
+	if (r < 0)
+		return -r;
+	to_tag = r;
 
 	/* The top Via: the branch token needs the RFC 3261 cookie. */
 	if (!v->branch || v->branch_len < 7 || !bytes_eq(in_u64(s, v->branch), "z9hG4bK", 7))
@@ -241,19 +250,12 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 
 	/* Record-Route on dialog-forming requests (no To tag) when the rule asks. */
 	if (!loose && (lis->flags & F_LIS_RECORD_ROUTE) &&
-	    (m->method == METHOD_INVITE || m->method == METHOD_SUBSCRIBE || m->method == METHOD_REFER)) {
-		r = sip_has_tag(s, m->to.val, m->to.end);
-		if (r < 0)
-			return -r;
-		rr = !r;
-	}
+	    (m->method == METHOD_INVITE || m->method == METHOD_SUBSCRIBE || m->method == METHOD_REFER))
+		rr = !to_tag;
 	blen = rw_insert_block(s, lis, hash_token(s), rr, add_mf);
 	r = rw_add_edit(&s->fwd, m->rl_end, 0, BLK_INSERT, blen);
 	if (r)
 		return r;
-#ifdef BENCH_NOFIB
-	return PASS_NONE;
-#endif
 	return rw_fib(ctx, s);
 }
 
@@ -338,9 +340,6 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		return pass(ctx, r);
 
-#ifdef BENCH_STOP
-	if (BENCH_STOP == 1) return XDP_PASS;
-#endif
 	key.family = s->pkt.family;
 	key.port = s->pkt.dport;
 	__builtin_memcpy(key.addr, s->pkt.daddr, sizeof(key.addr));
@@ -362,9 +361,6 @@ int xdp_sip(struct xdp_md *ctx)
 		r = PASS_NONE;
 	if (r)
 		goto out_pass;
-#ifdef BENCH_STOP
-	if (BENCH_STOP == 2) return XDP_PASS;
-#endif
 
 	/* Per-packet state starts clean; the parse fills msg. */
 	f = &s->fwd;
@@ -376,9 +372,6 @@ int xdp_sip(struct xdp_md *ctx)
 	r = sip_parse(s);
 	if (r)
 		goto out_pass;
-#ifdef BENCH_STOP
-	if (BENCH_STOP == 3) return XDP_PASS;
-#endif
 
 	r = s->msg.is_request ? sip_request(ctx, s, lis) : sip_response(ctx, s, lis);
 	if (r >= VERDICT_DROP_BASE) {
@@ -389,9 +382,6 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		goto out_pass;
 
-#ifdef BENCH_STOP
-	if (BENCH_STOP == 4) return XDP_PASS;
-#endif
 	r = rw_apply(ctx, s);
 	if (r < 0) {
 		if (st)
@@ -401,9 +391,6 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		goto out_pass;
 
-#ifdef BENCH_STOP
-	if (BENCH_STOP == 5) return XDP_PASS;
-#endif
 	events_emit(s, lis);
 	if (st) {
 		if (s->msg.is_request)

@@ -219,18 +219,12 @@ func listenerValue(id uint32, l Listener, slot uint32) (xdpsipListener, error) {
 	if err != nil {
 		return v, err
 	}
-	adv := l.ADV
-	if adv == "" {
-		adv = l.Addr.String()
+	adv, err := advText(l)
+	if err != nil {
+		return v, err
 	}
 	colon := strings.LastIndexByte(adv, ':')
-	if colon <= 0 || strings.HasSuffix(adv[:colon], ":") {
-		return v, fmt.Errorf("ADV %q: want host:port", adv)
-	}
-	advPort, err := strconv.ParseUint(adv[colon+1:], 10, 16)
-	if err != nil || advPort == 0 {
-		return v, fmt.Errorf("ADV %q: bad port", adv)
-	}
+	advPort, _ := strconv.ParseUint(adv[colon+1:], 10, 16)
 	host := l.Addr.Addr().Unmap().String()
 	if k.Family == familyV6 {
 		host = "[" + host + "]"
@@ -270,6 +264,42 @@ func listenerValue(id uint32, l Listener, slot uint32) (xdpsipListener, error) {
 	copy(v.RrLine[:], rr)
 	copy(v.Host[:], host)
 	return v, nil
+}
+
+// advText returns the listener's ADV as "host:port": the advertised address,
+// with the listener's port when it names none, else the listener's IP:PORT
+// (contract, Terms).
+func advText(l Listener) (string, error) {
+	if l.ADV == "" {
+		return l.Addr.String(), nil
+	}
+	adv := l.ADV
+	host, port := adv, ""
+	switch {
+	case strings.HasPrefix(adv, "["):
+		end := strings.IndexByte(adv, ']')
+		if end < 0 {
+			return "", fmt.Errorf("ADV %q: unterminated [", adv)
+		}
+		host, port = adv[:end+1], strings.TrimPrefix(adv[end+1:], ":")
+		if adv[end+1:] != "" && !strings.HasPrefix(adv[end+1:], ":") {
+			return "", fmt.Errorf("ADV %q: want [host]:port", adv)
+		}
+	case strings.Count(adv, ":") == 1:
+		host, port, _ = strings.Cut(adv, ":")
+	case strings.Contains(adv, ":"):
+		return "", fmt.Errorf("ADV %q: an IPv6 host needs brackets", adv)
+	}
+	if host == "" {
+		return "", fmt.Errorf("ADV %q: no host", adv)
+	}
+	if port == "" {
+		return host + ":" + strconv.Itoa(int(l.Addr.Port())), nil
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", fmt.Errorf("ADV %q: bad port", adv)
+	}
+	return host + ":" + port, nil
 }
 
 // setValue builds a dst_sets value from a dispatch set; nil (a slot whose

@@ -124,51 +124,53 @@ type xdpsipListenerStats struct {
 type xdpsipPassReason uint32
 
 const (
-	xdpsipPassReasonPASS_NONE             xdpsipPassReason = 0
-	xdpsipPassReasonPASS_NOT_IP           xdpsipPassReason = 1
-	xdpsipPassReasonPASS_VLAN             xdpsipPassReason = 2
-	xdpsipPassReasonPASS_IP_OPTIONS       xdpsipPassReason = 3
-	xdpsipPassReasonPASS_FRAGMENT         xdpsipPassReason = 4
-	xdpsipPassReasonPASS_IPV6EXT          xdpsipPassReason = 5
-	xdpsipPassReasonPASS_NOT_UDP          xdpsipPassReason = 6
-	xdpsipPassReasonPASS_BAD_LENGTH       xdpsipPassReason = 7
-	xdpsipPassReasonPASS_NOT_LISTENER     xdpsipPassReason = 8
-	xdpsipPassReasonPASS_TOO_LONG         xdpsipPassReason = 9
-	xdpsipPassReasonPASS_NO_CSUM          xdpsipPassReason = 10
-	xdpsipPassReasonPASS_PARSE            xdpsipPassReason = 11
-	xdpsipPassReasonPASS_FOLDED           xdpsipPassReason = 12
-	xdpsipPassReasonPASS_HDR_FORM         xdpsipPassReason = 13
-	xdpsipPassReasonPASS_DUP_HEADER       xdpsipPassReason = 14
-	xdpsipPassReasonPASS_MISSING_HEADER   xdpsipPassReason = 15
-	xdpsipPassReasonPASS_CONTENT_LENGTH   xdpsipPassReason = 16
-	xdpsipPassReasonPASS_TOO_MANY_HEADERS xdpsipPassReason = 17
-	xdpsipPassReasonPASS_CALLID_LONG      xdpsipPassReason = 18
-	xdpsipPassReasonPASS_VIA_FORM         xdpsipPassReason = 19
-	xdpsipPassReasonPASS_VIA_NO_COOKIE    xdpsipPassReason = 20
-	xdpsipPassReasonPASS_VIA_HAS_RECEIVED xdpsipPassReason = 21
-	xdpsipPassReasonPASS_IPV6TEXT         xdpsipPassReason = 22
-	xdpsipPassReasonPASS_MAXFWD_ZERO      xdpsipPassReason = 23
-	xdpsipPassReasonPASS_MAXFWD_INVALID   xdpsipPassReason = 24
-	xdpsipPassReasonPASS_FAILOVER_RULE    xdpsipPassReason = 25
-	xdpsipPassReasonPASS_ROUTE_FORM       xdpsipPassReason = 26
-	xdpsipPassReasonPASS_ROUTE_DOUBLE     xdpsipPassReason = 27
-	xdpsipPassReasonPASS_STRICT_ROUTE     xdpsipPassReason = 28
-	xdpsipPassReasonPASS_NEXT_HOP_NAME    xdpsipPassReason = 29
-	xdpsipPassReasonPASS_NO_SET           xdpsipPassReason = 30
-	xdpsipPassReasonPASS_NO_DST           xdpsipPassReason = 31
-	xdpsipPassReasonPASS_SET_TOO_LARGE    xdpsipPassReason = 32
-	xdpsipPassReasonPASS_ALG_UNSUPPORTED  xdpsipPassReason = 33
-	xdpsipPassReasonPASS_URI_FORM         xdpsipPassReason = 34
-	xdpsipPassReasonPASS_DST_UNUSABLE     xdpsipPassReason = 35
-	xdpsipPassReasonPASS_STATEFUL_BRANCH  xdpsipPassReason = 36
-	xdpsipPassReasonPASS_LOCAL_REPLY      xdpsipPassReason = 37
-	xdpsipPassReasonPASS_GROW             xdpsipPassReason = 38
-	xdpsipPassReasonPASS_FIB              xdpsipPassReason = 39
-	xdpsipPassReasonPASS_FIB_NO_NEIGH     xdpsipPassReason = 40
-	xdpsipPassReasonPASS_FIB_MTU          xdpsipPassReason = 41
-	xdpsipPassReasonPASS_ADJUST           xdpsipPassReason = 42
-	xdpsipPassReasonPASS_INTERNAL         xdpsipPassReason = 43
-	xdpsipPassReasonPASS_REASON_MAX       xdpsipPassReason = 44
+	xdpsipPassReasonPASS_NONE               xdpsipPassReason = 0
+	xdpsipPassReasonPASS_NOT_IP             xdpsipPassReason = 1
+	xdpsipPassReasonPASS_VLAN               xdpsipPassReason = 2
+	xdpsipPassReasonPASS_IP_OPTIONS         xdpsipPassReason = 3
+	xdpsipPassReasonPASS_FRAGMENT           xdpsipPassReason = 4
+	xdpsipPassReasonPASS_IPV6EXT            xdpsipPassReason = 5
+	xdpsipPassReasonPASS_NOT_UDP            xdpsipPassReason = 6
+	xdpsipPassReasonPASS_BAD_LENGTH         xdpsipPassReason = 7
+	xdpsipPassReasonPASS_NOT_LISTENER       xdpsipPassReason = 8
+	xdpsipPassReasonPASS_TOO_LONG           xdpsipPassReason = 9
+	xdpsipPassReasonPASS_NO_CSUM            xdpsipPassReason = 10
+	xdpsipPassReasonPASS_PARSE              xdpsipPassReason = 11
+	xdpsipPassReasonPASS_FOLDED             xdpsipPassReason = 12
+	xdpsipPassReasonPASS_HDR_FORM           xdpsipPassReason = 13
+	xdpsipPassReasonPASS_DUP_HEADER         xdpsipPassReason = 14
+	xdpsipPassReasonPASS_MISSING_HEADER     xdpsipPassReason = 15
+	xdpsipPassReasonPASS_BODY_LENGTH        xdpsipPassReason = 16
+	xdpsipPassReasonPASS_TOO_MANY_HEADERS   xdpsipPassReason = 17
+	xdpsipPassReasonPASS_CALLID_LONG        xdpsipPassReason = 18
+	xdpsipPassReasonPASS_VIA_FORM           xdpsipPassReason = 19
+	xdpsipPassReasonPASS_VIA_NO_COOKIE      xdpsipPassReason = 20
+	xdpsipPassReasonPASS_VIA_HAS_RECEIVED   xdpsipPassReason = 21
+	xdpsipPassReasonPASS_IPV6TEXT           xdpsipPassReason = 22
+	xdpsipPassReasonPASS_MAXFWD_ZERO        xdpsipPassReason = 23
+	xdpsipPassReasonPASS_MAXFWD_INVALID     xdpsipPassReason = 24
+	xdpsipPassReasonPASS_FAILOVER_RULE      xdpsipPassReason = 25
+	xdpsipPassReasonPASS_ROUTE_FORM         xdpsipPassReason = 26
+	xdpsipPassReasonPASS_ROUTE_DOUBLE       xdpsipPassReason = 27
+	xdpsipPassReasonPASS_STRICT_ROUTE       xdpsipPassReason = 28
+	xdpsipPassReasonPASS_NEXT_HOP_NAME      xdpsipPassReason = 29
+	xdpsipPassReasonPASS_NO_SET             xdpsipPassReason = 30
+	xdpsipPassReasonPASS_NO_DST             xdpsipPassReason = 31
+	xdpsipPassReasonPASS_SET_TOO_LARGE      xdpsipPassReason = 32
+	xdpsipPassReasonPASS_ALG_UNSUPPORTED    xdpsipPassReason = 33
+	xdpsipPassReasonPASS_URI_FORM           xdpsipPassReason = 34
+	xdpsipPassReasonPASS_ADDR_FORM          xdpsipPassReason = 35
+	xdpsipPassReasonPASS_NEXT_HOP_TRANSPORT xdpsipPassReason = 36
+	xdpsipPassReasonPASS_DST_UNUSABLE       xdpsipPassReason = 37
+	xdpsipPassReasonPASS_STATEFUL_BRANCH    xdpsipPassReason = 38
+	xdpsipPassReasonPASS_LOCAL_REPLY        xdpsipPassReason = 39
+	xdpsipPassReasonPASS_GROW               xdpsipPassReason = 40
+	xdpsipPassReasonPASS_FIB                xdpsipPassReason = 41
+	xdpsipPassReasonPASS_FIB_NO_NEIGH       xdpsipPassReason = 42
+	xdpsipPassReasonPASS_FIB_MTU            xdpsipPassReason = 43
+	xdpsipPassReasonPASS_ADJUST             xdpsipPassReason = 44
+	xdpsipPassReasonPASS_INTERNAL           xdpsipPassReason = 45
+	xdpsipPassReasonPASS_REASON_MAX         xdpsipPassReason = 46
 )
 
 type xdpsipScratch struct {
@@ -295,32 +297,64 @@ type xdpsipScratch struct {
 			Pad           uint16
 		}
 		Rt [2]struct {
-			_        structs.HostLayout
-			Val      uint16
-			ValEnd   uint16
-			Host     uint16
-			HostLen  uint16
-			Port     uint16
-			Maddr    uint16
-			MaddrLen uint16
-			Lr       uint8
-			More     uint8
-			Pad      [2]uint8
+			_            structs.HostLayout
+			Val          uint16
+			ValEnd       uint16
+			User         uint16
+			UserLen      uint16
+			Host         uint16
+			HostLen      uint16
+			Port         uint16
+			PortEnd      uint16
+			Maddr        uint16
+			MaddrLen     uint16
+			Transport    uint16
+			TransportLen uint16
+			Lr           uint8
+			More         uint8
+			Sip          uint8
+			Pad          uint8
 		}
 		RuriInfo struct {
-			_        structs.HostLayout
-			Val      uint16
-			ValEnd   uint16
-			Host     uint16
-			HostLen  uint16
-			Port     uint16
-			Maddr    uint16
-			MaddrLen uint16
-			Lr       uint8
-			More     uint8
-			Pad      [2]uint8
+			_            structs.HostLayout
+			Val          uint16
+			ValEnd       uint16
+			User         uint16
+			UserLen      uint16
+			Host         uint16
+			HostLen      uint16
+			Port         uint16
+			PortEnd      uint16
+			Maddr        uint16
+			MaddrLen     uint16
+			Transport    uint16
+			TransportLen uint16
+			Lr           uint8
+			More         uint8
+			Sip          uint8
+			Pad          uint8
 		}
-		_ [2]byte
+		AddrUri struct {
+			_            structs.HostLayout
+			Val          uint16
+			ValEnd       uint16
+			User         uint16
+			UserLen      uint16
+			Host         uint16
+			HostLen      uint16
+			Port         uint16
+			PortEnd      uint16
+			Maddr        uint16
+			MaddrLen     uint16
+			Transport    uint16
+			TransportLen uint16
+			Lr           uint8
+			More         uint8
+			Sip          uint8
+			Pad          uint8
+		}
+		AddrScan uint16
+		Pad3     [3]uint16
 	}
 	Fwd struct {
 		_        structs.HostLayout
