@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipedge/sipedge/examples"
 	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dataplane"
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/rpc"
 	"github.com/sipedge/sipedge/userspace/sipproxy"
@@ -74,6 +75,35 @@ func proxyListeners(cfg *config.Config) []sipproxy.Listener {
 	return out
 }
 
+// fastPathConfig is the XDP fast path for cfg, or nil when xdp.mode is off.
+func fastPathConfig(cfg *config.Config, d *dispatch.Dispatcher, logger *slog.Logger) *dataplane.FastPathConfig {
+	if cfg.XDP.Mode == "" || cfg.XDP.Mode == "off" {
+		return nil
+	}
+	fc := &dataplane.FastPathConfig{
+		Interface:  cfg.XDP.Interface,
+		Mode:       dataplane.Mode(cfg.XDP.Mode),
+		Required:   cfg.XDP.Mode != "auto",
+		Dispatcher: d,
+		Logger:     logger,
+	}
+	for _, l := range cfg.Listeners {
+		r, _ := cfg.RuleFor(l.Name)
+		fc.Names = append(fc.Names, l.Name)
+		fc.Listeners = append(fc.Listeners, dataplane.Listener{
+			Addr: l.Addr,
+			ADV:  l.Advertise,
+			Rule: dataplane.Rule{
+				SetID:       r.Set,
+				Alg:         r.Algorithm,
+				RecordRoute: r.RecordRoute,
+				Failover:    r.Mode == config.ModeFailover,
+			},
+		})
+	}
+	return fc
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
@@ -128,6 +158,11 @@ func run(ctx context.Context, configPath string, logw io.Writer) error {
 		return nil
 	}
 
+	var fp *dataplane.FastPath
+	if fc := fastPathConfig(cfg, d, logger); fc != nil {
+		fp = dataplane.NewFastPath(*fc)
+	}
+
 	srv := rpc.New(logger)
 	rpc.RegisterCore(srv, version, started)
 	rpc.RegisterDispatcher(srv, d, reload, cfg.Dispatcher.ReloadDelta)
@@ -135,8 +170,27 @@ func run(ctx context.Context, configPath string, logw io.Writer) error {
 		return px.Stats().Snapshot(), nil
 	})
 
+	srv.Register("fastpath.stats", func(context.Context, rpc.Params) (any, error) {
+		if fp == nil {
+			return dataplane.FastPathStats{Mode: "off", Events: map[string]uint64{}}, nil
+		}
+		return fp.Stats()
+	})
+
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return px.Run(ctx) })
+	if fp != nil {
+		// The fast path starts once the listener sockets exist, so that what
+		// it passes up always finds the slow path ready.
+		g.Go(func() error {
+			select {
+			case <-px.Ready():
+			case <-ctx.Done():
+				return nil
+			}
+			return fp.Run(ctx)
+		})
+	}
 	g.Go(func() error { return srv.ServeUnix(ctx, cfg.Control.Socket) })
 	if cfg.Control.HTTP != "" {
 		g.Go(func() error { return srv.ListenHTTP(ctx, cfg.Control.HTTP) })

@@ -10,10 +10,12 @@ import (
 )
 
 // writeTable prints a result for people: dispatcher.list as one row per
-// destination; any other object as KEY VALUE rows; an array of objects as
-// one row per element with the union of their keys as columns; an array of
-// scalars as one VALUE column; a scalar as itself. Keys keep the server's
-// order. Nested values print as compact JSON.
+// destination; any other object as KEY VALUE rows, followed by one titled
+// table for each member that is itself an array of objects or an object
+// (fastpath.stats: reasons, listeners, destinations); an array of objects
+// as one row per element with the union of their keys as columns; an array
+// of scalars as one VALUE column; a scalar as itself. Keys keep the
+// server's order. Deeper values print as compact JSON.
 func writeTable(w io.Writer, method string, result json.RawMessage) error {
 	var rows [][]string
 	var err error
@@ -21,7 +23,7 @@ func writeTable(w io.Writer, method string, result json.RawMessage) error {
 	case method == "dispatcher.list" && isObject(result):
 		rows, err = dispatcherRows(result)
 	case isObject(result):
-		rows, err = objectRows(result)
+		return writeSections(w, result)
 	case isArray(result):
 		rows, err = arrayRows(result)
 	default:
@@ -70,6 +72,76 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 		}
 	}
 	return rows, nil
+}
+
+// writeSections prints an object's scalar members as KEY VALUE rows, then
+// each member that is an array of objects or an object as its own table
+// under the member's name.
+func writeSections(w io.Writer, result json.RawMessage) error {
+	fields, err := objectFields(result)
+	if err != nil {
+		return err
+	}
+	scalars := [][]string{{"KEY", "VALUE"}}
+	type section struct {
+		title string
+		rows  [][]string
+	}
+	var sections []section
+	for _, f := range fields {
+		switch {
+		case isArray(f.val) && arrayOfObjects(f.val):
+			rows, err := arrayRows(f.val)
+			if err != nil {
+				return err
+			}
+			sections = append(sections, section{f.key, rows})
+		case isObject(f.val):
+			rows, err := objectRows(f.val)
+			if err != nil {
+				return err
+			}
+			sections = append(sections, section{f.key, rows})
+		default:
+			scalars = append(scalars, []string{f.key, cell(f.val)})
+		}
+	}
+	if len(scalars) == 1 && len(sections) == 0 {
+		_, err := fmt.Fprintln(w, "(empty)")
+		return err
+	}
+	if len(scalars) > 1 {
+		if err := render(w, scalars); err != nil {
+			return err
+		}
+	}
+	for _, sec := range sections {
+		if len(sec.rows) <= 1 {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "\n%s:\n", sec.title); err != nil {
+			return err
+		}
+		if err := render(w, sec.rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// arrayOfObjects reports whether raw is a non-empty array whose elements
+// are all objects.
+func arrayOfObjects(raw json.RawMessage) bool {
+	var elems []json.RawMessage
+	if json.Unmarshal(raw, &elems) != nil || len(elems) == 0 {
+		return false
+	}
+	for _, e := range elems {
+		if !isObject(e) {
+			return false
+		}
+	}
+	return true
 }
 
 func objectRows(result json.RawMessage) ([][]string, error) {

@@ -39,14 +39,33 @@ func TestWriteTable(t *testing.T) {
 				"uptime    5401\n",
 		},
 		{
-			name:   "nested values compact, null empty",
+			name:   "nested object as its own table, deeper values compact, null empty",
 			method: "x",
 			result: `{"b":{"z": 1, "a": [1, 2]},"a":null,"c":true}`,
 			want: "" +
 				"KEY  VALUE\n" +
-				`b    {"z":1,"a":[1,2]}` + "\n" +
 				"a\n" +
-				"c    true\n",
+				"c    true\n" +
+				"\nb:\n" +
+				"KEY  VALUE\n" +
+				"z    1\n" +
+				"a    [1,2]\n",
+		},
+		{
+			name:   "fastpath.stats: scalars, then a table per array of objects",
+			method: "fastpath.stats",
+			result: `{"attached":true,"forwarded":7,"pass_reasons":[{"reason":"PASS_FIB","count":2}],"drop_reasons":[],"listeners":[{"name":"edge","rx":9,"passed":2}]}`,
+			want: "" +
+				"KEY           VALUE\n" +
+				"attached      true\n" +
+				"forwarded     7\n" +
+				"drop_reasons  []\n" +
+				"\npass_reasons:\n" +
+				"reason    count\n" +
+				"PASS_FIB  2\n" +
+				"\nlisteners:\n" +
+				"name  rx  passed\n" +
+				"edge  9   2\n",
 		},
 		{
 			name:   "array of objects, union of keys",

@@ -8,18 +8,18 @@ import (
 
 // ListenerStats are one listener's counters, summed over CPUs.
 type ListenerStats struct {
-	RX          uint64 // SIP datagrams to the listener
-	FwdRequests uint64
-	FwdReplies  uint64
-	FwdBytes    uint64 // UDP payload bytes forwarded
-	Passed      uint64 // handed to the slow path
-	Dropped     uint64
+	RX          uint64 `json:"rx"` // SIP datagrams to the listener
+	FwdRequests uint64 `json:"fwd_requests"`
+	FwdReplies  uint64 `json:"fwd_replies"`
+	FwdBytes    uint64 `json:"fwd_bytes"` // UDP payload bytes forwarded
+	Passed      uint64 `json:"passed"`    // handed to the slow path
+	Dropped     uint64 `json:"dropped"`
 }
 
 // DstStats are one destination's counters, summed over CPUs.
 type DstStats struct {
-	Packets uint64
-	Bytes   uint64 // UDP payload bytes
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"` // UDP payload bytes
 }
 
 // PassReasonName returns the C name of a pass reason ("PASS_NOT_UDP"), or

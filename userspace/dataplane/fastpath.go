@@ -1,0 +1,275 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
+)
+
+// FastPathConfig is what the agent's fast path needs.
+type FastPathConfig struct {
+	// Interface is the ingress interface the program attaches to.
+	Interface string
+	// Mode is auto (native, else generic), native or generic.
+	Mode Mode
+	// Required makes a failure to load or attach fatal. Without it (mode
+	// auto) the agent logs the failure and runs on the slow path alone:
+	// XDP is an accelerator, never a requirement.
+	Required bool
+	// PinDir is where maps are pinned; empty means DefaultPinDir.
+	PinDir string
+	// Listeners are the slow path's listeners, in order: a listener's ID in
+	// the fast path's counters and events is its index here.
+	Listeners  []Listener
+	Names      []string // listener names, for stats
+	Dispatcher *dispatch.Dispatcher
+	Logger     *slog.Logger
+}
+
+// FastPath runs the XDP program for the agent: it loads it, keeps its maps
+// in step with the dispatcher's snapshots, attaches it, drains its events,
+// and detaches and unpins on shutdown.
+type FastPath struct {
+	cfg FastPathConfig
+	log *slog.Logger
+
+	mu   sync.Mutex // guards dp and syncs
+	dp   *Dataplane
+	mode Mode
+	// events counts events by kind and method until the dialog tracking
+	// consumes them.
+	events [numEventKinds][numMethods]atomic.Uint64
+}
+
+// Bounds of the event counters (EventKind and Method values).
+const (
+	numEventKinds = 4
+	numMethods    = 8
+)
+
+// NewFastPath builds a FastPath. It starts nothing.
+func NewFastPath(cfg FastPathConfig) *FastPath {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &FastPath{cfg: cfg, log: cfg.Logger.With("component", "fastpath")}
+}
+
+// Run loads, feeds and attaches the program, then serves until ctx ends. It
+// returns nil after a clean detach, and an error only when the fast path is
+// Required and cannot start.
+func (f *FastPath) Run(ctx context.Context) error {
+	dp, err := f.start()
+	if err != nil {
+		if f.cfg.Required {
+			return err
+		}
+		f.log.Warn("fast path not started; the slow path handles everything", "error", err)
+		<-ctx.Done()
+		return nil
+	}
+	defer f.stop(dp)
+
+	cancel := f.cfg.Dispatcher.Subscribe(func(*dispatch.Snapshot) { f.syncSets() })
+	defer cancel()
+	// A change between load and Subscribe is caught here: syncSets always
+	// writes the dispatcher's current snapshot.
+	f.syncSets()
+
+	lnk, mode, err := dp.Attach(f.cfg.Interface, f.cfg.Mode)
+	if err != nil {
+		if f.cfg.Required {
+			return err
+		}
+		f.log.Warn("fast path not attached; the slow path handles everything", "error", err)
+		<-ctx.Done()
+		return nil
+	}
+	defer lnk.Close()
+	f.mu.Lock()
+	f.mode = mode
+	f.mu.Unlock()
+	f.log.Info("fast path attached", "interface", f.cfg.Interface, "mode", string(mode), "pins", dp.PinDir())
+
+	// The dialog tracking that consumes events comes later; until then they
+	// are counted, so the ring never fills with nobody reading.
+	err = dp.ReadEvents(ctx, func(e Event) {
+		if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
+			f.events[e.Kind][e.Method].Add(1)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		f.log.Warn("fast path events stopped", "error", err)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func (f *FastPath) start() (*Dataplane, error) {
+	dp, err := Load(Options{PinDir: f.cfg.PinDir})
+	if err != nil {
+		return nil, err
+	}
+	if err := dp.SyncListeners(f.cfg.Listeners); err != nil {
+		dp.Close()
+		return nil, err
+	}
+	f.mu.Lock()
+	f.dp = dp
+	f.mu.Unlock()
+	return dp, nil
+}
+
+// stop closes the program and removes the pins: a stopped agent leaves no
+// state behind that a later one could mistake for its own.
+func (f *FastPath) stop(dp *Dataplane) {
+	f.mu.Lock()
+	f.dp = nil
+	f.mu.Unlock()
+	pins := dp.PinDir()
+	if err := dp.Close(); err != nil {
+		f.log.Warn("close fast path", "error", err)
+	}
+	if pins != "" {
+		for _, name := range pinnedMaps {
+			if err := os.Remove(pins + "/" + name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				f.log.Warn("unpin", "map", name, "error", err)
+			}
+		}
+		_ = os.Remove(pins) // only when empty
+	}
+	f.log.Info("fast path detached")
+}
+
+// syncSets writes the dispatcher's current snapshot into the maps.
+func (f *FastPath) syncSets() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dp == nil {
+		return
+	}
+	if err := f.dp.SyncSets(f.cfg.Dispatcher.Snapshot()); err != nil {
+		f.log.Error("fast path tables not updated; the fast path keeps the previous ones", "error", err)
+	}
+}
+
+// FastPathStats is what RPC fastpath.stats returns.
+type FastPathStats struct {
+	Attached     bool                `json:"attached"`
+	Interface    string              `json:"interface"`
+	Mode         string              `json:"mode"`
+	Forwarded    uint64              `json:"forwarded"`
+	Passed       uint64              `json:"passed"`
+	Dropped      uint64              `json:"dropped"`
+	PassReasons  []ReasonCount       `json:"pass_reasons"`
+	DropReasons  []ReasonCount       `json:"drop_reasons"`
+	Listeners    []ListenerCounters  `json:"listeners"`
+	Destinations []DestinationCounts `json:"destinations"`
+	// Events counts the ring-buffer events by kind and method, e.g.
+	// "request INVITE", "reply INVITE" (final replies to INVITE).
+	Events map[string]uint64 `json:"events"`
+}
+
+// ReasonCount is one pass or drop reason and its count.
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"`
+}
+
+// ListenerCounters are one listener's fast-path counters.
+type ListenerCounters struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	ListenerStats
+}
+
+// DestinationCounts are one destination's fast-path counters.
+type DestinationCounts struct {
+	Set   int    `json:"set"`
+	Index int    `json:"idx"`
+	URI   string `json:"uri"`
+	DstStats
+}
+
+// Stats reads the fast path's counters. When the program is not running it
+// says so (Attached false) rather than failing.
+func (f *FastPath) Stats() (FastPathStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := FastPathStats{Interface: f.cfg.Interface, Mode: string(f.mode), Events: map[string]uint64{}}
+	if f.dp == nil {
+		return st, nil
+	}
+	st.Attached = f.mode != ""
+	pass, err := f.dp.PassCounts()
+	if err != nil {
+		return st, err
+	}
+	drop, err := f.dp.DropCounts()
+	if err != nil {
+		return st, err
+	}
+	st.PassReasons, st.Passed = reasons(pass)
+	st.DropReasons, st.Dropped = reasons(drop)
+	for i, l := range f.cfg.Listeners {
+		ls, err := f.dp.ListenerStats(uint32(i))
+		if err != nil {
+			return st, err
+		}
+		name := ""
+		if i < len(f.cfg.Names) {
+			name = f.cfg.Names[i]
+		}
+		st.Listeners = append(st.Listeners, ListenerCounters{Name: name, Addr: l.Addr.String(), ListenerStats: ls})
+		st.Forwarded += ls.FwdRequests + ls.FwdReplies
+	}
+	for _, set := range f.cfg.Dispatcher.Snapshot().Sets() {
+		for _, d := range set.Dests {
+			ds, err := f.dp.DstStats(set.ID, d.Index)
+			if err != nil {
+				continue // a set no listener uses is not in the fast path
+			}
+			st.Destinations = append(st.Destinations, DestinationCounts{Set: set.ID, Index: d.Index, URI: d.URI, DstStats: ds})
+		}
+	}
+	for k := range f.events {
+		for m := range f.events[k] {
+			if n := f.events[k][m].Load(); n > 0 {
+				st.Events[EventKind(k).String()+" "+Method(m).String()] = n
+			}
+		}
+	}
+	return st, nil
+}
+
+func reasons(m map[string]uint64) ([]ReasonCount, uint64) {
+	out := make([]ReasonCount, 0, len(m))
+	var total uint64
+	for k, v := range m {
+		if v == 0 {
+			continue
+		}
+		out = append(out, ReasonCount{Reason: k, Count: v})
+		total += v
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Reason < out[j].Reason })
+	return out, total
+}
+
+// String names an event kind.
+func (k EventKind) String() string {
+	switch k {
+	case EventRequest:
+		return "request"
+	case EventReply:
+		return "reply"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
