@@ -81,7 +81,7 @@ func fastPathConfig(cfg *config.Config, d *dispatch.Dispatcher, logger *slog.Log
 		return nil
 	}
 	fc := &dataplane.FastPathConfig{
-		Interface:  cfg.XDP.Interface,
+		Interfaces: cfg.XDP.Interfaces,
 		Mode:       dataplane.Mode(cfg.XDP.Mode),
 		Required:   cfg.XDP.Mode != "auto",
 		Dispatcher: d,

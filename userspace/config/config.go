@@ -122,8 +122,11 @@ type Log struct {
 
 // XDP configures the fast path.
 type XDP struct {
-	Interface string
-	Mode      string // auto | native | generic | off
+	// Interfaces the program attaches to: the client side and the backend
+	// side, so that requests and replies both take the fast path. The YAML
+	// key "interface" takes one name or a list.
+	Interfaces []string
+	Mode       string // auto | native | generic | off
 }
 
 // Defaults returns a Config with every default filled in and no listeners

@@ -143,7 +143,7 @@ func (d *decoder) top(root *yaml.Node) {
 			{"format", d.str(&lg.Format)},
 		})},
 		{"xdp", d.section([]field{
-			{"interface", d.str(&xd.Interface)},
+			{"interface", d.names(&xd.Interfaces)},
 			{"mode", d.str(&xd.Mode)},
 		})},
 	})
@@ -316,6 +316,29 @@ func (d *decoder) str(dst *string) setter {
 	return func(p string, line int, v *yaml.Node) {
 		if d.scalar(p, line, v) {
 			*dst = v.Value
+		}
+	}
+}
+
+// names decodes one name or a list of names.
+func (d *decoder) names(dst *[]string) setter {
+	return func(p string, line int, v *yaml.Node) {
+		switch v.Kind {
+		case yaml.ScalarNode:
+			if v.Value != "" { // interface: "" means none, like an absent key
+				*dst = []string{v.Value}
+			}
+		case yaml.SequenceNode:
+			for _, n := range v.Content {
+				n = deref(n)
+				if n.Kind != yaml.ScalarNode {
+					d.fail(p, n.Line, "want a name, got %s", describe(n))
+					continue
+				}
+				*dst = append(*dst, n.Value)
+			}
+		default:
+			d.fail(p, line, "want a name or a list of names, got %s", describe(v))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -186,7 +187,7 @@ func TestLoadFull(t *testing.T) {
 		Failover: Failover{Timeout: 1500 * time.Millisecond},
 		Control:  Control{Socket: "", HTTP: "[::1]:8080"},
 		Log:      Log{Level: "debug", Format: "json"},
-		XDP:      XDP{Interface: "eth0", Mode: "native"},
+		XDP:      XDP{Interfaces: []string{"eth0"}, Mode: "native"},
 	}
 	got := *c
 	got.fsys, got.dir, got.lines, got.bad = nil, "", nil, nil
@@ -222,7 +223,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Defaults()
 	want.Dispatcher.ListFile = "minimal.list"
 	if !reflect.DeepEqual(c.Dispatcher, want.Dispatcher) || c.Failover != want.Failover ||
-		c.Control != want.Control || c.Log != want.Log || c.XDP != want.XDP {
+		c.Control != want.Control || c.Log != want.Log || !reflect.DeepEqual(c.XDP, want.XDP) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if got := c.Rules[0]; got.Mode != ModeStateless || got.Algorithm != 0 || got.Limit != 0 || got.RecordRoute {
@@ -462,5 +463,43 @@ func TestListFileInFS(t *testing.T) {
 		if _, err := c.ReadDispatcherList(); err == nil || !strings.HasPrefix(err.Error(), "read dispatcher list: ") {
 			t.Errorf("%s: ReadDispatcherList error = %v", name, err)
 		}
+	}
+}
+
+func TestXDPInterfaces(t *testing.T) {
+	base := "listeners:\n  - name: edge\n    address: udp:127.0.0.1:5060\nrules:\n  - listener: edge\n    set: 1\nxdp:\n  mode: native\n"
+	tests := []struct {
+		name    string
+		yaml    string
+		want    []string
+		wantErr string
+	}{
+		{name: "one name", yaml: base + "  interface: eth0\n", want: []string{"eth0"}},
+		{name: "a list", yaml: base + "  interface: [cl0, be1, be2]\n", want: []string{"cl0", "be1", "be2"}},
+		{name: "twice", yaml: base + "  interface: [cl0, cl0]\n", wantErr: `"cl0" is given twice`},
+		{name: "missing", yaml: base, wantErr: "xdp.interface: required when xdp.mode is native"},
+		{name: "a mapping", yaml: base + "  interface: {a: b}\n", wantErr: "want a name or a list of names"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "x.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.XDP.Interfaces, tc.want) {
+				t.Errorf("interfaces %q, want %q", c.XDP.Interfaces, tc.want)
+			}
+		})
 	}
 }

@@ -277,14 +277,21 @@ func (v *validator) rest() {
 	switch c.XDP.Mode {
 	case "off":
 	case "auto", "native", "generic":
-		if c.XDP.Interface == "" {
+		if len(c.XDP.Interfaces) == 0 {
 			v.check("xdp.interface", v.c.line("xdp.mode", 0), "required when xdp.mode is %s", c.XDP.Mode)
 		}
 	default:
 		v.check("xdp.mode", 0, "want auto, native, generic or off, got %q", c.XDP.Mode)
 	}
-	if c.XDP.Interface != "" && !validIfName(c.XDP.Interface) {
-		v.check("xdp.interface", 0, "%q is not a network interface name", c.XDP.Interface)
+	seen := map[string]bool{}
+	for _, name := range c.XDP.Interfaces {
+		switch {
+		case !validIfName(name):
+			v.check("xdp.interface", 0, "%q is not a network interface name", name)
+		case seen[name]:
+			v.check("xdp.interface", 0, "%q is given twice", name)
+		}
+		seen[name] = true
 	}
 }
 

@@ -10,13 +10,15 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cilium/ebpf/link"
+
 	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // FastPathConfig is what the agent's fast path needs.
 type FastPathConfig struct {
-	// Interface is the ingress interface the program attaches to.
-	Interface string
+	// Interfaces are the ingress interfaces the program attaches to.
+	Interfaces []string
 	// Mode is auto (native, else generic), native or generic.
 	Mode Mode
 	// Required makes a failure to load or attach fatal. Without it (mode
@@ -40,9 +42,10 @@ type FastPath struct {
 	cfg FastPathConfig
 	log *slog.Logger
 
-	mu   sync.Mutex // guards dp and syncs
-	dp   *Dataplane
-	mode Mode
+	mu    sync.Mutex // guards dp, links, mode and syncs
+	dp    *Dataplane
+	links []link.Link
+	mode  Mode
 	// events counts events by kind and method until the dialog tracking
 	// consumes them.
 	events [numEventKinds][numMethods]atomic.Uint64
@@ -83,7 +86,7 @@ func (f *FastPath) Run(ctx context.Context) error {
 	// writes the dispatcher's current snapshot.
 	f.syncSets()
 
-	lnk, mode, err := dp.Attach(f.cfg.Interface, f.cfg.Mode)
+	mode, err := f.attach(dp)
 	if err != nil {
 		if f.cfg.Required {
 			return err
@@ -92,11 +95,11 @@ func (f *FastPath) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	defer lnk.Close()
+	defer f.detach()
 	f.mu.Lock()
 	f.mode = mode
 	f.mu.Unlock()
-	f.log.Info("fast path attached", "interface", f.cfg.Interface, "mode", string(mode), "pins", dp.PinDir())
+	f.log.Info("fast path attached", "interfaces", f.cfg.Interfaces, "mode", string(mode), "pins", dp.PinDir())
 
 	// The dialog tracking that consumes events comes later; until then they
 	// are counted, so the ring never fills with nobody reading.
@@ -148,6 +151,40 @@ func (f *FastPath) stop(dp *Dataplane) {
 	f.log.Info("fast path detached")
 }
 
+// attach attaches the program to every interface, all in one mode: the
+// first interface settles what auto means for the others. On an error the
+// interfaces already attached are detached again.
+func (f *FastPath) attach(dp *Dataplane) (Mode, error) {
+	if len(f.cfg.Interfaces) == 0 {
+		return "", errors.New("attach xdp: no interface configured")
+	}
+	mode := f.cfg.Mode
+	for _, ifname := range f.cfg.Interfaces {
+		l, got, err := dp.Attach(ifname, mode)
+		if err != nil {
+			f.detach()
+			return "", err
+		}
+		mode = got
+		f.mu.Lock()
+		f.links = append(f.links, l)
+		f.mu.Unlock()
+	}
+	return mode, nil
+}
+
+func (f *FastPath) detach() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.links {
+		if err := l.Close(); err != nil {
+			f.log.Warn("detach xdp", "error", err)
+		}
+	}
+	f.links = nil
+	f.mode = ""
+}
+
 // syncSets writes the dispatcher's current snapshot into the maps.
 func (f *FastPath) syncSets() {
 	f.mu.Lock()
@@ -163,7 +200,7 @@ func (f *FastPath) syncSets() {
 // FastPathStats is what RPC fastpath.stats returns.
 type FastPathStats struct {
 	Attached     bool                `json:"attached"`
-	Interface    string              `json:"interface"`
+	Interfaces   []string            `json:"interfaces"`
 	Mode         string              `json:"mode"`
 	Forwarded    uint64              `json:"forwarded"`
 	Passed       uint64              `json:"passed"`
@@ -203,7 +240,7 @@ type DestinationCounts struct {
 func (f *FastPath) Stats() (FastPathStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := FastPathStats{Interface: f.cfg.Interface, Mode: string(f.mode), Events: map[string]uint64{}}
+	st := FastPathStats{Interfaces: f.cfg.Interfaces, Mode: string(f.mode), Events: map[string]uint64{}}
 	if f.dp == nil {
 		return st, nil
 	}
