@@ -44,6 +44,7 @@ type Proxy struct {
 	stats    *Stats
 	bufs     sync.Pool
 	resolver *net.Resolver
+	replyLog logLimiter
 
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
@@ -280,9 +281,14 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 		return
 	}
 	p.stats.replied(code)
-	if code >= 500 {
-		p.log.Warn("replied", "code", code, "reason", reason, "src", src.String(),
-			"call_id", string(m.CallID.Bytes(data)))
+	if code >= 500 || code == 404 {
+		// 5xx and the configured no-destination 404 mean the pool is in
+		// trouble: worth a line, but one a second at most per code, or a
+		// dead pool under load would flood the log.
+		if n, ok := p.replyLog.allow(code, time.Now()); ok {
+			p.log.Warn("replied", "code", code, "reason", reason, "src", src.String(),
+				"call_id", string(m.CallID.Bytes(data)), "suppressed_since_last", n)
+		}
 	}
 }
 
@@ -314,6 +320,31 @@ func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
 		}
 		p.send(local, out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)))
 	}()
+}
+
+// logLimiter lets one log line per key through each second and counts the
+// ones it held back.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[int]time.Time
+	held map[int]int
+}
+
+// allow reports whether a line for key may be logged at now, and how many
+// were held back since the last one.
+func (l *logLimiter) allow(key int, now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.held = make(map[int]time.Time), make(map[int]int)
+	}
+	if now.Sub(l.last[key]) < time.Second {
+		l.held[key]++
+		return 0, false
+	}
+	n := l.held[key]
+	l.last[key], l.held[key] = now, 0
+	return n, true
 }
 
 // isRequest tells a request from a response by the start line.
