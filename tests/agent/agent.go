@@ -87,6 +87,15 @@ type Config struct {
 	FailoverTimeout time.Duration
 	// LogLevel is log.level; default "debug".
 	LogLevel string
+	// XDP is the xdp: section; nil writes none (the fast path stays off).
+	XDP *XDP
+}
+
+// XDP is the xdp: section: the interfaces the fast path attaches to and
+// the mode (auto, native, generic, off).
+type XDP struct {
+	Interfaces []string
+	Mode       string
 }
 
 // YAML renders the config file, with the control socket at socket and the
@@ -116,6 +125,13 @@ func (c Config) YAML(socket, listFile string) string {
 		level = "debug"
 	}
 	fmt.Fprintf(&b, "log:\n  level: %s\n", level)
+	if c.XDP != nil {
+		b.WriteString("xdp:\n  interface:\n")
+		for _, name := range c.XDP.Interfaces {
+			fmt.Fprintf(&b, "    - %s\n", name)
+		}
+		fmt.Fprintf(&b, "  mode: %s\n", c.XDP.Mode)
+	}
 	return b.String()
 }
 

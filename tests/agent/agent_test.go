@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ func TestConfigLoads(t *testing.T) {
 			{Set: 1, URI: "sip:127.0.0.1:5082", Flags: 1, Attrs: "duid=b"},
 		},
 		FailoverTimeout: 2 * time.Second,
+		XDP:             &XDP{Interfaces: []string{"cl0", "be1"}, Mode: "native"},
 	}
 	dir := t.TempDir()
 	p, err := cfg.Write(dir, dir+"/sipedge.sock")
@@ -34,6 +36,9 @@ func TestConfigLoads(t *testing.T) {
 	}
 	if c.Failover.Timeout != 2*time.Second || c.Log.Level != "debug" {
 		t.Errorf("failover %v, log %q", c.Failover.Timeout, c.Log.Level)
+	}
+	if got := strings.Join(c.XDP.Interfaces, ","); got != "cl0,be1" || c.XDP.Mode != "native" {
+		t.Errorf("xdp = %+v, want interfaces cl0,be1 and mode native", c.XDP)
 	}
 	entries, err := c.ReadDispatcherList()
 	if err != nil || len(entries) != 2 {
