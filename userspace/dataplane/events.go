@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // EventKind says what an Event reports.
@@ -96,50 +98,9 @@ func (d *Dataplane) ReadEvents(ctx context.Context, fn func(Event)) error {
 	}
 }
 
-// Word-hash constants (bpf/consts.h; docs/forwarding-contract.md).
-const (
-	tokenK     = 0x9e3779b97f4a7c15
-	tokenFin   = 0xbf58476d1ce4e5b9
-	tokenSeed  = 0x7369706564676521 // "sipedge!"
-	callIDSeed = 0x63616c6c2d696421 // "call-id!"
-)
-
-// CallIDHash is the 64-bit hash events carry for a Call-ID (leading and
-// trailing SP/HTAB removed): the branch-token word hash with its own seed, so
-// the slow path can key the same dialogs (docs/fastpath.md).
+// CallIDHash is the 64-bit key events carry for a Call-ID (leading and
+// trailing SP/HTAB removed): wordhash.CallID, so the slow path can key the
+// same dialogs (docs/fastpath.md).
 func CallIDHash(callID string) uint64 {
-	return wordHashFinish(wordAbsorb(callIDSeed, []byte(strings.Trim(callID, " \t"))))
-}
-
-// BranchToken is the branch token of docs/forwarding-contract.md: B the top
-// Via's branch, S its sent-by, C the trimmed Call-ID. The fast path computes
-// the same in C (bpf/hash.h); tests hold the two together.
-func BranchToken(b, s, c string) uint64 {
-	h := wordAbsorb(tokenSeed, []byte(b))
-	h = wordAbsorb(h, []byte(s))
-	h = wordAbsorb(h, []byte(c))
-	return wordHashFinish(h)
-}
-
-func wordMix(h, w uint64) uint64 {
-	h = (h ^ w) * tokenK
-	return h ^ h>>32
-}
-
-func wordAbsorb(h uint64, p []byte) uint64 {
-	for len(p) >= 8 {
-		h = wordMix(h, binary.LittleEndian.Uint64(p))
-		p = p[8:]
-	}
-	t := uint64(len(p)) << 56
-	for i, b := range p {
-		t |= uint64(b) << (8 * i)
-	}
-	return wordMix(h, t)
-}
-
-func wordHashFinish(h uint64) uint64 {
-	h ^= h >> 29
-	h *= tokenFin
-	return h ^ h>>32
+	return wordhash.CallID([]byte(strings.Trim(callID, " \t")))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sipedge/sipedge/userspace/dataplane"
 	"github.com/sipedge/sipedge/userspace/dataplane/dptest"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // TestBranchTokenVectors holds the Go twin of the C token hash to the shared
@@ -38,7 +39,7 @@ func TestBranchTokenVectors(t *testing.T) {
 		if v.CSeq != "" {
 			continue // no-cookie tokens: the fast path passes those (PASS_VIA_NO_COOKIE)
 		}
-		got := fmt.Sprintf("%016x", dataplane.BranchToken(v.Branch, v.SentBy, strings.Trim(v.CallID, " \t")))
+		got := fmt.Sprintf("%016x", wordhash.BranchToken([]byte(v.Branch), []byte(v.SentBy), []byte(strings.Trim(v.CallID, " \t"))))
 		if got != v.Token {
 			t.Errorf("BranchToken(%q, %q, %q) = %s, want %s", v.Branch, v.SentBy, v.CallID, got, v.Token)
 		}
@@ -120,7 +121,7 @@ func TestHashesAgainstGo(t *testing.T) {
 				t.Errorf("alg %d: %q: sent to %s, Go picks %s", alg, msg, o.frame.Dst, sel.Dests[0].Addr)
 			}
 			m := viaToken.FindSubmatch(o.frame.Payload)
-			want := fmt.Sprintf("%016x", dataplane.BranchToken(branch, "198.51.100.7:5060", callID))
+			want := fmt.Sprintf("%016x", wordhash.BranchToken([]byte(branch), []byte("198.51.100.7:5060"), []byte(callID)))
 			if m == nil || string(m[1]) != want {
 				t.Errorf("token in %q, want %s", o.frame.Payload, want)
 			}

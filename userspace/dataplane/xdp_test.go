@@ -12,6 +12,7 @@ import (
 	"github.com/sipedge/sipedge/userspace/dataplane"
 	"github.com/sipedge/sipedge/userspace/dataplane/dptest"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // backendPrefixes are routed through the backend link of the test topology;
@@ -207,7 +208,7 @@ func TestInviteAlg0(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := dataplane.BranchToken("z9hG4bKnashds8", "198.51.100.7:5060", "a84b4c76e66710@pc33.atlanta.example.com")
+	tok := wordhash.BranchToken([]byte("z9hG4bKnashds8"), []byte("198.51.100.7:5060"), []byte("a84b4c76e66710@pc33.atlanta.example.com"))
 	want := strings.Replace(string(in), "Max-Forwards: 70", "Max-Forwards: 69", 1)
 	want = strings.Replace(want, "SIP/2.0\r\n", fmt.Sprintf("SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK0%016x\r\n", tok), 1)
 	checkForward(t, env, o, src, lis, sel.Dests[0].Addr, []byte(want))

@@ -4,46 +4,14 @@ import (
 	"bytes"
 
 	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
-// The branch token (contract § The branch token): a 64-bit word hash of the
-// top Via's branch, its sent-by and the Call-ID, so that retransmissions,
+// The branch token (contract § The branch token): the word hash (package
+// wordhash) of the top Via's branch, its sent-by and the Call-ID, so that retransmissions,
 // the CANCEL and the non-2xx ACK of an INVITE get its branch, and a new
 // client transaction gets a new one. The XDP program computes the same
 // function; testdata/branch-vectors.json holds the shared vectors.
-const (
-	tokenSeed   = 0x7369706564676521 // "sipedge!"
-	tokenMul    = 0x9e3779b97f4a7c15
-	tokenFinMul = 0xbf58476d1ce4e5b9
-)
-
-func tokenMix(h, w uint64) uint64 {
-	h = (h ^ w) * tokenMul
-	return h ^ h>>32
-}
-
-// tokenAbsorb mixes p in 8-byte little-endian words, then one tail word
-// holding the 0..7 remaining bytes and, in its top byte, their count.
-func tokenAbsorb(h uint64, p []byte) uint64 {
-	for len(p) >= 8 {
-		w := uint64(p[0]) | uint64(p[1])<<8 | uint64(p[2])<<16 | uint64(p[3])<<24 |
-			uint64(p[4])<<32 | uint64(p[5])<<40 | uint64(p[6])<<48 | uint64(p[7])<<56
-		h = tokenMix(h, w)
-		p = p[8:]
-	}
-	t := uint64(len(p)) << 56
-	for i, c := range p {
-		t |= uint64(c) << (8 * i)
-	}
-	return tokenMix(h, t)
-}
-
-func tokenFinish(h uint64) uint64 {
-	h ^= h >> 29
-	h *= tokenFinMul
-	return h ^ h>>32
-}
-
 // trimWSP removes leading and trailing SP and HTAB.
 func trimWSP(b []byte) []byte {
 	return bytes.Trim(b, " \t")
@@ -53,10 +21,7 @@ func trimWSP(b []byte) []byte {
 // the branch parameter's value, sentBy the sent-by as written, callID the
 // Call-ID value (leading and trailing SP/HTAB are ignored).
 func BranchToken(branch, sentBy, callID []byte) uint64 {
-	h := tokenAbsorb(tokenSeed, branch)
-	h = tokenAbsorb(h, sentBy)
-	h = tokenAbsorb(h, trimWSP(callID))
-	return tokenFinish(h)
+	return wordhash.BranchToken(branch, sentBy, trimWSP(callID))
 }
 
 // BranchTokenNoCookie is the token of a top Via without the magic cookie
@@ -64,11 +29,11 @@ func BranchToken(branch, sentBy, callID []byte) uint64 {
 // digits are absorbed last, so the INVITE, its CANCEL and its non-2xx ACK
 // share the token and the next request does not.
 func BranchTokenNoCookie(sentBy, callID, cseqNum []byte) uint64 {
-	h := tokenAbsorb(tokenSeed, nil)
-	h = tokenAbsorb(h, sentBy)
-	h = tokenAbsorb(h, trimWSP(callID))
-	h = tokenAbsorb(h, cseqNum)
-	return tokenFinish(h)
+	h := wordhash.Absorb(wordhash.SeedBranch, nil)
+	h = wordhash.Absorb(h, sentBy)
+	h = wordhash.Absorb(h, trimWSP(callID))
+	h = wordhash.Absorb(h, cseqNum)
+	return wordhash.Finish(h)
 }
 
 // hasCookie reports whether a Via has a branch starting with the cookie.
