@@ -22,24 +22,37 @@
 #define SIP_MIN_LEN 32 /* shorter than any request line plus the mandatory headers */
 #define MAX_HDR_LINES 64 /* header lines scanned before the blank line */
 #define MAX_LINE_WORDS ((SIP_MAX_LEN / 8) + 2) /* 8-byte steps over a whole message */
-#define SCAN_STEPS ((SIP_MAX_LEN / 32) + MAX_HDR_LINES) /* header scan: 32-byte steps plus lines */
+#define MAX_CTL_SKIPS 32 /* HTAB (or other control bytes) inside one line that sip_eol steps over */
+#define EOL_STEPS ((SIP_MAX_LEN / 32) + 1 + MAX_CTL_SKIPS) /* sip_eol: 32-byte steps over a line, and skips */
+#define SWAR_CTL_END 0x0e /* swar_ctl: bytes below it (CR 0x0d, LF 0x0a, HTAB 0x09, ...) stop the header scan */
 #define MAX_TOKEN_WORDS 32 /* 8-byte steps of a delimiter scan inside one header value */
 #define MAX_VIA_PARAMS 12 /* ;params of one Via value looked at */
 #define MAX_URI_PARAMS 8 /* ;params of one Route URI looked at */
+/* The slow path's hard limits on values (userspace/sipmsg MaxVias, MaxRoutes,
+ * MaxRecordRoutes): a message with more is malformed there. The fast path bounds
+ * the values of each header line by its commas + 1. */
+#define SLOW_MAX_VIAS 64
+#define SLOW_MAX_ROUTES 32
+#define SLOW_MAX_RECORD_ROUTES 32
 #define CALLID_MAX 255 /* longest Call-ID hashed on the fast path */
 #define MAX_EDITS 4 /* text edits of one message (insertion block, Max-Forwards, Via, Route) */
 
 /* ---- Scratch buffer (per CPU): struct scratch.buf ----
  * buf[0, BUF_IN) holds the text the program inserts (blk), buf[BUF_IN, ...) a copy of
- * the UDP payload. Every offset is masked before use: payload offsets with IN_MASK,
- * text offsets with BLK_MASK, generic reads with BUF_READ_MASK. The sizes leave room
- * for any masked offset plus the longest access, so each access is provably inside
- * the map value (verifier) without a bounds check. */
+ * the UDP payload, buf[BUF_OUT, ...) the rewritten front part of the payload (what is
+ * stored into the packet in front of the tail that stays in place). Every offset is
+ * masked before use: payload offsets with IN_MASK, text offsets with BLK_MASK,
+ * front-part lengths with OUT_MASK, generic accesses with BUF_READ_MASK. The sizes
+ * leave room for any masked offset plus the longest access, so each access is
+ * provably inside the map value (verifier) without a bounds check. */
 #define BUF_IN 512 /* payload copy starts here */
-#define IN_MASK 2047 /* payload offsets; BUF_IN + IN_MASK + IN_MASK < SCRATCH_BUF_SIZE */
+#define IN_MASK 2047 /* payload offsets: BUF_IN + IN_MASK + 8 <= BUF_OUT */
+#define BUF_OUT 2576 /* rewritten front part starts here */
+#define OUT_MASK 2047 /* front-part lengths (<= SIP_MAX_LEN + XDP_GROW_MAX) */
 #define BLK_MASK 255 /* offsets inside the insertion block */
-#define BUF_READ_MASK 4095 /* any 8-byte read at buf[off & BUF_READ_MASK] stays inside struct scratch */
-#define SCRATCH_BUF_SIZE (BUF_IN + 4096)
+#define BUF_READ_MASK 8191 /* any 8-byte access at buf[off & BUF_READ_MASK] stays inside buf */
+#define SCRATCH_BUF_SIZE (BUF_READ_MASK + 1 + 8)
+#define COPY_STEPS ((SIP_MAX_LEN + XDP_GROW_MAX) / 8 + 1) /* rw_copy: 8-byte steps */
 /* Fixed places in blk for the pieces of inserted text. */
 #define BLK_INSERT 0 /* the insertion block: our Via, Record-Route, Max-Forwards: 70 (< 256 bytes) */
 #define BLK_VIA_EDIT 384 /* ";received=..." or "=PORT;received=..." (< 64 bytes) */
@@ -76,6 +89,20 @@
 #define IP_TTL_DEFAULT 64
 #define VLAN_HDR_LEN 4
 #define XDP_GROW_MAX 256 /* the XDP headroom bpf_xdp_adjust_head can take */
+
+/* ---- Decimal output without division ----
+ * BPF has no multiply-high, so clang keeps "/ 10" as a divide instruction per digit.
+ * v / 10 == (v * DIV10_MUL) >> DIV10_SHIFT for every v < DIV10_MAX (checked
+ * exhaustively): ports and Max-Forwards. */
+#define DIV10_MUL 0xCCCDULL
+#define DIV10_SHIFT 19
+#define DIV10_MAX 100000
+/* The same for IPv4 octets (rw_put_ipv4), with small multipliers: v / 100 for v < 256
+ * and r / 10 for r < 100 (checked exhaustively). */
+#define OCTET_DIV100_MUL 41
+#define OCTET_DIV100_SHIFT 12
+#define OCTET_DIV10_MUL 205
+#define OCTET_DIV10_SHIFT 11
 
 /* ---- Hash constants (docs/forwarding-contract.md, "The branch token") ---- */
 #define TOKEN_SEED 0x7369706564676521ULL /* "sipedge!" */
@@ -160,6 +187,7 @@ enum sip_hdr {
 	HDR_MAXFWD,
 	HDR_ROUTE,
 	HDR_CLEN,
+	HDR_RECORD_ROUTE, /* not recorded: only its values are bounded */
 };
 
 /* Kinds of ring-buffer events. */

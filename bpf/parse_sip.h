@@ -51,6 +51,14 @@ static __always_inline __u64 swar_match(__u64 w, __u64 pat)
 	return ~(t | SWAR_LO7);
 }
 
+/* swar_ctl flags (0x80) the lowest byte of w below SWAR_CTL_END (CR, LF, HTAB and
+ * the other control bytes); bytes above it may be flagged too (the borrow), so only
+ * the lowest flag is exact. Four operations a word: the header scan's filter. */
+static __always_inline __u64 swar_ctl(__u64 w)
+{
+	return (w - SWAR_CTL_END * SWAR_ONES) & ~w & SWAR_HI;
+}
+
 /* swar_first returns the index (0-7) of the lowest flagged byte of m (m != 0): m & -m
  * isolates bit 8k+7; shifted down it is 256^k, and 256^k * SWAR_INDEX has k in its
  * top byte. */
@@ -220,7 +228,6 @@ static __always_inline __u64 swar_class(__u64 w, __u32 cls)
 SPAN_CLASS_FN(sip_span_name, CLS_NAME)
 SPAN_CLASS_FN(sip_span_host, CLS_HOST)
 SPAN_CLASS_FN(sip_span_ipv6, CLS_IPV6)
-SPAN_CLASS_FN(sip_span_uri, CLS_URI)
 SPAN_CLASS_FN(sip_span_value, CLS_VALUE)
 SPAN_CLASS_FN(sip_span_display, CLS_DISPLAY)
 
@@ -234,11 +241,9 @@ static __always_inline int sip_span_class(struct scratch *s, __u32 pos, __u32 en
 		return sip_span_host(s, pos, end);
 	case CLS_IPV6:
 		return sip_span_ipv6(s, pos, end);
-	case CLS_URI:
-		return sip_span_uri(s, pos, end);
 	case CLS_VALUE:
 		return sip_span_value(s, pos, end);
-	default:
+	default: /* CLS_DISPLAY; CLS_URI has its own pass, sip_uri_span */
 		return sip_span_display(s, pos, end);
 	}
 }
@@ -247,18 +252,6 @@ static __always_inline int sip_span_class(struct scratch *s, __u32 pos, __u32 en
 static __always_inline int sip_all_class(struct scratch *s, __u32 pos, __u32 end, __u32 cls)
 {
 	return end > pos && sip_span_class(s, pos, end, cls) == (int)end;
-}
-
-/* sip_find_delim returns the offset of the first of ; , CR SP HTAB in [pos, end), or -1:
- * the end of a Via or URI parameter. */
-static __always_inline int sip_find_delim(struct scratch *s, __u32 pos, __u32 end)
-{
-	/* Five delimiters do not fit one 4-byte set: HTAB, the rare one, gets a cheap
-	 * one-byte scan up to the first hit of the other four. */
-	int at = sip_find4(s, pos, end, CHARS4(';', ',', '\r', ' '));
-	int tab = sip_find1(s, pos, at < 0 ? end : (__u32)at, '\t');
-
-	return tab >= 0 ? tab : at;
 }
 
 /* sip_skip_ws returns the offset of the first byte at or after pos that is not SP or
@@ -294,6 +287,127 @@ static __always_inline long sip_uint(struct scratch *s, __u32 pos, __u32 end, __
 		v = v * 10 + (c - '0');
 	}
 	return v;
+}
+
+/* swar_name_bad flags (0x80) the bytes of w that are no name characters (letters,
+ * digits, '-'; bytes >= 0x80 never are). */
+static __always_inline __u64 swar_name_bad(__u64 w)
+{
+	__u64 lo = w & SWAR_LO7, low = lo | (0x20 * SWAR_ONES);
+	__u64 ok = SWAR_LETTER(low) | SWAR_DIGIT(lo) | SWAR_EQ(w, '-');
+
+	return ~(ok & ~w) & SWAR_HI;
+}
+
+/* sip_is_name reports whether [pos, pos+n) is not empty and all name characters. */
+static __always_inline int sip_is_name(struct scratch *s, __u32 pos, __u32 n)
+{
+	__u64 bad = swar_name_bad(in_u64(s, pos));
+
+	if (n < 8)
+		return n && !(bad & ((1ULL << (8 * n)) - 1));
+	return !bad && (n == 8 || sip_span_name(s, pos + 8, pos + n) == (int)(pos + n));
+}
+
+#define URI_COLON_SHIFT 16 /* sip_uri_span: bits 16-31 hold the first ':' */
+#define URI_NO_COLON 0xffff
+
+/* sip_uri_span scans the URI characters (CLS_URI: 0x21-0x7e but < > ") at pos and
+ * finds the first ':' in the same pass.
+ * Returns: the offset of the first byte outside the class (end when none) | the
+ * first ':' before it (URI_NO_COLON when none) << URI_COLON_SHIFT; -1 past
+ * MAX_TOKEN_WORDS words. One pass instead of a class scan, a ':' scan and the
+ * search for the closing '>'. */
+__noinline long sip_uri_span(struct scratch *s, __u32 pos, __u32 end)
+{
+	long colon = URI_NO_COLON;
+
+	if (!s)
+		return -1;
+	for (int i = 0; i < MAX_TOKEN_WORDS; i++) {
+		__u64 w, bad, col;
+		__u32 at;
+
+		if (pos >= end)
+			return end | (colon < end ? colon : URI_NO_COLON) << URI_COLON_SHIFT;
+		w = in_u64(s, pos);
+		bad = ~swar_class(w, CLS_URI) & SWAR_HI;
+		col = SWAR_EQ(w, ':');
+		if (bad)
+			col &= (bad & -bad) - 1; /* the ':' before the first other byte */
+		if (col && colon == URI_NO_COLON)
+			colon = pos + swar_first(col);
+		if (bad) {
+			at = pos + swar_first(bad);
+			if (at > end)
+				at = end;
+			if (colon != URI_NO_COLON && colon >= at)
+				colon = URI_NO_COLON;
+			return at | colon << URI_COLON_SHIFT;
+		}
+		pos += 8;
+	}
+	return -1;
+}
+
+/* sip_uri_colon returns the first ':' of a URI spanning [pos, end) exactly, or -1
+ * (a byte outside CLS_URI, or no ':'). */
+static __always_inline int sip_uri_colon(struct scratch *s, __u32 pos, __u32 end)
+{
+	long r = sip_uri_span(s, pos, end);
+	__u32 colon;
+
+	if (r < 0 || (r & 0xffff) != end)
+		return -1;
+	colon = (r >> URI_COLON_SHIFT) & 0xffff;
+	return colon == URI_NO_COLON ? -1 : (int)colon;
+}
+
+#define SPAN_EQ_SHIFT 16 /* sip_span_param: bits 16-31 hold the first '=' */
+#define SPAN_EQ_TWICE (1L << 32) /* sip_span_param: a second '=' */
+
+/* sip_span_param scans a Via sent-by or parameter at pos: the bytes of CLS_VALUE
+ * and '=', up to the first other byte (or end).
+ * Returns: that byte's offset | the first '=' (the same offset when none) <<
+ * SPAN_EQ_SHIFT | SPAN_EQ_TWICE when '=' is there twice; -1 past MAX_TOKEN_WORDS
+ * words. One pass instead of a delimiter scan, an '=' scan and two class scans. */
+__noinline long sip_span_param(struct scratch *s, __u32 pos, __u32 end)
+{
+	long eq = -1, twice = 0;
+
+	if (!s)
+		return -1;
+	for (int i = 0; i < MAX_TOKEN_WORDS; i++) {
+		__u64 w, e, bad, keep;
+		__u32 at;
+
+		if (pos >= end)
+			return end | (eq < 0 ? end : eq) << SPAN_EQ_SHIFT | twice;
+		w = in_u64(s, pos);
+		e = SWAR_EQ(w, '=');
+		bad = ~(swar_class(w, CLS_VALUE) | e) & SWAR_HI;
+		/* the '=' before the first other byte: bits below its flag */
+		keep = bad ? (bad & -bad) - 1 : ~0ULL;
+		if (end - pos < 8)
+			keep &= (1ULL << (8 * (end - pos))) - 1;
+		e &= keep;
+		if (e) {
+			if (eq < 0) {
+				eq = pos + swar_first(e);
+				e &= e - 1;
+			}
+			if (e)
+				twice = SPAN_EQ_TWICE;
+		}
+		if (bad) {
+			at = pos + swar_first(bad);
+			if (at > end)
+				at = end;
+			return at | (eq < 0 ? at : eq) << SPAN_EQ_SHIFT | twice;
+		}
+		pos += 8;
+	}
+	return -1;
 }
 
 /* sip_ipv4_parse reads a dotted quad in [pos, pos+len): four decimal octets up to
@@ -481,8 +595,9 @@ static __always_inline __u8 sip_method_of(__u64 w, __u8 b8, __u32 n)
  * reason" ending at the CR at cr. Returns: PASS_NONE or the reason. */
 static __always_inline int sip_start_line(struct scratch *s, struct sip_msg *m, __u32 cr)
 {
-	__u64 w0 = in_u64(s, 0);
-	int sp, sp2;
+	__u64 w0 = in_u64(s, 0), sp_m;
+	__u32 sp;
+	long r;
 	__u8 c;
 
 	if (bytes_eq(w0, "SIP/2.0 ", 8)) {
@@ -498,78 +613,34 @@ static __always_inline int sip_start_line(struct scratch *s, struct sip_msg *m, 
 	/* Request: the line ends in " SIP/2.0". */
 	if (cr < 12 || !bytes_eq(in_u64(s, cr - 8), " SIP/2.0", 8))
 		return PASS_PARSE;
-	sp = sip_find1(s, 0, cr - 8, ' ');
-	if (sp < 1 || sp > 16)
-		return PASS_PARSE;
-	/* Exactly one SP between the method and " SIP/2.0": the URI holds none. */
-	sp2 = sip_find4(s, sp + 1, cr - 8, CHARS4(' ', '\t', ' ', '\t'));
-	if (sp2 >= 0 || (__u32)sp + 1 >= cr - 8)
+	/* The method: up to the first SP, at most 16 bytes. */
+	sp_m = SWAR_EQ(w0, ' ');
+	if (sp_m) {
+		sp = swar_first(sp_m);
+	} else {
+		sp_m = SWAR_EQ(in_u64(s, 8), ' ');
+		if (sp_m)
+			sp = 8 + swar_first(sp_m);
+		else if (in_u8(s, 16) == ' ')
+			sp = 16;
+		else
+			return PASS_PARSE;
+	}
+	if (sp < 1 || sp + 1 >= cr - 8)
 		return PASS_PARSE;
 	m->is_request = 1;
 	m->method = sip_method_of(w0, in_u8(s, 8), sp);
-	if (m->method == METHOD_OTHER && !sip_all_class(s, 0, sp, CLS_NAME))
+	if (m->method == METHOD_OTHER && !sip_is_name(s, 0, sp))
 		return PASS_PARSE; /* not a token (or token characters we do not take) */
 	m->ruri = sp + 1;
 	m->ruri_end = cr - 8;
-	/* Request-URI: a letter first, a ':', no blank, control, non-ASCII, < > " */
+	/* Request-URI: a letter first, a ':', nothing but 0x21-0x7e without < > "
+	 * (so no second SP: exactly one SP on each side) */
 	c = in_u8(s, m->ruri) | 0x20;
-	if (c < 'a' || c > 'z' || sip_find1(s, m->ruri, m->ruri_end, ':') < 0 ||
-	    !sip_all_class(s, m->ruri, m->ruri_end, CLS_URI))
+	r = sip_uri_colon(s, m->ruri, m->ruri_end);
+	if (c < 'a' || c > 'z' || r < 0)
 		return PASS_PARSE;
 	return PASS_NONE;
-}
-
-/* sip_hdr_kind names the header whose name is the nlen bytes at ls (w: its first 8
- * bytes), ignoring case, long or compact form. Returns: an enum sip_hdr. */
-static __always_inline __u32 sip_hdr_kind(struct scratch *s, __u32 ls, __u64 w, __u32 nlen)
-{
-	switch (nlen) {
-	case 1:
-		switch ((__u8)w | 0x20) {
-		case 'v':
-			return HDR_VIA;
-		case 'i':
-			return HDR_CALLID;
-		case 'f':
-			return HDR_FROM;
-		case 't':
-			return HDR_TO;
-		case 'l':
-			return HDR_CLEN;
-		}
-		break;
-	case 2:
-		if (name_eq(w, "to", 2))
-			return HDR_TO;
-		break;
-	case 3:
-		if (name_eq(w, "via", 3))
-			return HDR_VIA;
-		break;
-	case 4:
-		if (name_eq(w, "from", 4))
-			return HDR_FROM;
-		if (name_eq(w, "cseq", 4))
-			return HDR_CSEQ;
-		break;
-	case 5:
-		if (name_eq(w, "route", 5))
-			return HDR_ROUTE;
-		break;
-	case 7:
-		if (name_eq(w, "call-id", 7))
-			return HDR_CALLID;
-		break;
-	case 12:
-		if (name_eq(w, "max-forw", 8) && name_eq(in_u64(s, ls + 8), "ards", 4))
-			return HDR_MAXFWD;
-		break;
-	case 14:
-		if (name_eq(w, "content-", 8) && name_eq(in_u64(s, ls + 8), "length", 6))
-			return HDR_CLEN;
-		break;
-	}
-	return HDR_OTHER;
 }
 
 /* sip_hdr_record notes where a header the fast path uses is.
@@ -620,126 +691,100 @@ static __always_inline int sip_hdr_record(struct sip_msg *m, __u32 hdr, __u32 ls
 	return PASS_NONE;
 }
 
-#define LINE_HEADER 0 /* sip_line: a header line, carry on */
-#define LINE_BLANK 1 /* sip_line: the blank line that ends the headers */
-
-/* Header names start with one of these letters (bit x - 'a'): c f i l m r t v. */
-#define HDR_FIRST_LETTERS ((1U << ('c' - 'a')) | (1U << ('f' - 'a')) | (1U << ('i' - 'a')) | \
-			   (1U << ('l' - 'a')) | (1U << ('m' - 'a')) | (1U << ('r' - 'a')) | \
-			   (1U << ('t' - 'a')) | (1U << ('v' - 'a')))
-
-/* sip_hdr_line classifies and records the header line at ls (its CR at cr), whose
- * name is nlen bytes and whose colon is at colon; one whose first letter may start a
- * header the fast path uses. A global function: verified once, not once per scan step.
- * Returns: LINE_HEADER, or -reason. */
-__noinline int sip_hdr_line(struct scratch *s, __u32 ls, __u32 cr, __u32 nlen, __u32 colon)
+/* sip_hdr_kind names the header whose name is nlen bytes, w and w1 its first 16
+ * bytes (w1 read only when nlen > 8), ignoring case, long or compact form. The name
+ * is letters, digits and '-' (checked), so OR-ing 0x20 into every byte folds the
+ * letters and changes nothing else. Returns: an enum sip_hdr. */
+static __always_inline __u32 sip_hdr_kind(__u64 w, __u64 w1, __u32 nlen)
 {
-	struct sip_msg *m;
-	__u32 hdr, val;
-	int r, v;
+	__u64 lw = w | (0x20 * SWAR_ONES), lw1 = w1 | (0x20 * SWAR_ONES);
 
-	if (!s)
-		return -PASS_INTERNAL;
-	m = &s->msg;
-	hdr = sip_hdr_kind(s, ls, in_u64(s, ls), nlen);
-	m->last_ours = hdr != HDR_OTHER;
-	if (hdr == HDR_OTHER)
-		return LINE_HEADER;
-	if (colon != ls + nlen)
-		return -PASS_HDR_FORM; /* white space before the colon of a header we use */
-	v = sip_skip_ws(s, colon + 1);
-	if (v < 0)
-		return -PASS_PARSE;
-	val = v;
-	r = sip_hdr_record(m, hdr, ls, val > cr ? cr : val, cr);
-	return r ? -r : LINE_HEADER;
+	switch (nlen) {
+	case 1:
+		switch ((__u8)lw) {
+		case 'v':
+			return HDR_VIA;
+		case 'i':
+			return HDR_CALLID;
+		case 'f':
+			return HDR_FROM;
+		case 't':
+			return HDR_TO;
+		case 'l':
+			return HDR_CLEN;
+		}
+		break;
+	case 2:
+		if ((lw & pat_mask(2)) == pat_val("to", 2))
+			return HDR_TO;
+		break;
+	case 3:
+		if ((lw & pat_mask(3)) == pat_val("via", 3))
+			return HDR_VIA;
+		break;
+	case 4:
+		if ((lw & pat_mask(4)) == pat_val("from", 4))
+			return HDR_FROM;
+		if ((lw & pat_mask(4)) == pat_val("cseq", 4))
+			return HDR_CSEQ;
+		break;
+	case 5:
+		if ((lw & pat_mask(5)) == pat_val("route", 5))
+			return HDR_ROUTE;
+		break;
+	case 7:
+		if ((lw & pat_mask(7)) == pat_val("call-id", 7))
+			return HDR_CALLID;
+		break;
+	case 12:
+		if (lw == pat_val("max-forw", 8) && (lw1 & pat_mask(4)) == pat_val("ards", 4))
+			return HDR_MAXFWD;
+		if (lw == pat_val("record-r", 8) && (lw1 & pat_mask(4)) == pat_val("oute", 4))
+			return HDR_RECORD_ROUTE;
+		break;
+	case 14:
+		if (lw == pat_val("content-", 8) && (lw1 & pat_mask(6)) == pat_val("length", 6))
+			return HDR_CLEN;
+		break;
+	}
+	return HDR_OTHER;
 }
 
-/* sip_line handles the line [ls, nl] (nl: its LF, after a CR): the blank line, a
- * continuation line (allowed only after a header the fast path does not use), or a
- * header line "name *(SP/HTAB) ':' value", whose name must be letters, digits and
- * '-' (other token characters, and anything the slow path would reject, pass).
- * Its state between lines is in s->msg.
- * Returns: LINE_HEADER, LINE_BLANK, or -reason. */
-static __always_inline int sip_line(struct scratch *s, struct sip_msg *m, __u32 ls, __u32 nl)
+/* sip_eol returns the offset of the CR that ends the line starting at p: the first
+ * byte below SWAR_CTL_END, stepping over HTAB and the other control bytes a value
+ * may hold (the slow path frames lines on CRLF only). 32 bytes per step. With
+ * commas set it also counts the line's commas into s->msg.scan_commas (a ','
+ * stops the step like a control byte): an upper bound of the values of a Via,
+ * Route or Record-Route line, whose number the slow path limits.
+ * Returns: the CR's offset, or -PASS_PARSE for a bare CR or LF, no line end in
+ * the message, or more than MAX_CTL_SKIPS bytes stepped over (-PASS_TOO_MANY_VALUES
+ * when counting commas).
+ * Verifier: the position is laundered at the end of every step (XOR with a field
+ * that is always 0, then the mask): the verifier cannot know the field's value, so
+ * "32 bytes on" and "after a control byte" leave the same unknown scalar in
+ * [0, IN_MASK] and the two kinds of step do not multiply. The length is read from
+ * memory at every use for the same reason: comparing a register with it would
+ * narrow that register differently on every step. */
+static __always_inline int sip_eol(struct scratch *s, __u32 p, const int commas)
 {
-	__u32 cr, lc, colon;
-	__u64 bad;
-	__u8 c;
-	int ne;
+	__u32 zero = *(volatile __u16 *)&s->msg.scan_zero;
+#define EOL_LEN (*(volatile __u16 *)&s->msg.len)
+#define EOL_STOP(w) (commas ? swar_ctl(w) | SWAR_EQ(w, ',') : swar_ctl(w))
 
-	if (nl >= m->len || nl <= ls)
-		return -PASS_PARSE;
-	cr = nl - 1;
-	if (cr == ls) { /* the blank line */
-		m->body = nl + 1;
-		return LINE_BLANK;
-	}
-	c = in_u8(s, ls);
-	if (c == ' ' || c == '\t')
-		return m->last_ours ? -PASS_FOLDED : LINE_HEADER;
-	/* The name: letters, digits, '-'. Most names end inside their first 8 bytes:
-	 * check those inline, call the scanner for longer ones. */
-	bad = ~swar_class(in_u64(s, ls), CLS_NAME) & SWAR_HI;
-	ne = bad ? (int)(ls + swar_first(bad)) : sip_span_class(s, ls + 8, cr, CLS_NAME);
-	if (ne <= (int)ls || ne >= (int)cr)
-		return -PASS_HDR_FORM;
-	colon = ne;
-	if (in_u8(s, colon) != ':') {
-		int k = sip_skip_ws(s, colon);
+	for (int i = 0; i < EOL_STEPS; i++) {
+		__u64 a, b, c, d;
+		__u32 ev, x;
+		__u8 *at = IN_AT(s, p);
 
-		if (k <= (int)colon || (__u32)k >= cr || in_u8(s, k) != ':')
-			return -PASS_HDR_FORM; /* not "token *(SP/HTAB) ':'", or a name we do not take */
-		colon = k;
-	}
-	/* Most lines are headers the fast path does not use: one test on the first
-	 * letter sends them on. */
-	lc = (c | 0x20) - 'a';
-	if (lc > 'v' - 'a' || !((HDR_FIRST_LETTERS >> lc) & 1)) {
-		m->last_ours = 0;
-		return LINE_HEADER;
-	}
-	return sip_hdr_line(s, ls, cr, ne - ls, colon);
-}
-
-/* sip_scan_headers walks the header lines from m->rl_end to the blank line in one
- * pass, 32 bytes per step (four SWAR words, CR and LF), and hands each line to
- * sip_line.
- * Returns: PASS_NONE or the reason. */
-static __always_inline int sip_scan_headers(struct scratch *s, struct sip_msg *m, __u32 len)
-{
-	const __u64 lf = '\n' * SWAR_ONES, cr = '\r' * SWAR_ONES;
-
-	/* One loop, two kinds of step: skip 32 bytes without CR or LF, or finish a line.
-	 * The bound covers every byte plus every line.
-	 * Verifier: the line start and the scan position live in m (memory), not in
-	 * registers (the barrier makes clang reload them). In registers they would be
-	 * precise scalars whose ranges differ on every mix of "skip" and "line" steps,
-	 * and the verifier would explore each mix (quadratic in the loop bound, over
-	 * its 1M-instruction limit). Read back from memory they are plain unknown
-	 * scalars, so only the loop counter tells iterations apart. */
-	m->scan_ls = m->rl_end;
-	m->scan_p = m->rl_end;
-	for (int i = 0; i < SCAN_STEPS; i++) {
-		__u64 a, b, c, d, w;
-		__u32 p, ev;
-		int r;
-
-		asm volatile("" ::: "memory");
-		p = m->scan_p;
-		w = in_u64(s, p);
-		a = swar_match(w, lf) | swar_match(w, cr);
-		w = in_u64(s, p + 8);
-		b = swar_match(w, lf) | swar_match(w, cr);
-		w = in_u64(s, p + 16);
-		c = swar_match(w, lf) | swar_match(w, cr);
-		w = in_u64(s, p + 24);
-		d = swar_match(w, lf) | swar_match(w, cr);
+		a = EOL_STOP(*(__u64 *)at);
+		b = EOL_STOP(*(__u64 *)(at + 8));
+		c = EOL_STOP(*(__u64 *)(at + 16));
+		d = EOL_STOP(*(__u64 *)(at + 24));
 		if (!(a | b | c | d)) {
 			p += 32;
-			if (p >= len)
-				return PASS_PARSE;
-			m->scan_p = p;
+			if (p >= EOL_LEN)
+				return -PASS_PARSE;
+			p = (p ^ zero) & IN_MASK;
 			continue;
 		}
 		if (a)
@@ -750,17 +795,142 @@ static __always_inline int sip_scan_headers(struct scratch *s, struct sip_msg *m
 			ev = p + 16 + swar_first(c);
 		else
 			ev = p + 24 + swar_first(d);
-		/* The first CR or LF must be a CR followed by LF: a bare CR or LF makes
-		 * the message malformed (the slow path drops it). */
-		if (in_u8(s, ev) != '\r' || in_u8(s, ev + 1) != '\n')
-			return PASS_PARSE;
-		r = sip_line(s, m, m->scan_ls, ev + 1);
-		if (r < 0)
-			return -r;
-		if (r == LINE_BLANK)
-			return PASS_NONE;
-		m->scan_ls = ev + 2;
-		m->scan_p = ev + 2;
+		if (ev + 1 >= EOL_LEN)
+			return -PASS_PARSE;
+		x = *(__u16 *)IN_AT(s, ev);
+		if (x == ('\r' | '\n' << 8))
+			return ev;
+		/* a bare CR or LF makes the message malformed (the slow path drops it) */
+		if ((x & 0xff) == '\r' || (x & 0xff) == '\n')
+			return -PASS_PARSE;
+		if (commas && (x & 0xff) == ',')
+			s->msg.scan_commas++;
+		p = ((ev + 1) ^ zero) & IN_MASK;
+	}
+	/* more than MAX_CTL_SKIPS control bytes (or commas) in one line */
+	return commas ? -PASS_TOO_MANY_VALUES : -PASS_PARSE;
+#undef EOL_STOP
+#undef EOL_LEN
+}
+
+/* sip_line_end is sip_eol as a global function: the start line's end as one
+ * unknown scalar, so the rest of sip_parse is verified once, not once per way
+ * out of the scan. */
+__noinline int sip_line_end(struct scratch *s, __u32 p)
+{
+	if (!s)
+		return -PASS_INTERNAL;
+	return sip_eol(s, p, 0);
+}
+
+#define LINE_BLANK 0 /* sip_line: the blank line that ends the headers */
+
+/* sip_line handles the line starting at ls: the blank line, a continuation line
+ * (allowed only after a header the fast path does not use), or a header line
+ * "name *(SP/HTAB) ':' value", whose name must be letters, digits and '-' (other
+ * token characters, and anything the slow path would reject, pass). It records the
+ * headers the fast path uses and bounds the Via, Route and Record-Route values.
+ * The name is read before the line's end is looked for (Via, Route and
+ * Record-Route lines count their commas on the way), but a framing error of the
+ * line is reported first. A global function: verified once, not once per line.
+ * Returns: the offset of the next line, LINE_BLANK after the blank line (msg.body
+ * set), or -reason. */
+__noinline int sip_line(struct scratch *s, __u32 ls)
+{
+	struct sip_msg *m;
+	__u64 w, w1 = 0, bad;
+	__u32 cr, ne, hdr;
+	int r;
+
+	if (!s)
+		return -PASS_INTERNAL;
+	m = &s->msg;
+	w = in_u64(s, ls);
+	if ((__u8)w == ' ' || (__u8)w == '\t') {
+		if (m->last_ours)
+			return -PASS_FOLDED;
+		r = sip_eol(s, ls, 0);
+		return r < 0 ? r : r + 2;
+	}
+	/* The name: letters, digits, '-'; the first 16 bytes inline. */
+	bad = swar_name_bad(w);
+	if (bad) {
+		ne = ls + swar_first(bad);
+	} else {
+		w1 = in_u64(s, ls + 8);
+		bad = swar_name_bad(w1);
+		if (bad) {
+			ne = ls + 8 + swar_first(bad);
+		} else {
+			r = sip_span_name(s, ls + 16, m->len);
+			ne = r < 0 ? ls : (__u32)r; /* too long: fails below */
+		}
+	}
+	hdr = ne > ls ? sip_hdr_kind(w, w1, ne - ls) : HDR_OTHER;
+	/* Verifier: the kind and the name's end go through memory, so that the ways
+	 * to them (nine kinds, three name lengths) meet before the scan instead of
+	 * each walking it. */
+	m->scan_kind = hdr;
+	m->scan_ne = ne;
+	if (hdr == HDR_VIA || hdr == HDR_ROUTE || hdr == HDR_RECORD_ROUTE) {
+		m->scan_commas = 0;
+		r = sip_eol(s, ls, 1);
+	} else {
+		r = sip_eol(s, ls, 0);
+	}
+	asm volatile("" ::: "memory");
+	hdr = m->scan_kind;
+	ne = m->scan_ne;
+	if (r < 0)
+		return r;
+	cr = r;
+	if (cr == ls) {
+		m->body = cr + 2;
+		return LINE_BLANK;
+	}
+	if (ne <= ls || ne >= cr)
+		return -PASS_HDR_FORM;
+	if (in_u8(s, ne) != ':') {
+		/* "name SP ':'": the slow path takes it; the fast path only for a
+		 * header it does not use */
+		if (hdr != HDR_OTHER && hdr != HDR_RECORD_ROUTE)
+			return -PASS_HDR_FORM;
+		r = sip_skip_ws(s, ne);
+		if (r <= (int)ne || (__u32)r >= cr || in_u8(s, r) != ':')
+			return -PASS_HDR_FORM;
+	}
+	if (hdr == HDR_RECORD_ROUTE) {
+		m->n_rr_vals += m->scan_commas + 1;
+		hdr = HDR_OTHER;
+	}
+	m->last_ours = hdr != HDR_OTHER;
+	if (hdr == HDR_OTHER)
+		return cr + 2;
+	if (hdr == HDR_VIA)
+		m->n_via_vals += m->scan_commas + 1;
+	else if (hdr == HDR_ROUTE)
+		m->n_route_vals += m->scan_commas + 1;
+	r = sip_skip_ws(s, ne + 1);
+	if (r < 0)
+		return -PASS_PARSE;
+	r = sip_hdr_record(m, hdr, ls, (__u32)r > cr ? cr : (__u32)r, cr);
+	return r ? -r : (int)(cr + 2);
+}
+
+/* sip_scan_headers walks the header lines from m->rl_end to the blank line, one
+ * sip_line call per line. Returns: PASS_NONE or the reason. */
+static __always_inline int sip_scan_headers(struct scratch *s, struct sip_msg *m)
+{
+	__u32 ls = m->rl_end;
+
+	/* a continuation line right after the start line is malformed */
+	m->last_ours = 1;
+	for (int i = 0; i <= MAX_HDR_LINES; i++) {
+		int r = sip_line(s, ls);
+
+		if (r <= 0)
+			return r == LINE_BLANK ? PASS_NONE : -r;
+		ls = r;
 	}
 	return PASS_TOO_MANY_HEADERS;
 }
@@ -773,6 +943,7 @@ __noinline int sip_parse_via(struct scratch *s, __u32 which, __u32 val, __u32 en
 {
 	struct via_info *v;
 	__u32 p, q, hl, eq;
+	long sp;
 	int at;
 	__u8 c;
 
@@ -791,11 +962,14 @@ __noinline int sip_parse_via(struct scratch *s, __u32 which, __u32 val, __u32 en
 		return PASS_VIA_FORM;
 	p = at;
 
-	/* sent-by: host [":" port] up to the first ; , CR SP HTAB */
-	at = sip_find_delim(s, p, end + 1);
-	if (at <= (int)p)
+	/* sent-by: host [":" port], up to the first byte that is no parameter
+	 * character (it must be ; , or the CR: checked by the parameter loop) */
+	sp = sip_span_param(s, p, end + 1);
+	if (sp < 0)
 		return PASS_VIA_FORM;
-	q = at;
+	q = sp & 0xffff;
+	if (q <= p || ((sp >> SPAN_EQ_SHIFT) & 0xffff) != q)
+		return PASS_VIA_FORM; /* empty, or an '=' in it */
 	v->sentby = p;
 	v->sentby_len = q - p;
 	if (in_u8(s, p) == '[') {
@@ -804,10 +978,12 @@ __noinline int sip_parse_via(struct scratch *s, __u32 which, __u32 val, __u32 en
 			return PASS_VIA_FORM;
 		hl = at + 1 - p;
 	} else {
-		at = sip_find1(s, p, q, ':');
-		hl = (at < 0 ? q : (__u32)at) - p;
-		if (!sip_all_class(s, p, p + hl, CLS_HOST))
+		/* the host runs to the first byte that is no host character: the end,
+		 * or the ':' before the port (checked below) */
+		at = sip_span_class(s, p, q, CLS_HOST);
+		if (at <= (int)p)
 			return PASS_VIA_FORM;
+		hl = at - p;
 	}
 	v->host_len = hl;
 	if (p + hl < q) {
@@ -837,19 +1013,18 @@ __noinline int sip_parse_via(struct scratch *s, __u32 which, __u32 val, __u32 en
 			return PASS_NONE;
 		}
 		if (c != ';')
-			return PASS_VIA_FORM; /* SP or HTAB inside the value */
+			return PASS_VIA_FORM; /* SP or HTAB inside the value, or a byte we do not take */
 		np = q + 1;
-		at = sip_find_delim(s, np, end + 1);
-		if (at <= (int)np)
+		/* ;name[=value]: name letters, digits, '-'; value token characters, ':[]'
+		 * (a quoted value, an empty one, or bytes we do not take: slow path) */
+		sp = sip_span_param(s, np, end + 1);
+		if (sp < 0 || (sp & SPAN_EQ_TWICE))
 			return PASS_VIA_FORM;
-		q = at;
+		q = sp & 0xffff;
+		eq = (sp >> SPAN_EQ_SHIFT) & 0xffff;
+		if (eq + 1 == q || !sip_is_name(s, np, eq - np))
+			return PASS_VIA_FORM;
 		v->scan = q;
-		/* ;name[=value]: name letters, digits, '-'; value token characters, ':[]' */
-		at = sip_find1(s, np, q, '=');
-		eq = at < 0 ? q : (__u32)at;
-		if (!sip_all_class(s, np, eq, CLS_NAME) ||
-		    (eq < q && !sip_all_class(s, eq + 1, q, CLS_VALUE)))
-			return PASS_VIA_FORM; /* a quoted value, an empty one, or bytes we do not take */
 		w = in_u64(s, np);
 		switch (eq - np) {
 		case 6:
@@ -893,27 +1068,32 @@ __noinline int sip_parse_via(struct scratch *s, __u32 which, __u32 val, __u32 en
 	return PASS_VIA_FORM;
 }
 
-/* sip_parse_uri parses the URI in [p, end) as the slow path's ParseURI does, or
+/* sip_parse_uri parses the URI in [p, end), whose characters the caller checked and
+ * whose first ':' is colon (URI_NO_COLON: none), as the slow path's ParseURI does, or
  * stricter: only characters 0x21-0x7e but < > "; for sip: "sip:" [user[:password] "@"]
  * host [":" port] *(";" name["=" value]) ["?" headers], host a name (letters,
  * digits, - . _) or [IPv6]. Another scheme (tel:, sips:, ...) is checked for its
  * characters only and marked u->sip = 0. Fills u (val and val_end are the caller's).
  * Returns: PASS_NONE or PASS_ROUTE_FORM. */
-static __always_inline int sip_parse_uri(struct scratch *s, struct uri_info *u, __u32 p, __u32 end)
+static __always_inline int sip_parse_uri(struct scratch *s, struct uri_info *u, __u32 p, __u32 end, __u32 colon)
 {
 	__u32 q, hl;
 	int at;
 	__u8 c;
 
+	/* Verifier: the colon goes through memory, so that its range is not tied to
+	 * the caller's bounds of the URI (each tie is a state of its own). */
+	u->colon = colon;
+	asm volatile("" ::: "memory");
+	at = u->colon == URI_NO_COLON ? -1 : (int)u->colon;
+
 	u->user = u->user_len = u->host = u->host_len = u->port = u->port_end = 0;
 	u->maddr = u->maddr_len = u->transport = u->transport_len = 0;
 	u->lr = u->sip = 0;
 	/* scheme: a letter, then letters, digits, '-' ('+' and '.' pass), then ':' and
-	 * something after it */
+	 * something after it (at: the first ':', from the caller's sip_uri_span) */
 	c = in_u8(s, p) | 0x20;
-	at = sip_find1(s, p, end, ':');
-	if (c < 'a' || c > 'z' || at < 0 || (__u32)at + 1 >= end || !sip_all_class(s, p, at, CLS_NAME) ||
-	    !sip_all_class(s, p, end, CLS_URI))
+	if (c < 'a' || c > 'z' || at < 0 || (__u32)at + 1 >= end || !sip_is_name(s, p, at - p))
 		return PASS_ROUTE_FORM;
 	if (end < p + 5 || !name_eq(in_u64(s, p), "sip:", 4))
 		return PASS_NONE; /* not sip: (the callers decide) */
@@ -957,11 +1137,16 @@ static __always_inline int sip_parse_uri(struct scratch *s, struct uri_info *u, 
 		u->port = port;
 		q = u->port_end;
 	}
-	/* ;params: each not empty, "name" or "name=value" with both not empty */
+	/* ;params: each not empty, "name" or "name=value" with both not empty.
+	 * Verifier: the position lives in u->scan (memory), so the parameter kinds of
+	 * one step do not multiply with the next step's (see sip_parse_via). */
+	u->scan = q;
 	for (int i = 0; i < MAX_URI_PARAMS; i++) {
 		__u32 np, pe, eq;
 		__u64 w;
 
+		asm volatile("" ::: "memory");
+		q = u->scan;
 		if (q >= end || in_u8(s, q) == '?')
 			return PASS_NONE;
 		np = q + 1;
@@ -989,7 +1174,7 @@ static __always_inline int sip_parse_uri(struct scratch *s, struct uri_info *u, 
 				u->transport_len = pe - (eq + 1);
 			}
 		}
-		q = pe;
+		u->scan = pe;
 	}
 	return PASS_ROUTE_FORM;
 }
@@ -1057,7 +1242,9 @@ __noinline int sip_check_params(struct scratch *s, __u32 p, __u32 end)
 __noinline int sip_parse_route(struct scratch *s, __u32 which, __u32 val, __u32 end)
 {
 	struct uri_info *u;
+	__u32 colon;
 	int gt, at, r;
+	long span;
 
 	if (!s)
 		return PASS_INTERNAL;
@@ -1066,10 +1253,15 @@ __noinline int sip_parse_route(struct scratch *s, __u32 which, __u32 val, __u32 
 	u->val = val;
 	if (in_u8(s, val) != '<')
 		return PASS_ROUTE_FORM; /* a display name: slow path */
-	gt = sip_find1(s, val, end, '>');
-	if (gt < 0)
+	/* the URI runs to the first byte outside CLS_URI: '>' */
+	span = sip_uri_span(s, val + 1, end);
+	if (span < 0)
 		return PASS_ROUTE_FORM;
-	r = sip_parse_uri(s, u, val + 1, gt);
+	gt = span & 0xffff;
+	colon = (span >> URI_COLON_SHIFT) & 0xffff;
+	if ((__u32)gt >= end || in_u8(s, gt) != '>')
+		return PASS_ROUTE_FORM;
+	r = sip_parse_uri(s, u, val + 1, gt, colon);
 	if (r)
 		return r;
 	if (!u->sip)
@@ -1091,13 +1283,15 @@ __noinline int sip_parse_route(struct scratch *s, __u32 which, __u32 val, __u32 
 __noinline int sip_parse_ruri(struct scratch *s)
 {
 	struct uri_info *u;
+	int r;
 
 	if (!s)
 		return PASS_INTERNAL;
 	u = &s->msg.ruri_info;
 	__builtin_memset(u, 0, sizeof(*u));
 	u->val = s->msg.ruri;
-	return sip_parse_uri(s, u, s->msg.ruri, s->msg.ruri_end);
+	r = sip_uri_colon(s, s->msg.ruri, s->msg.ruri_end);
+	return sip_parse_uri(s, u, s->msg.ruri, s->msg.ruri_end, r < 0 ? URI_NO_COLON : (__u32)r);
 }
 
 /* sip_check_nameaddr checks a To or From value in [val, end) as the slow path's
@@ -1109,7 +1303,8 @@ __noinline int sip_parse_ruri(struct scratch *s)
 __noinline int sip_check_nameaddr(struct scratch *s, __u32 val, __u32 end)
 {
 	struct sip_msg *m;
-	__u32 p = val, lt, gt;
+	__u32 p = val, lt, gt, colon;
+	long r;
 	int at;
 
 	if (!s)
@@ -1126,20 +1321,22 @@ __noinline int sip_check_nameaddr(struct scratch *s, __u32 val, __u32 end)
 			return -PASS_ADDR_FORM;
 		lt = at;
 	} else {
-		at = sip_find1(s, p, end, '<');
+		/* the display name runs to the first byte outside CLS_DISPLAY: '<' */
+		at = sip_span_class(s, p, end, CLS_DISPLAY);
 		if (at < 0)
 			return -PASS_ADDR_FORM;
 		lt = at;
-		if (lt > p && !sip_all_class(s, p, lt, CLS_DISPLAY))
-			return -PASS_ADDR_FORM;
 	}
 	if (lt >= end || in_u8(s, lt) != '<')
 		return -PASS_ADDR_FORM;
-	at = sip_find1(s, lt + 1, end, '>');
-	if (at < 0)
+	/* the URI runs to the first byte outside CLS_URI: '>' */
+	r = sip_uri_span(s, lt + 1, end);
+	if (r < 0)
 		return -PASS_ADDR_FORM;
-	gt = at;
-	if (gt == lt + 1 || sip_parse_uri(s, &m->addr_uri, lt + 1, gt))
+	gt = r & 0xffff;
+	colon = (r >> URI_COLON_SHIFT) & 0xffff;
+	if (gt >= end || in_u8(s, gt) != '>' || gt == lt + 1 ||
+	    sip_parse_uri(s, &m->addr_uri, lt + 1, gt, colon))
 		return -PASS_ADDR_FORM;
 	m->addr_uri.val = lt + 1;
 	m->addr_uri.val_end = gt;
@@ -1167,20 +1364,22 @@ __noinline int sip_parse(struct scratch *s)
 	m->len = len;
 
 	/* The start line. */
-	at = sip_find1(s, 0, len, '\n');
-	if (at < 2 || in_u8(s, at - 1) != '\r' || sip_find1(s, 0, at, '\r') != at - 1)
-		return PASS_PARSE; /* no CRLF, or a bare CR before it */
-	cr = at - 1;
-	m->rl_end = at + 1;
+	r = sip_line_end(s, 0);
+	if (r < 1)
+		return r < 0 ? -r : PASS_PARSE;
+	cr = r;
+	m->rl_end = cr + 2;
 	r = sip_start_line(s, m, cr);
 	if (r)
 		return r;
 
-	r = sip_scan_headers(s, m, len);
+	r = sip_scan_headers(s, m);
 	if (r)
 		return r;
 	if (!m->via[0].line || !m->callid_h.line || !m->from.line || !m->to.line || !m->cseq_h.line)
 		return PASS_MISSING_HEADER;
+	if (m->n_via_vals > SLOW_MAX_VIAS || m->n_route_vals > SLOW_MAX_ROUTES || m->n_rr_vals > SLOW_MAX_RECORD_ROUTES)
+		return PASS_TOO_MANY_VALUES;
 
 	/* Content-Length, when present, is the body's length (RFC 3261 18.3). */
 	if (m->clen_h.line) {
@@ -1203,6 +1402,8 @@ __noinline int sip_parse(struct scratch *s)
 	}
 	if (e <= m->callid_h.val || e - m->callid_h.val > CALLID_MAX)
 		return PASS_CALLID_LONG;
+	if (in_u8(s, e - 1) == ' ' || in_u8(s, e - 1) == '\t')
+		return PASS_PARSE; /* more blanks than trimmed: the token would differ */
 	m->callid = m->callid_h.val;
 	m->callid_len = e - m->callid_h.val;
 

@@ -60,6 +60,8 @@ enum pass_reason {
 	PASS_FIB_MTU, /* the forwarded packet would exceed the egress MTU */
 	PASS_ADJUST, /* bpf_xdp_adjust_head refused */
 	PASS_INTERNAL, /* a map lookup that cannot fail failed */
+	/* SIP syntax (added after the list above; numbers of existing reasons stay) */
+	PASS_TOO_MANY_VALUES, /* maybe more Via, Route or Record-Route values than the slow path takes (commas + 1 per line) */
 	PASS_REASON_MAX,
 };
 

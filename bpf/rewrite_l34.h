@@ -91,14 +91,6 @@ __noinline __u32 csum_buf(struct scratch *s, __u32 off, __u32 len)
 	return csum_fold(acc);
 }
 
-/* csum_at is the sum of buf[off, off+len) placed at payload offset pos. */
-static __always_inline __u32 csum_at(struct scratch *s, __u32 off, __u32 len, __u32 pos)
-{
-	__u32 c = csum_buf(s, off, len);
-
-	return (pos & 1) ? csum_swap(c) : c;
-}
-
 static __always_inline __u32 csum_addr(const __u8 *a, __u8 family)
 {
 	__u64 acc = *(const __u32 *)a;
@@ -159,18 +151,6 @@ __noinline int rw_fib(struct xdp_md *ctx, struct scratch *s)
 	return PASS_NONE;
 }
 
-/* rw_store copies payload-copy bytes [pos, pos+len) into the packet at offset at
- * (len 0 is a no-op). */
-static __always_inline long rw_store(struct xdp_md *ctx, struct scratch *s, __u32 at, __u32 pos, __u32 len)
-{
-	len &= IN_MASK;
-	if (!len)
-		return 0;
-	/* Masked offset plus masked length stays inside struct scratch (BUF_IN + 2*IN_MASK
-	 * < SCRATCH_BUF_SIZE): the verifier's proof for the helper's memory argument. */
-	return bpf_xdp_store_bytes(ctx, at, IN_AT(s, pos), len);
-}
-
 /* rw_write_headers writes Ethernet, IP and UDP headers (checksum 0) for a payload of
  * plen bytes at the front of the resized packet. Returns: 0, or -1 when the frame
  * is too short (cannot happen after a successful resize). */
@@ -187,28 +167,27 @@ static __always_inline int rw_write_headers(struct xdp_md *ctx, struct fwd_info 
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
 	if (f->family == FAMILY_V4) {
 		struct iphdr *ip = (void *)(eth + 1);
-		__u64 acc;
+		__u32 w0, w1, w2, sa, da;
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
 		eth->h_proto = bpf_htons(ETH_P_IP);
 		/* What the kernel writes for an unconnected UDP socket with the default
-		 * path-MTU discovery: DF set, ID 0, TOS 0. */
-		*(__u8 *)ip = IPV4_VERSION_IHL;
-		ip->tos = 0;
-		ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + plen);
-		ip->id = 0;
-		ip->frag_off = bpf_htons(IPV4_DF);
-		ip->ttl = cfg_ip_ttl;
-		ip->protocol = IPPROTO_UDP;
-		ip->check = 0;
-		__builtin_memcpy(&ip->saddr, f->saddr, 4);
-		__builtin_memcpy(&ip->daddr, f->daddr, 4);
-		acc = 0;
-#pragma unroll
-		for (int i = 0; i < (int)sizeof(*ip) / 4; i++)
-			acc += ((__u32 *)ip)[i];
-		ip->check = ~csum_fold(acc) & 0xffff;
+		 * path-MTU discovery: DF set, ID 0, TOS 0. The header is built as five
+		 * 32-bit words (little endian, as they lie in memory) and its checksum
+		 * summed from them, not read back: reading the header right after
+		 * writing it byte by byte stalls on store forwarding. */
+		w0 = IPV4_VERSION_IHL | (__u32)bpf_htons(sizeof(*ip) + sizeof(*udp) + plen) << 16;
+		w1 = (__u32)bpf_htons(IPV4_DF) << 16; /* ID 0 */
+		w2 = cfg_ip_ttl | IPPROTO_UDP << 8; /* checksum 0 while summing */
+		__builtin_memcpy(&sa, f->saddr, 4);
+		__builtin_memcpy(&da, f->daddr, 4);
+		w2 |= (~csum_fold((__u64)w0 + w1 + w2 + sa + da) & 0xffff) << 16;
+		((__u32 *)ip)[0] = w0;
+		((__u32 *)ip)[1] = w1;
+		((__u32 *)ip)[2] = w2;
+		((__u32 *)ip)[3] = sa;
+		((__u32 *)ip)[4] = da;
 		udp = (void *)(ip + 1);
 	} else {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -233,15 +212,57 @@ static __always_inline int rw_write_headers(struct xdp_md *ctx, struct fwd_info 
 	return 0;
 }
 
-/* rw_apply resizes the packet by fwd.delta, rebuilds the headers, moves the front part
- * with the edits applied, patches in place and sets the UDP checksum.
+/* rw_copy copies n bytes from buf[src] to buf[dst], 8 bytes a step (up to 7 bytes
+ * after dst + n are overwritten), and returns their sum as if buf[src] sat at an even
+ * offset: the checksum comes with the copy, no second pass. */
+__noinline __u32 rw_copy(struct scratch *s, __u32 dst, __u32 src, __u32 n)
+{
+	__u64 acc = 0, w;
+
+	if (!s)
+		return 0;
+	for (int i = 0; i < COPY_STEPS; i++) {
+		if (!n)
+			break;
+		w = *(__u64 *)BUF_AT(s, src);
+		*(__u64 *)BUF_AT(s, dst) = w;
+		if (n < 8) {
+			w &= (1ULL << (8 * n)) - 1;
+			n = 0;
+		} else {
+			n -= 8;
+		}
+		acc += w;
+		acc += acc < w; /* end-around carry */
+		src += 8;
+		dst += 8;
+	}
+	return csum_fold(acc);
+}
+
+/* csum_short sums the n (<= 8) bytes of w (little endian) as if at an even offset. */
+static __always_inline __u32 csum_short(__u64 w, __u32 n)
+{
+	return csum_fold(n >= 8 ? w : w & ((1ULL << (8 * n)) - 1));
+}
+
+/* rw_apply applies the edits: it assembles the new front part of the payload (the
+ * bytes up to the end of the last edit, rewritten) in buf[BUF_OUT], summing it on
+ * the way, resizes the packet by fwd.delta, writes the headers, stores the front
+ * part with one helper call in front of the tail (which stays in place), patches
+ * Max-Forwards and sets the UDP checksum:
+ *   T' = S(new front) + S(tail, swapped when delta is odd),  S(tail) = T - S(old front).
+ * Every sum goes into one of two accumulators by the parity of its new place (a
+ * byte at an odd offset is the high byte of its word); the odd one is swapped
+ * once at the end, so there is one fold, not one per term.
  * Returns: PASS_NONE; PASS_ADJUST when the resize is refused (packet untouched);
  * -1 when a store failed after the resize (the caller must drop). */
 __noinline int rw_apply(struct xdp_md *ctx, struct scratch *s)
 {
 	struct fwd_info *f;
 	struct pkt_info *pi;
-	__u32 plen, nplen, hdr, t, tn, front = 0, oldpos = 0, newpos = 0, n;
+	__u32 plen, nplen, hdr, t, tn, oldpos = 0, newpos = 0, n, sum, odd;
+	__u64 acc[2] = {}; /* sums placed at even / odd payload offsets (the odd one is swapped once) */
 	__s32 delta;
 	__u16 *check;
 	void *data, *data_end;
@@ -264,82 +285,100 @@ __noinline int rw_apply(struct xdp_md *ctx, struct scratch *s)
 	/* T: the received payload's sum, from the received checksum. */
 	t = csum_sub(~pi->udp_check & 0xffff,
 		     csum_l4_fixed(pi->saddr, pi->daddr, pi->family, pi->sport, pi->dport, pi->udp_len));
-	tn = t;
+
+	/* The new front part: kept segments and inserted text, in order. Sums are
+	 * accumulated per parity of their new place and folded once at the end; the
+	 * old front part is taken out of the tail's sum T, which moves by delta. */
+	odd = delta & 1;
+	acc[odd] += t;
+	n = f->n_edits;
+	for (int k = 0; k < MAX_EDITS; k++) {
+		struct edit e;
+		__u32 seg;
+
+		if (k >= n)
+			break;
+		e = f->edits[k];
+		if (e.pos < oldpos || e.pos > plen || e.ins_len > BLK_MASK || e.ins_off >= BUF_IN)
+			return PASS_INTERNAL;
+		seg = e.pos - oldpos;
+		if (seg) {
+			sum = rw_copy(s, BUF_OUT + newpos, BUF_IN + oldpos, seg);
+			acc[(oldpos ^ odd) & 1] += ~sum & 0xffff;
+			acc[newpos & 1] += sum;
+			newpos += seg;
+		}
+		if (e.del)
+			acc[(e.pos ^ odd) & 1] += ~csum_buf(s, BUF_IN + e.pos, e.del) & 0xffff;
+		if (e.ins_len) {
+			sum = rw_copy(s, BUF_OUT + newpos, e.ins_off, e.ins_len);
+			acc[newpos & 1] += sum;
+			newpos += e.ins_len;
+		}
+		oldpos = e.pos + e.del;
+	}
+	if (!newpos || newpos > OUT_MASK || newpos != oldpos + delta)
+		return PASS_INTERNAL;
+
+	/* The in-place patch (Max-Forwards digits): not inside any edit; in the front
+	 * part or in the tail. Its new place is its old one moved by the edits before it. */
+	if (f->patch_len) {
+		__u32 pos = f->patch_pos, at = pos, np = f->patch_len;
+		__u64 nw = *(__u64 *)BUF_AT(s, f->patch_off);
+
+		if (np > MAXFWD_MAX_DIGITS)
+			return PASS_INTERNAL;
+#pragma unroll
+		for (int k = 0; k < MAX_EDITS; k++) {
+			if (k < n && f->edits[k].pos <= pos)
+				at += f->edits[k].ins_len - f->edits[k].del;
+		}
+		acc[at & 1] += ~csum_short(in_u64(s, pos), np) & 0xffff;
+		acc[at & 1] += csum_short(nw, np);
+		if (pos < oldpos) { /* in the front part: patch the copy */
+			__u8 *q = BUF_AT(s, BUF_OUT + at);
+			__u64 keep = np >= 8 ? 0 : ~0ULL << (8 * np);
+
+			*(__u64 *)q = (*(__u64 *)q & keep) | (nw & ~keep);
+			f->patch_len = 0;
+		} else {
+			f->patch_pos = at; /* where it goes after the resize */
+		}
+	}
 
 	if (bpf_xdp_adjust_head(ctx, -delta))
 		return PASS_ADJUST;
 	/* From here on the packet is changed: failures drop. */
 	if (rw_write_headers(ctx, f, nplen))
 		return -1;
+	if (bpf_xdp_store_bytes(ctx, hdr, BUF_AT(s, BUF_OUT), newpos & OUT_MASK))
+		return -1;
 
-	n = f->n_edits;
-	for (int k = 0; k < MAX_EDITS; k++) {
-		struct edit e;
-		__u32 seg, sum;
-
-		if (k >= n)
-			break;
-		e = f->edits[k];
-		if (e.pos < oldpos || e.pos > plen)
-			return -1;
-		/* the kept segment in front of the edit */
-		seg = e.pos - oldpos;
-		if (seg && (((newpos - oldpos) & 1) || (delta & 1))) {
-			sum = csum_at(s, BUF_IN + oldpos, seg, oldpos);
-			if ((newpos - oldpos) & 1)
-				tn = csum_add(tn, csum_sub(csum_swap(sum), sum));
-			front = csum_add(front, sum);
-		}
-		if (rw_store(ctx, s, hdr + newpos, oldpos, seg))
-			return -1;
-		newpos += seg;
-		/* the deleted bytes */
-		if (e.del) {
-			sum = csum_at(s, BUF_IN + e.pos, e.del, e.pos);
-			tn = csum_sub(tn, sum);
-			front = csum_add(front, sum);
-		}
-		/* the inserted bytes */
-		if (e.ins_len) {
-			if (e.ins_len > BLK_MASK || e.ins_off >= BUF_IN)
-				return -1;
-			tn = csum_add(tn, csum_at(s, e.ins_off, e.ins_len, newpos));
-			if (bpf_xdp_store_bytes(ctx, hdr + newpos, &s->buf[e.ins_off & (BUF_IN - 1)],
-						e.ins_len & BLK_MASK ? e.ins_len & BLK_MASK : 1))
-				return -1;
-			newpos += e.ins_len;
-		}
-		oldpos = e.pos + e.del;
-	}
-	/* The tail stayed in place and moved by delta relative to the payload start. */
-	if (delta & 1) {
-		__u32 tail = csum_sub(t, front);
-
-		tn = csum_add(tn, csum_sub(csum_swap(tail), tail));
-	}
-
-	/* The in-place patch (Max-Forwards digits): not inside any edit. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
 	if (f->patch_len) {
-		__u32 pos = f->patch_pos, at = pos, n_patch = f->patch_len;
+		/* A tail patch: written in place, or through the helper at the very end
+		 * of the packet (8 bytes are checked, at most MAXFWD_MAX_DIGITS written). */
+		__u32 np = ((f->patch_len - 1) & (MAXFWD_MAX_DIGITS - 1)) + 1; /* 1-8, checked above */
+		__u8 *q = data + ((hdr + f->patch_pos) & 0xfff), *src = &s->buf[f->patch_off & (BUF_IN - 1)];
 
+		if ((void *)(q + MAXFWD_MAX_DIGITS) <= data_end) {
 #pragma unroll
-		for (int k = 0; k < MAX_EDITS; k++) {
-			if (k < n && f->edits[k].pos <= pos)
-				at += f->edits[k].ins_len - f->edits[k].del;
-		}
-		tn = csum_sub(tn, csum_at(s, BUF_IN + pos, n_patch, at));
-		tn = csum_add(tn, csum_at(s, f->patch_off, n_patch, at));
-		if (n_patch > MAXFWD_MAX_DIGITS ||
-		    bpf_xdp_store_bytes(ctx, hdr + at, &s->buf[f->patch_off & (BUF_IN - 1)], n_patch))
+			for (int k = 0; k < MAXFWD_MAX_DIGITS; k++)
+				if (k < np)
+					q[k] = src[k];
+		} else if (bpf_xdp_store_bytes(ctx, hdr + f->patch_pos, src, np)) {
 			return -1;
+		}
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
 	}
 
 	/* The UDP checksum over the new pseudo header, UDP header and payload. */
+	tn = csum_add(csum_fold(acc[0]), csum_swap(csum_fold(acc[1])));
 	tn = csum_add(tn, csum_l4_fixed(f->saddr, f->daddr, f->family, f->sport, f->dport,
 					sizeof(struct udphdr) + nplen));
 	tn = ~tn & 0xffff;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
 	/* the UDP checksum is the last field before the payload; a constant offset per
 	 * family keeps the pointer's range known to the verifier */
 	check = data + (f->family == FAMILY_V4 ? sizeof(struct ethhdr) + sizeof(struct iphdr) :

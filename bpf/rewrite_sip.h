@@ -34,6 +34,12 @@ static __always_inline __u64 rw_hex8(__u32 v)
 	return x + 0x3030303030303030ULL + alpha * ('a' - '0' - 10);
 }
 
+/* rw_div10 is v / 10 for v < DIV10_MAX, without a divide instruction. */
+static __always_inline __u32 rw_div10(__u32 v)
+{
+	return ((__u64)v * DIV10_MUL) >> DIV10_SHIFT;
+}
+
 /* rw_put_uint writes v (< 100000) in decimal at buf[off] and returns its length. */
 static __always_inline __u32 rw_put_uint(struct scratch *s, __u32 off, __u32 v)
 {
@@ -42,26 +48,36 @@ static __always_inline __u32 rw_put_uint(struct scratch *s, __u32 off, __u32 v)
 #pragma unroll
 	for (int i = PORT_MAX_DIGITS - 1; i >= 0; i--) {
 		if (i < n) {
-			*BUF_AT(s, off + i) = '0' + v % 10;
-			v /= 10;
+			__u32 q = rw_div10(v);
+
+			*BUF_AT(s, off + i) = '0' + (v - q * 10);
+			v = q;
 		}
 	}
 	return n;
 }
 
 /* rw_put_ipv4 writes the dotted quad of addr (network order in memory) at buf[off]
- * and returns its length (7-15). */
+ * and returns its length (7-15). No branch and no division: each octet's three
+ * digits come from multiply-shifts (v / 100 == (v * 41) >> 12 and r / 10 ==
+ * (r * 205) >> 11 for v < 256, r < 100), its leading zeros are shifted out, and
+ * the 4-byte store of the next octet overwrites what lies past this one. */
 static __always_inline __u32 rw_put_ipv4(struct scratch *s, __u32 off, __u32 addr)
 {
 	__u32 n = 0;
 
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
-		if (i) {
-			*BUF_AT(s, off + n) = '.';
-			n++;
-		}
-		n += rw_put_uint(s, off + n, (addr >> (8 * i)) & 0xff);
+		__u32 v = (addr >> (8 * i)) & 0xff, h, r, t, len, text;
+
+		h = (v * OCTET_DIV100_MUL) >> OCTET_DIV100_SHIFT;
+		r = v - h * 100;
+		t = (r * OCTET_DIV10_MUL) >> OCTET_DIV10_SHIFT;
+		len = 1 + ((v + 256 - 10) >> 8) + ((v + 256 - 100) >> 8); /* 1 + (v >= 10) + (v >= 100) */
+		text = ('0' + h) | ('0' + t) << 8 | ('0' + r - t * 10) << 16 | '.' << 24;
+		text >>= 8 * (3 - len); /* the digits, then '.' */
+		*(__u32 *)BUF_AT(s, off + n) = text;
+		n += len + (i < 3); /* the last '.' is overwritten by the caller or unused */
 	}
 	return n;
 }
@@ -320,8 +336,10 @@ static __always_inline int rw_maxfwd(struct scratch *s)
 #pragma unroll
 	for (int i = MAXFWD_MAX_DIGITS - 1; i >= 0; i--) {
 		if (i < n) {
-			*BUF_AT(s, BLK_MAXFWD + i) = (v || i == n - 1) ? '0' + v % 10 : ' ';
-			v /= 10;
+			__u32 q = rw_div10(v);
+
+			*BUF_AT(s, BLK_MAXFWD + i) = (v || i == n - 1) ? '0' + (v - q * 10) : ' ';
+			v = q;
 		}
 	}
 	s->fwd.patch_pos = h->val;

@@ -152,6 +152,8 @@ struct uri_info {
 	__u8 more; /* another Route value follows on the same line */
 	__u8 sip; /* scheme sip: (0: another scheme, only its characters checked) */
 	__u8 pad;
+	__u16 colon; /* sip_parse_uri: the scheme's ':' */
+	__u16 scan; /* sip_parse_uri: the parameter being read */
 };
 
 /* What sip_parse learns about a message. */
@@ -171,8 +173,14 @@ struct sip_msg {
 	__u8 last_ours; /* the last header line was one the fast path uses (no folding after it) */
 	__u8 pad;
 	__u32 cseq;
-	__u16 scan_ls; /* header scan: start of the current line */
-	__u16 scan_p; /* header scan: position inside it */
+	__u16 scan_kind; /* sip_line: the line's enum sip_hdr */
+	__u16 scan_ne; /* sip_line: the end of its name */
+	__u16 scan_zero; /* always 0: sip_eol launders its position with it */
+	__u16 scan_commas; /* sip_eol: commas of the current line */
+	__u16 n_via_vals; /* upper bounds of the Via, Route and Record-Route values */
+	__u16 n_route_vals;
+	__u16 n_rr_vals;
+	__u16 pad4;
 	__u16 callid; /* trimmed Call-ID */
 	__u16 callid_len;
 	__u32 clen; /* Content-Length value */

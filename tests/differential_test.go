@@ -310,67 +310,13 @@ func diffVerdictName(v uint32) string {
 	return [...]string{"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XDP_?"}[min(v, 5)]
 }
 
-// check fails t when the paths disagree. A disagreement of a known class
-// (diffKnownGap) is labelled with it and still fails, unless
-// SIPEDGE_DIFF_SKIP_KNOWN=1 (long fuzz runs looking for new classes), where
-// it is skipped.
+// check fails t when the paths disagree.
 func (h *diffHarness) check(t testing.TB, in diffInput, r diffResult) {
 	t.Helper()
 	if r.Problem == "" {
 		return
 	}
-	label := ""
-	if g := diffKnownGap(in.In); g != "" {
-		if os.Getenv("SIPEDGE_DIFF_SKIP_KNOWN") == "1" {
-			t.Skipf("known disagreement [%s]", g)
-		}
-		label = "[KNOWN DISAGREEMENT " + g + "] "
-	}
-	t.Errorf("%s%s: %s\n%s", label, in.Name, r.Problem, diffReport(in, r))
-}
-
-// diffKnownGaps are the disagreement classes already reported (README.md,
-// "Differential test"), each with a test that recognises an input of the
-// class. Their reproducers are in testdata/differential/cases.
-var diffKnownGaps = []struct {
-	name string
-	is   func(in []byte, m *sipmsg.Msg, err error) bool
-}{
-	{
-		// The slow path splits every Via, Route and Record-Route value and
-		// drops a message with more than 64 / 32 / 32 as malformed; the fast
-		// path reads only the values it uses.
-		"value-limits: more Via/Route/Record-Route values than the slow path's hard limits",
-		func(_ []byte, _ *sipmsg.Msg, err error) bool { return errors.Is(err, sipmsg.ErrTooManyValues) },
-	},
-	{
-		// A line starting with SP or HTAB right after the start line
-		// continues no header: the slow path drops the message as
-		// malformed, the fast path forwards it.
-		"leading-fold: a continuation line right after the start line",
-		func(in []byte, _ *sipmsg.Msg, err error) bool {
-			if !errors.Is(err, sipmsg.ErrHeaderLine) {
-				return false
-			}
-			for bytes.HasPrefix(in, []byte("\r\n")) {
-				in = in[2:]
-			}
-			i := bytes.Index(in, []byte("\r\n"))
-			return i >= 0 && i+2 < len(in) && (in[i+2] == ' ' || in[i+2] == '\t')
-		},
-	},
-}
-
-// diffKnownGap returns the known class in falls in, or "".
-func diffKnownGap(in []byte) string {
-	var m sipmsg.Msg
-	err := sipmsg.Parse(in, &m)
-	for _, g := range diffKnownGaps {
-		if g.is(in, &m, err) {
-			return g.name
-		}
-	}
-	return ""
+	t.Errorf("%s: %s\n%s", in.Name, r.Problem, diffReport(in, r))
 }
 
 // diffReport shows a comparison for a human: the setup, the input, what
@@ -847,8 +793,7 @@ func TestDifferentialMutations(t *testing.T) {
 // fixtures, the torture messages (responses with our Via on top), the
 // reproducers (testdata/differential/cases) and the crafted corner cases of
 // the contract in testdata/fuzz/FuzzDifferential, where the fuzzer also
-// writes what it finds. SIPEDGE_DIFF_SKIP_KNOWN=1 skips the known classes, so
-// that a long run looks for new ones.
+// writes what it finds.
 //
 //	go test -run '^$' -fuzz FuzzDifferential -fuzztime 10m ./tests/
 func FuzzDifferential(f *testing.F) {

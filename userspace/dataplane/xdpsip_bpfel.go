@@ -170,35 +170,42 @@ const (
 	xdpsipPassReasonPASS_FIB_MTU            xdpsipPassReason = 43
 	xdpsipPassReasonPASS_ADJUST             xdpsipPassReason = 44
 	xdpsipPassReasonPASS_INTERNAL           xdpsipPassReason = 45
-	xdpsipPassReasonPASS_REASON_MAX         xdpsipPassReason = 46
+	xdpsipPassReasonPASS_TOO_MANY_VALUES    xdpsipPassReason = 46
+	xdpsipPassReasonPASS_REASON_MAX         xdpsipPassReason = 47
 )
 
 type xdpsipScratch struct {
 	_   structs.HostLayout
-	Buf [4608]uint8
+	Buf [8200]uint8
 	Msg struct {
-		_          structs.HostLayout
-		Len        uint16
-		RlEnd      uint16
-		Body       uint16
-		Status     uint16
-		Ruri       uint16
-		RuriEnd    uint16
-		IsRequest  uint8
-		Method     uint8
-		CseqMethod uint8
-		N_via      uint8
-		N_route    uint8
-		Pad0       uint8
-		LastOurs   uint8
-		Pad        uint8
-		Cseq       uint32
-		ScanLs     uint16
-		ScanP      uint16
-		Callid     uint16
-		CallidLen  uint16
-		Clen       uint32
-		Via        [2]struct {
+		_           structs.HostLayout
+		Len         uint16
+		RlEnd       uint16
+		Body        uint16
+		Status      uint16
+		Ruri        uint16
+		RuriEnd     uint16
+		IsRequest   uint8
+		Method      uint8
+		CseqMethod  uint8
+		N_via       uint8
+		N_route     uint8
+		Pad0        uint8
+		LastOurs    uint8
+		Pad         uint8
+		Cseq        uint32
+		ScanKind    uint16
+		ScanNe      uint16
+		ScanZero    uint16
+		ScanCommas  uint16
+		N_viaVals   uint16
+		N_routeVals uint16
+		N_rrVals    uint16
+		Pad4        uint16
+		Callid      uint16
+		CallidLen   uint16
+		Clen        uint32
+		Via         [2]struct {
 			_    structs.HostLayout
 			Line uint16
 			Val  uint16
@@ -314,6 +321,8 @@ type xdpsipScratch struct {
 			More         uint8
 			Sip          uint8
 			Pad          uint8
+			Colon        uint16
+			Scan         uint16
 		}
 		RuriInfo struct {
 			_            structs.HostLayout
@@ -333,6 +342,8 @@ type xdpsipScratch struct {
 			More         uint8
 			Sip          uint8
 			Pad          uint8
+			Colon        uint16
+			Scan         uint16
 		}
 		AddrUri struct {
 			_            structs.HostLayout
@@ -352,6 +363,8 @@ type xdpsipScratch struct {
 			More         uint8
 			Sip          uint8
 			Pad          uint8
+			Colon        uint16
+			Scan         uint16
 		}
 		AddrScan uint16
 		Pad3     [3]uint16
