@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync/atomic"
 )
 
 // Resolver returns the addresses of a host name.
@@ -248,6 +249,7 @@ func newSet(id int, dests []Destination, useDefault bool, sh *shuffler) *Set {
 		DefaultIdx:    -1,
 		EqualPriority: equalPriority(dests),
 		ctr:           &setCounters{},
+		failover:      make([]atomic.Pointer[[]Destination], n),
 	}
 	if useDefault && n > 1 {
 		s.DefaultIdx = n - 1

@@ -7,7 +7,9 @@ import (
 )
 
 // Selection is the outcome of Select: Dests[0] is the pick, the rest the
-// failover order (§4).
+// failover order (§4). Dests is shared between callers (it is cached per
+// pick on the immutable Set, so Select does not allocate): read it, never
+// write its elements; appending is safe, its capacity is clipped.
 type Selection struct {
 	SetID int
 	Dests []Destination
@@ -26,7 +28,7 @@ func (s *Snapshot) Select(setID int, alg Alg, key Key, limit int) (Selection, er
 	if err != nil {
 		return Selection{}, fmt.Errorf("select from set %d with alg %d (%s): %w", setID, int(alg), alg, err)
 	}
-	return Selection{SetID: setID, Dests: set.Failover(pick, limit)}, nil
+	return Selection{SetID: setID, Dests: set.cachedFailover(pick, limit)}, nil
 }
 
 // pick runs the algorithm and the §2.2 walk and returns the picked index.
@@ -113,4 +115,23 @@ func nextSlot(c *atomic.Uint32) uint32 {
 			return v % WeightSlots
 		}
 	}
+}
+
+// cachedFailover is Failover(pick, limit) from a per-pick cache: the full
+// list is built once per immutable Set and capped (a prefix, see Failover).
+func (s *Set) cachedFailover(pick, limit int) []Destination {
+	if pick < 0 || pick >= len(s.failover) {
+		return s.Failover(pick, limit)
+	}
+	p := s.failover[pick].Load()
+	if p == nil {
+		l := s.Failover(pick, 0)
+		s.failover[pick].CompareAndSwap(nil, &l)
+		p = s.failover[pick].Load()
+	}
+	l := *p
+	if limit > 0 && limit < len(l) {
+		l = l[:limit]
+	}
+	return l[:len(l):len(l)]
 }

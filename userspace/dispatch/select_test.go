@@ -292,3 +292,39 @@ func TestAlgNames(t *testing.T) {
 		}
 	})
 }
+
+// The failover list Select returns comes from a per-Set cache: it must equal
+// what Failover builds for every pick and limit, and a caller appending to
+// it must not change what the next caller gets.
+func TestCachedFailover(t *testing.T) {
+	entries := []Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Priority: 4, Source: "t:1"},
+		{SetID: 1, URI: "sip:10.0.0.2", Priority: 3, Source: "t:2"},
+		{SetID: 1, URI: "sip:10.0.0.3", Flags: FlagInactive, Priority: 2, Source: "t:3"},
+		{SetID: 1, URI: "sip:10.0.0.4", Priority: 1, Source: "t:4"},
+	}
+	for _, useDefault := range []bool{false, true} {
+		set := mustBuild(t, Options{UseDefault: useDefault}, entries).Set(1)
+		for pick := range set.Dests {
+			for limit := 0; limit <= len(set.Dests)+1; limit++ {
+				want := set.Failover(pick, limit)
+				got := set.cachedFailover(pick, limit)
+				if !slices.EqualFunc(got, want, func(a, b Destination) bool { return a.URI == b.URI }) {
+					t.Fatalf("use_default %v pick %d limit %d: cached %v, built %v", useDefault, pick, limit, destURIs(got), destURIs(want))
+				}
+				_ = append(got, Destination{URI: "sip:scribbled"})
+				if again := set.cachedFailover(pick, 0); slices.ContainsFunc(again, func(d Destination) bool { return d.URI == "sip:scribbled" }) {
+					t.Fatalf("an append by one caller reached the cache: %v", destURIs(again))
+				}
+			}
+		}
+	}
+}
+
+func destURIs(ds []Destination) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.URI
+	}
+	return out
+}

@@ -67,6 +67,9 @@ type Set struct {
 	// so alg 14 is round robin (else alg 8).
 	EqualPriority bool
 
+	// failover[pick] caches Failover(pick, 0): the Set is immutable.
+	failover []atomic.Pointer[[]Destination]
+
 	ctr *setCounters // shared by every Set derived from the same Build
 }
 
@@ -149,6 +152,7 @@ func equalPriority(dests []Destination) bool {
 func (s *Set) withDests(dests []Destination, sh *shuffler) *Set {
 	n := *s
 	n.Dests = dests
+	n.failover = make([]atomic.Pointer[[]Destination], len(dests))
 	n.NextUp = computeNextUp(dests, s.HashMod, s.DefaultIdx)
 	for i := range dests {
 		if dests[i].Attrs.RWeight > 0 && dests[i].Up() != s.Dests[i].Up() {

@@ -36,15 +36,14 @@ func ParseNameAddr(b []byte, s Span, na *NameAddr) error {
 			return ErrNameAddr
 		}
 	default:
-		k = i
-		last := i
-		for k < e && (isToken(b[k]) || isLWS(b[k])) {
-			if !isLWS(b[k]) {
-				last = k + 1
-			}
-			k++
-		}
+		// Tokens and blanks, then '<'; the display name ends at its last
+		// non-blank byte.
+		k = scan(b, i, e, cToken|cLWS)
 		if k < e && b[k] == '<' {
+			last := k
+			for last > i && isLWS(b[last-1]) {
+				last--
+			}
 			if last > i {
 				na.Display = span(i, last)
 			}
@@ -58,20 +57,36 @@ func ParseNameAddr(b []byte, s Span, na *NameAddr) error {
 			angle = false
 		}
 	}
-	if angle {
-		// name-addr: b[k] == '<'.
-		gt := bytes.IndexByte(b[k+1:e], '>')
-		if gt < 0 {
+	if !angle {
+		if err := ParseURI(b, span(uriStart, uriEnd), &na.URI); err != nil {
+			return err
+		}
+		return na.parseParams(b, k, e)
+	}
+	// name-addr: b[k] == '<'. The URI runs to the first '>', and '>' is
+	// one of the bytes a URI cannot hold: one scan finds the end and
+	// checks the URI's bytes. A URI that stops at another such byte is
+	// malformed, if a '>' follows at all.
+	gt, at := uriScan(b, k+1, e)
+	if gt == e || b[gt] != '>' {
+		end := -1
+		if gt < e {
+			end = bytes.IndexByte(b[gt:e], '>')
+		}
+		if end < 0 {
 			return ErrNameAddr
 		}
+		// ParseURI fails on it; it also fills what it parsed before
+		// failing, as the caller may see.
 		na.Angle = true
-		uriStart, uriEnd = k+1, k+1+gt
-		k = uriEnd + 1
+		return ParseURI(b, span(k+1, gt+end), &na.URI)
 	}
-	if err := ParseURI(b, span(uriStart, uriEnd), &na.URI); err != nil {
+	na.Angle = true
+	na.URI.Whole = span(k+1, gt) // the rest of na.URI is zero
+	if err := na.URI.parse(b, k+1, gt, at); err != nil {
 		return err
 	}
-	return na.parseParams(b, k, e)
+	return na.parseParams(b, gt+1, e)
 }
 
 // parseParams parses *( SEMI generic-param ) in b[k:e].
@@ -91,9 +106,7 @@ func (na *NameAddr) parseParams(b []byte, k, e int) error {
 			k++
 		}
 		ns := k
-		for k < e && isToken(b[k]) {
-			k++
-		}
+		k = scan(b, k, e, cToken)
 		if k == ns {
 			return ErrNameAddr
 		}
@@ -120,7 +133,7 @@ func (na *NameAddr) parseParams(b []byte, k, e int) error {
 				k++
 			}
 		}
-		if !na.HasTag && equalFold(name, "tag") {
+		if !na.HasTag && tokenIs(name, "tag") {
 			if !hasValue {
 				return ErrNameAddr
 			}
@@ -133,14 +146,14 @@ func (na *NameAddr) parseParams(b []byte, k, e int) error {
 // quotedEnd returns the offset after the closing quote of the quoted
 // string starting at b[i] == '"'.
 func quotedEnd(b []byte, i, e int) (int, bool) {
+	// A CR or LF inside can only be a fold, which is LWS in a quoted
+	// string.
 	for k := i + 1; k < e; k++ {
 		switch b[k] {
 		case '\\':
 			k++
 		case '"':
 			return k + 1, true
-		case '\r', '\n':
-			// Only a fold may hold them; a fold inside quotes is LWS.
 		}
 	}
 	return 0, false
@@ -156,8 +169,6 @@ func genValueEnd(b []byte, k, e int) (int, bool) {
 		return quotedEnd(b, k, e)
 	}
 	s := k
-	for k < e && (isToken(b[k]) || b[k] == ':' || b[k] == '[' || b[k] == ']') {
-		k++
-	}
+	k = scan(b, k, e, cGenValue)
 	return k, k > s
 }

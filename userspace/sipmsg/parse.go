@@ -1,6 +1,9 @@
 package sipmsg
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Parse scans the message in b and fills m with offsets into b. It returns
 // an error when the message cannot be framed (see the package doc); field
@@ -63,22 +66,44 @@ func Parse(b []byte, m *Msg) error {
 }
 
 // lineEnd returns the offset of the CR of the CRLF that ends the physical
-// line starting at from. A bare CR or LF is an error.
-func lineEnd(b []byte, from int) (int, error) {
-	j := bytes.IndexByte(b[from:], '\n')
-	if j < 0 {
-		if bytes.IndexByte(b[from:], '\r') >= 0 {
-			return 0, ErrLineEnding
+// line starting at i. A bare CR or LF is an error: the line must end at
+// its first CR or LF, and that must be a CR followed by an LF.
+//
+// It looks for both bytes in one pass, eight bytes at a time: header lines
+// are too short for bytes.IndexByte's vector loop to pay for its call, and
+// it would take two. A word whose bytes are all 0x10 or above, the usual
+// case, is passed after four operations; only a word holding a lower byte
+// (HTAB, CR, LF) is looked at byte by byte.
+func lineEnd(b []byte, i int) (int, error) {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// A byte's top bit ends up set when it is 0x80 or above, or when
+		// one of its bits 0x70 is set; per byte, (c & 0x70) + 0x70 does
+		// not carry into the next one.
+		if (w&(0x70*lo)+0x70*lo|w)&hi == hi {
+			continue
 		}
-		return 0, ErrNoEndOfHeaders
+		for j := i; j < i+8; j++ {
+			if c := b[j]; c == '\r' || c == '\n' {
+				return crlfAt(b, j)
+			}
+		}
 	}
-	if j == 0 || b[from+j-1] != '\r' {
-		return 0, ErrLineEnding
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '\r' || c == '\n' {
+			return crlfAt(b, i)
+		}
 	}
-	if bytes.IndexByte(b[from:from+j-1], '\r') >= 0 {
-		return 0, ErrLineEnding
+	return 0, ErrNoEndOfHeaders
+}
+
+// crlfAt checks that the first CR or LF of a line, at i, starts a CRLF.
+func crlfAt(b []byte, i int) (int, error) {
+	if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+		return i, nil
 	}
-	return from + j - 1, nil
+	return 0, ErrLineEnding
 }
 
 // parseStartLine parses the line b[i:eol].
@@ -96,11 +121,9 @@ func (m *Msg) parseStartLine(b []byte, i, eol int) error {
 	m.Method = span(i, i+sp1)
 	m.RURI = span(i+sp1+1, i+sp2)
 	m.Version = span(i+sp2+1, eol)
-	for _, c := range line[:sp1] {
-		if !isToken(c) {
-			m.StartErr = ErrMethod
-			return nil
-		}
+	if scan(b, i, i+sp1, cToken) != i+sp1 {
+		m.StartErr = ErrMethod
+		return nil
 	}
 	if !validRURIChars(line[sp1+1 : sp2]) {
 		m.StartErr = ErrRequestURI
@@ -116,12 +139,8 @@ func validRURIChars(u []byte) bool {
 	if len(u) == 0 || !isAlpha(u[0]) || bytes.IndexByte(u, ':') < 0 {
 		return false
 	}
-	for _, c := range u {
-		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"' {
-			return false
-		}
-	}
-	return true
+	end, _ := uriScan(u, 0, len(u))
+	return end == len(u)
 }
 
 func (m *Msg) parseStatusLine(b []byte, i, eol int) error {
@@ -185,10 +204,7 @@ func (m *Msg) checkVersion(b []byte) {
 // starts at pos and returns the offset of the next line.
 func (m *Msg) parseHeader(b []byte, pos int) (int, error) {
 	n := len(b)
-	k := pos
-	for k < n && isToken(b[k]) {
-		k++
-	}
+	k := scan(b, pos, n, cToken)
 	if k == pos {
 		return 0, ErrHeaderLine
 	}
@@ -364,56 +380,42 @@ func splitValues(b []byte, v Span, hdr int, dst []Value, n *int) error {
 	}
 	start := s
 	emitted := 0
-	inQuote, inAngle := false, false
-	emit := func(a, z int) error {
-		for a < z && isLWS(b[a]) {
-			a++
-		}
-		for z > a && isLWS(b[z-1]) {
-			z--
-		}
-		if a == z {
-			return nil
-		}
-		if *n >= len(dst) {
-			return ErrTooManyValues
-		}
-		dst[*n] = Value{Span: span(a, z), Header: int32(hdr)}
-		*n++
-		emitted++
-		return nil
-	}
+	inAngle := false
 	for k := s; k < e; k++ {
-		c := b[k]
-		if inQuote {
-			switch c {
-			case '\\':
-				k++
-			case '"':
-				inQuote = false
-			}
-			continue
+		if k = scan(b, k, e, cValuePlain); k == e {
+			break
 		}
-		switch c {
+		switch b[k] {
 		case '"':
-			inQuote = true
+			// A quoted string (in or out of < >) runs to the next
+			// unescaped quote, or to the end of the value.
+			for k++; k < e && b[k] != '"'; k++ {
+				if b[k] == '\\' {
+					k++
+				}
+			}
 		case '<':
 			inAngle = true
 		case '>':
 			inAngle = false
 		case ',':
 			if !inAngle {
-				if err := emit(start, k); err != nil {
+				ok, err := emitValue(b, start, k, hdr, dst, n)
+				if err != nil {
 					return err
+				}
+				if ok {
+					emitted++
 				}
 				start = k + 1
 			}
 		}
 	}
-	if err := emit(start, e); err != nil {
+	ok, err := emitValue(b, start, e, hdr, dst, n)
+	if err != nil {
 		return err
 	}
-	if emitted == 0 {
+	if !ok && emitted == 0 {
 		if *n >= len(dst) {
 			return ErrTooManyValues
 		}
@@ -421,4 +423,24 @@ func splitValues(b []byte, v Span, hdr int, dst []Value, n *int) error {
 		*n++
 	}
 	return nil
+}
+
+// emitValue appends b[a:z] without surrounding blanks to dst[*n:], unless
+// it is empty; ok reports whether it did.
+func emitValue(b []byte, a, z, hdr int, dst []Value, n *int) (ok bool, err error) {
+	for a < z && isLWS(b[a]) {
+		a++
+	}
+	for z > a && isLWS(b[z-1]) {
+		z--
+	}
+	if a == z {
+		return false, nil
+	}
+	if *n >= len(dst) {
+		return false, ErrTooManyValues
+	}
+	dst[*n] = Value{Span: span(a, z), Header: int32(hdr)}
+	*n++
+	return true, nil
 }

@@ -9,22 +9,51 @@ import "bytes"
 func ParseURI(b []byte, s Span, u *URI) error {
 	*u = URI{Whole: s}
 	i, e := int(s.Start), int(s.End)
-	if i < 0 || e > len(b) || i >= e || !isAlpha(b[i]) {
+	if i < 0 || e > len(b) || i >= e {
 		return ErrURI
 	}
-	k := i + 1
-	for k < e && (isAlpha(b[k]) || isDigit(b[k]) || b[k] == '+' || b[k] == '-' || b[k] == '.') {
-		k++
+	end, at := uriScan(b, i, e)
+	if end != e {
+		// A byte no URI holds. The scheme is still recorded when it
+		// parses, as the field-by-field parse would have done.
+		if isAlpha(b[i]) {
+			if k := scan(b, i+1, e, cScheme); k < e && b[k] == ':' {
+				u.Scheme = span(i, k)
+			}
+		}
+		return ErrURI
 	}
+	return u.parse(b, i, e, at)
+}
+
+// uriScan returns the offset of the first byte of b[i:e] that a URI
+// cannot hold (a blank, a control or non-ASCII byte, '<', '>' or '"'), or
+// e, and the offset of the first '@' before it (-1 when none).
+func uriScan(b []byte, i, e int) (end, at int) {
+	at = -1
+	for {
+		i = scan(b, i, e, cURIPlain)
+		if i >= e || b[i] != '@' {
+			return i, at
+		}
+		if at < 0 {
+			at = i
+		}
+		i++
+	}
+}
+
+// parse parses the URI b[i:e] into u (whose Whole is set), given that
+// uriScan found no byte a URI cannot hold and its first '@' at at.
+func (u *URI) parse(b []byte, i, e, at int) error {
+	if i >= e || !isAlpha(b[i]) {
+		return ErrURI
+	}
+	k := scan(b, i+1, e, cScheme)
 	if k >= e || b[k] != ':' {
 		return ErrURI
 	}
 	u.Scheme = span(i, k)
-	for _, c := range b[k+1 : e] {
-		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"' {
-			return ErrURI
-		}
-	}
 	scheme := b[i:k]
 	switch {
 	case equalFold(scheme, "sip"):
@@ -39,20 +68,23 @@ func ParseURI(b []byte, s Span, u *URI) error {
 		return nil
 	}
 	r := k + 1
-	if at := bytes.IndexByte(b[r:e], '@'); at >= 0 {
-		ui := b[r : r+at]
-		user := ui
-		if c := bytes.IndexByte(ui, ':'); c >= 0 {
-			user = ui[:c]
-			u.HasPassword = true
-			u.Password = span(r+c+1, r+at)
+	// The scheme holds no '@': at is the first one after "sip:", the end
+	// of the userinfo.
+	if at >= 0 {
+		userEnd := r
+		for userEnd < at && b[userEnd] != ':' {
+			userEnd++
 		}
-		if len(user) == 0 {
+		if userEnd < at {
+			u.HasPassword = true
+			u.Password = span(userEnd+1, at)
+		}
+		if userEnd == r {
 			return ErrURI
 		}
 		u.HasUser = true
-		u.User = span(r, r+len(user))
-		r += at + 1
+		u.User = span(r, userEnd)
+		r = at + 1
 	}
 	h, err := hostEnd(b, r, e)
 	if err != nil {
@@ -93,13 +125,19 @@ func ParseURI(b []byte, s Span, u *URI) error {
 // parseParams walks uri-parameters in b[s:e] (between ';'s).
 func (u *URI) parseParams(b []byte, s, e int) error {
 	for s <= e {
-		pe := s + indexOr(b[s:e], ';', e-s)
+		// pe: the end of this parameter; eq: its first '=', if any.
+		pe, eq := s, -1
+		for ; pe < e && b[pe] != ';'; pe++ {
+			if b[pe] == '=' && eq < 0 {
+				eq = pe
+			}
+		}
 		if pe == s {
 			return ErrURI
 		}
 		name, ve := pe, pe
-		if eq := bytes.IndexByte(b[s:pe], '='); eq >= 0 {
-			name = s + eq
+		if eq >= 0 {
+			name = eq
 			if name == s || name+1 == pe {
 				return ErrURI
 			}
@@ -128,13 +166,6 @@ func (u *URI) parseParams(b []byte, s, e int) error {
 	return nil
 }
 
-func indexOr(b []byte, c byte, or int) int {
-	if i := bytes.IndexByte(b, c); i >= 0 {
-		return i
-	}
-	return or
-}
-
 // hostEnd returns the end of the host starting at i: an IPv6 reference in
 // brackets, or a run of hostname characters (alphanum, '-', '.', '_').
 func hostEnd(b []byte, i, e int) (int, error) {
@@ -151,10 +182,7 @@ func hostEnd(b []byte, i, e int) (int, error) {
 		}
 		return k + 1, nil
 	}
-	k := i
-	for k < e && isHostChar(b[k]) {
-		k++
-	}
+	k := scan(b, i, e, cHost)
 	if k == i {
 		return 0, ErrURI
 	}
@@ -163,10 +191,6 @@ func hostEnd(b []byte, i, e int) (int, error) {
 
 func isHex(c byte) bool {
 	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func isHostChar(c byte) bool {
-	return isAlpha(c) || isDigit(c) || c == '-' || c == '.' || c == '_'
 }
 
 // portAt parses 1*5DIGIT at i as a port 1..65535; it returns the end.

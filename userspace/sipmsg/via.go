@@ -103,41 +103,55 @@ func ParseVia(b []byte, s Span, v *Via) error {
 }
 
 // known records the parameters the contract reads; the first of each wins.
+// The name is a token, so tokenIs can compare it; the switch on its length
+// leaves one comparison at most.
 func (v *Via) known(b []byte, p *Param) error {
 	name := p.Name.Bytes(b)
-	switch {
-	case equalFold(name, "branch"):
+	switch len(name) {
+	case 6:
+		if !tokenIs(name, "branch") {
+			return nil
+		}
 		if !p.HasValue {
 			return ErrVia
 		}
 		if !v.HasBranch {
 			v.HasBranch, v.Branch = true, p.Value
 		}
-	case equalFold(name, "rport"):
-		if v.HasRport {
-			return nil
-		}
-		v.HasRport, v.RportName = true, p.Name
-		if p.HasValue {
-			_, num, ok := portAt(b, int(p.Value.Start), int(p.Value.End))
-			if !ok || p.Value.Len() > 5 {
+	case 5:
+		switch name[0] | 0x20 {
+		case 'r':
+			if !tokenIs(name, "rport") || v.HasRport {
+				return nil
+			}
+			v.HasRport, v.RportName = true, p.Name
+			if p.HasValue {
+				_, num, ok := portAt(b, int(p.Value.Start), int(p.Value.End))
+				if !ok || p.Value.Len() > 5 {
+					return ErrVia
+				}
+				v.HasRportValue, v.Rport, v.RportNum = true, p.Value, num
+			}
+		case 'm':
+			if !tokenIs(name, "maddr") {
+				return nil
+			}
+			if !p.HasValue {
 				return ErrVia
 			}
-			v.HasRportValue, v.Rport, v.RportNum = true, p.Value, num
+			if !v.HasMaddr {
+				v.HasMaddr, v.Maddr = true, p.Value
+			}
 		}
-	case equalFold(name, "received"):
+	case 8:
+		if !tokenIs(name, "received") {
+			return nil
+		}
 		if !p.HasValue {
 			return ErrVia
 		}
 		if !v.HasReceived {
 			v.HasReceived, v.Received, v.ReceivedParam = true, p.Value, p.Whole
-		}
-	case equalFold(name, "maddr"):
-		if !p.HasValue {
-			return ErrVia
-		}
-		if !v.HasMaddr {
-			v.HasMaddr, v.Maddr = true, p.Value
 		}
 	}
 	return nil
@@ -152,7 +166,7 @@ func (v *Via) Param(i int) Param {
 }
 
 func skipLWS(b []byte, i, e int) int {
-	for i < e && isLWS(b[i]) {
+	for i < e && class[b[i]]&cLWS != 0 {
 		i++
 	}
 	return i
@@ -161,8 +175,6 @@ func skipLWS(b []byte, i, e int) int {
 // tokenEnd returns the end of the non-empty token at i.
 func tokenEnd(b []byte, i, e int) (int, bool) {
 	s := i
-	for i < e && isToken(b[i]) {
-		i++
-	}
+	i = scan(b, i, e, cToken)
 	return i, i > s
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"runtime"
 	"unsafe"
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
@@ -265,21 +266,8 @@ func validateRequest(in []byte, m *sipmsg.Msg) reply {
 func (rc *reqCtx) dispatch(out []byte) Result {
 	l, m, in := rc.l, rc.m, rc.in
 	rule := &l.Rule
-	var pv [pvarBufLen]byte
-	key, r := rc.hashKey(pv[:0])
+	sel, r := rc.selectDest()
 	if r != replyNone {
-		return r.result(l, rc.ack)
-	}
-	sel, err := rc.f.d.Select(rule.SetID, rule.Alg, key, rule.Limit)
-	if err != nil {
-		switch {
-		case errors.Is(err, dispatch.ErrNoSet):
-			r = replyNoSet
-		case errors.Is(err, dispatch.ErrNoDestination), errors.Is(err, dispatch.ErrEmptyHashKey):
-			r = replyNoDestination
-		default:
-			r = replySelectError
-		}
 		return r.result(l, rc.ack)
 	}
 	if len(sel.Dests) == 0 {
@@ -291,7 +279,7 @@ func (rc *reqCtx) dispatch(out []byte) Result {
 		res.Selection = sel
 		return res
 	}
-	dst := sel.Dests[0]
+	dst := &sel.Dests[0]
 	rc.ed.block.rr = rule.RecordRoute && !m.To.HasTag && dialogForming(method)
 	res, ok := rc.finish(out)
 	if !ok {
@@ -344,6 +332,47 @@ func (rc *reqCtx) finish(out []byte) (Result, bool) {
 // pvarBufLen bounds the expanded hash_pvar text; a longer expansion is cut
 // (the hash then covers its first pvarBufLen bytes).
 const pvarBufLen = 1024
+
+// selectDest asks the dispatcher for the rule's destination.
+func (rc *reqCtx) selectDest() (dispatch.Selection, reply) {
+	if rc.l.Rule.Alg == dispatch.AlgPVar {
+		return rc.selectPVar()
+	}
+	key, r := rc.hashKey(nil)
+	if r != replyNone {
+		return dispatch.Selection{}, r
+	}
+	return rc.selectKey(&key)
+}
+
+// selectPVar is selectDest for alg 7, whose key is the template expanded
+// into a buffer: only this algorithm pays for zeroing it, and it must stay
+// alive until Select has hashed the key that aliases it.
+func (rc *reqCtx) selectPVar() (dispatch.Selection, reply) {
+	var buf [pvarBufLen]byte
+	key, r := rc.hashKey(buf[:0])
+	if r != replyNone {
+		return dispatch.Selection{}, r
+	}
+	sel, r := rc.selectKey(&key)
+	runtime.KeepAlive(&buf)
+	return sel, r
+}
+
+// selectKey runs the rule's selection and maps its errors to replies.
+func (rc *reqCtx) selectKey(key *dispatch.Key) (dispatch.Selection, reply) {
+	rule := &rc.l.Rule
+	sel, err := rc.f.d.Select(rule.SetID, rule.Alg, *key, rule.Limit)
+	switch {
+	case err == nil:
+		return sel, replyNone
+	case errors.Is(err, dispatch.ErrNoSet):
+		return sel, replyNoSet
+	case errors.Is(err, dispatch.ErrNoDestination), errors.Is(err, dispatch.ErrEmptyHashKey):
+		return sel, replyNoDestination
+	}
+	return sel, replySelectError
+}
 
 // hashKey builds the dispatcher key the rule's algorithm reads. The strings
 // alias the message (and buf) without copying: Select hashes them and does
