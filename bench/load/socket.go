@@ -87,9 +87,6 @@ func open(local, remote netip.AddrPort) (*Socket, error) {
 // Local is the bound address (with the port the kernel picked).
 func (s *Socket) Local() netip.AddrPort { return s.local }
 
-// Remote is the connected address, if any.
-func (s *Socket) Remote() netip.AddrPort { return s.remote }
-
 // Close closes the socket.
 func (s *Socket) Close() error { return unix.Close(s.fd) }
 

@@ -328,16 +328,6 @@ func (a *Agent) checkExit() {
 	}
 }
 
-// Stats returns sipproxy.stats.
-func (a *Agent) Stats(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.MustCtl(t, "sipproxy.stats"), &m); err != nil {
-		t.Fatalf("sipproxy.stats: %v", err)
-	}
-	return m
-}
-
 // DestFlags returns the FLAGS of every destination in dispatcher.list's
 // result ({"RECORDS":[{"SET":{"ID":1,"TARGETS":[{"DEST":{"URI":..,
 // "FLAGS":"AP"}}]}}]}), keyed "SET URI".

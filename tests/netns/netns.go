@@ -88,13 +88,6 @@ func removeStale(t testing.TB) {
 // Exec is the prefix that runs a command in the namespace.
 func (n *NS) Exec() []string { return []string{"nsenter", "--net=" + n.Path, "--"} }
 
-// Command is exec.CommandContext for a command run in the namespace.
-func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	argv := append(n.Exec(), name)
-	argv = append(argv, args...)
-	return exec.CommandContext(ctx, argv[0], argv[1:]...)
-}
-
 // Run runs argv in the namespace to completion (30 s at most) and fails
 // the test unless it exits 0. It returns the output.
 func (n *NS) Run(t testing.TB, argv ...string) string {

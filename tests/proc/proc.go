@@ -118,9 +118,6 @@ func Start(t testing.TB, name string, argv []string, opts Options) *Process {
 // it, as nsenter does for a network namespace).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool {
 	select {
@@ -190,9 +187,6 @@ func (p *Process) ExitedEarly() bool {
 	defer p.mu.Unlock()
 	return p.early
 }
-
-// Signal sends sig to the process.
-func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Output returns everything the process wrote so far.
 func (p *Process) Output() string {

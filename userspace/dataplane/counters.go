@@ -22,15 +22,6 @@ type DstStats struct {
 	Bytes   uint64 `json:"bytes"` // UDP payload bytes
 }
 
-// PassReasonName returns the C name of a pass reason ("PASS_NOT_UDP"), or
-// "" for a value the program does not define.
-func (d *Dataplane) PassReasonName(r uint32) string {
-	if int(r) < len(d.passNames) {
-		return d.passNames[r]
-	}
-	return ""
-}
-
 // PassReasons returns the C names of every pass reason, by value (index 0,
 // PASS_NONE, is never counted).
 func (d *Dataplane) PassReasons() []string { return append([]string(nil), d.passNames...) }

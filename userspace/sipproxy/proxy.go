@@ -97,11 +97,6 @@ func (p *Proxy) Stats() *Stats { return p.stats }
 // Ready is closed once every listener socket is bound.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
-// TransactionLayer gives the agent's own request senders (the prober) the
-// transaction layer that owns the listener sockets, so their replies come
-// back through the same sockets.
-func (p *Proxy) TransactionLayer() *sip.TransactionLayer { return p.txl }
-
 // Run binds every listener and serves until ctx ends.
 func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Lock()
@@ -276,7 +271,7 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 	if c == nil {
 		return
 	}
-	if _, err := c.WriteToUDPAddrPort(out, replyAddr(&m.TopVia, src)); err != nil {
+	if _, err := c.WriteToUDPAddrPort(out, replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)); err != nil {
 		p.log.Warn("reply failed", "code", code, "dst", src.String(), "error", err)
 		return
 	}
@@ -352,22 +347,14 @@ func isRequest(data []byte) bool {
 	return !bytes.HasPrefix(data, []byte("SIP/"))
 }
 
-// replyDestination is RFC 3261 §18.2.2 for UDP with RFC 3581: the source IP
-// (it is the received address), and the source port when the client asked
-// for rport, else the sent-by port.
+// replyDestination is replyAddr for a request sipgo parsed.
 func replyDestination(req *sip.Request, src netip.AddrPort) netip.AddrPort {
 	via := req.Via()
 	if via == nil {
 		return src
 	}
-	if _, ok := via.Params.Get("rport"); ok {
-		return src
-	}
-	port := via.Port
-	if port == 0 {
-		port = sip.DefaultUdpPort
-	}
-	return netip.AddrPortFrom(src.Addr(), uint16(port))
+	_, rport := via.Params.Get("rport")
+	return replyAddr(src, rport, via.Port)
 }
 
 func callID(m sip.Message) string {

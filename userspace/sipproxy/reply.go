@@ -104,13 +104,12 @@ func appendTopVia(out, in []byte, h *sipmsg.Header, v *sipmsg.Via, src netip.Add
 // replyAddr is where a UDP reply goes (RFC 3261 §18.2.2 with RFC 3581): the
 // source IP, and the source port when the client asked for rport, else the
 // sent-by port (5060 when absent).
-func replyAddr(v *sipmsg.Via, src netip.AddrPort) netip.AddrPort {
-	if v.HasRport {
+func replyAddr(src netip.AddrPort, rport bool, sentByPort int) netip.AddrPort {
+	if rport {
 		return src
 	}
-	port := v.PortNum
-	if port == 0 {
-		port = 5060
+	if sentByPort == 0 {
+		sentByPort = 5060
 	}
-	return netip.AddrPortFrom(src.Addr(), uint16(port))
+	return netip.AddrPortFrom(src.Addr(), uint16(sentByPort))
 }

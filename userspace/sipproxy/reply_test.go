@@ -119,7 +119,7 @@ func TestAppendReply(t *testing.T) {
 			if _, err := sip.ParseMessage(out); err != nil {
 				t.Errorf("sipgo cannot parse the reply: %v", err)
 			}
-			if got := replyAddr(&m.TopVia, src).String(); got != tc.wantTo {
+			if got := replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum).String(); got != tc.wantTo {
 				t.Errorf("reply address %s, want %s", got, tc.wantTo)
 			}
 		})
