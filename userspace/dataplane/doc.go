@@ -5,6 +5,13 @@
 // reads the program's per-CPU counters (pass reasons by name) and its ring
 // buffer of dialog events.
 //
+// Load also prepares the host, in one place (host.go): it mounts a BPF
+// filesystem at the pin root when none is mounted there, as Cilium's agent
+// does, and raises RLIMIT_MEMLOCK where the kernel still charges maps to it;
+// what it cannot fix it reports as a one-line *HostError with the command
+// that fixes it. It lives here, not in a package of its own, because only
+// the data plane needs it and this package is the home of cilium/ebpf.
+//
 // A Dataplane owns the loaded objects: Close releases them (pinned maps
 // survive in bpffs; an attached link detaches when it is closed). Nothing
 // here keeps global state; lifetimes follow the contexts and Close calls the

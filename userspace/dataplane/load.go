@@ -14,12 +14,15 @@ import (
 
 // DefaultPinDir is where the agent pins the fast path's maps, so that
 // operators can read them with `bpftool map dump pinned /sys/fs/bpf/sipedge/NAME`.
+// Its parent, /sys/fs/bpf, is the pin root: Load mounts a BPF filesystem
+// there when none is (host.go).
 const DefaultPinDir = "/sys/fs/bpf/sipedge"
 
 // Options configure Load.
 type Options struct {
 	// PinDir is the bpffs folder the maps are pinned in; empty means
-	// DefaultPinDir. Ignored with NoPin.
+	// DefaultPinDir. Its parent is the pin root, where Load mounts a BPF
+	// filesystem when none is mounted. Ignored with NoPin.
 	PinDir string
 	// NoPin loads the maps without pinning them (tests, benchmarks).
 	NoPin bool
@@ -55,10 +58,23 @@ type Dataplane struct {
 	last     syncState
 }
 
-// Load loads the program with its knobs set, pins its maps (unless NoPin) and
-// returns it; it attaches nothing. Maps already pinned by an earlier agent are
-// reused; a pinned map whose layout no longer matches the program is replaced.
+// Load prepares the host (host.go: a BPF filesystem at the pin root,
+// RLIMIT_MEMLOCK), loads the program with its knobs set, pins its maps
+// (unless NoPin) and returns it; it attaches nothing. Maps already pinned by
+// an earlier agent are reused; a pinned map whose layout no longer matches
+// the program is replaced. What the host lacks and the agent cannot fix is
+// a *HostError.
 func Load(opts Options) (*Dataplane, error) {
+	pinDir := ""
+	if !opts.NoPin {
+		pinDir = opts.PinDir
+		if pinDir == "" {
+			pinDir = DefaultPinDir
+		}
+	}
+	if err := prepareHost(pinDir); err != nil {
+		return nil, err
+	}
 	spec, err := loadXdpsip()
 	if opts.ObjectPath != "" {
 		spec, err = ebpf.LoadCollectionSpec(opts.ObjectPath)
@@ -92,11 +108,8 @@ func Load(opts Options) (*Dataplane, error) {
 	}
 
 	var copts ebpf.CollectionOptions
-	if !opts.NoPin {
-		d.pinDir = opts.PinDir
-		if d.pinDir == "" {
-			d.pinDir = DefaultPinDir
-		}
+	if pinDir != "" {
+		d.pinDir = pinDir
 		if err := os.MkdirAll(d.pinDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create pin dir: %w", err)
 		}

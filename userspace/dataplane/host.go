@@ -1,0 +1,134 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// This file prepares the host for the fast path, the one place that does:
+// Load calls prepareHost before it loads anything. A freshly booted edge
+// host lacks what a developer's machine often has set up by hand:
+//
+//   - a BPF filesystem (bpffs) at the pin root, the folder the pin folder
+//     lives in (/sys/fs/bpf for DefaultPinDir). When nothing is mounted
+//     there, the agent mounts one, as Cilium's agent and systemd do; the
+//     mount stays after the agent exits (pins do not: the agent removes
+//     its own). It never mounts over another filesystem: someone put it
+//     there on purpose.
+//   - room for BPF maps under RLIMIT_MEMLOCK on kernels before 5.11 (later
+//     kernels charge maps to the memory cgroup and the call is a no-op).
+//
+// What it cannot fix it reports as one line (HostError) naming the path
+// and the command that fixes it. BPF run-time statistics need nothing here:
+// bench/ turns them on with a BPF_ENABLE_STATS file descriptor (no sysctl,
+// undone when the fd closes), and nothing reads tracefs.
+
+// HostError is what the host lacks and the command that fixes it. Its text
+// is one line.
+type HostError struct {
+	Path    string // the path at fault
+	Problem string // what is wrong, e.g. "is not a BPF filesystem"
+	Err     error  // why the agent could not fix it; may be nil
+	Fix     string // the command that fixes it
+}
+
+func (e *HostError) Error() string {
+	msg := fmt.Sprintf("host: %s %s", e.Path, e.Problem)
+	if e.Err != nil {
+		msg += fmt.Sprintf(" (%v)", e.Err)
+	}
+	return msg + "; fix: " + e.Fix
+}
+
+func (e *HostError) Unwrap() error { return e.Err }
+
+// prepareHost makes the host ready to load the program and, when pinDir is
+// not empty, to pin its maps under pinDir.
+func prepareHost(pinDir string) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return &HostError{Path: "RLIMIT_MEMLOCK", Problem: "is too low for BPF maps and could not be raised", Err: err,
+			Fix: "run the agent as root, or with `ulimit -l unlimited` (LimitMEMLOCK=infinity in a systemd unit)"}
+	}
+	if pinDir == "" {
+		return nil
+	}
+	return ensureBPFFS(filepath.Dir(filepath.Clean(pinDir)))
+}
+
+// ensureBPFFS makes root a BPF filesystem, or the folder of one: when a
+// bpffs already holds root it does nothing; when nothing is mounted at root
+// it creates the folder if needed and mounts a bpffs there.
+func ensureBPFFS(root string) error {
+	fix := "mount -t bpf bpf " + root
+	onBPFFS, err := isBPFFS(root)
+	switch {
+	case err == nil && onBPFFS:
+		return nil
+	case errors.Is(err, unix.ENOENT):
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return &HostError{Path: root, Problem: "does not exist and cannot be created", Err: unwrapPath(err),
+				Fix: "mkdir -p " + root + " && " + fix}
+		}
+	case err != nil:
+		return &HostError{Path: root, Problem: "cannot be checked for a BPF filesystem", Err: err, Fix: fix}
+	default:
+		if fstype, mounted := mountedFS(root); mounted {
+			return &HostError{Path: root, Problem: "is a " + fstype + " mount, not a BPF filesystem", Fix: "umount " + root + " && " + fix}
+		}
+	}
+	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+		return &HostError{Path: root, Problem: "is not a BPF filesystem and mounting one failed", Err: err, Fix: "as root: " + fix}
+	}
+	if ok, err := isBPFFS(root); err != nil || !ok {
+		return &HostError{Path: root, Problem: "is still not a BPF filesystem after mounting one", Err: err, Fix: fix}
+	}
+	return nil
+}
+
+// isBPFFS reports whether path lies on a BPF filesystem.
+func isBPFFS(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, err
+	}
+	return uint32(st.Type) == unix.BPF_FS_MAGIC, nil
+}
+
+// mountedFS reports whether a filesystem is mounted at path (path and its
+// parent are on different devices), and its type by magic number.
+func mountedFS(path string) (fstype string, mounted bool) {
+	var st, parent unix.Stat_t
+	if unix.Stat(path, &st) != nil || unix.Stat(filepath.Dir(path), &parent) != nil {
+		return "", false
+	}
+	if st.Dev == parent.Dev {
+		return "", false
+	}
+	var sfs unix.Statfs_t
+	if unix.Statfs(path, &sfs) != nil {
+		return "filesystem", true
+	}
+	switch uint32(sfs.Type) {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs", true
+	case unix.SYSFS_MAGIC:
+		return "sysfs", true
+	case unix.PROC_SUPER_MAGIC:
+		return "proc", true
+	}
+	return fmt.Sprintf("filesystem (magic %#x)", uint32(sfs.Type)), true
+}
+
+// unwrapPath drops the *PathError around err: HostError names the path.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
