@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sipedge/sipedge/tests/agent"
 	"github.com/sipedge/sipedge/tests/netns"
 	"github.com/sipedge/sipedge/tests/sipp"
@@ -25,8 +23,10 @@ import (
 )
 
 // xdpPinDir is where the agent pins its maps (dataplane.DefaultPinDir; the
-// config has no key for it, so the agent under test always uses it).
-const xdpPinDir = "/sys/fs/bpf/sipedge"
+// config has no key for it, so the agent under test always uses it). The
+// agent runs in a mount namespace of the test's own (netns.Mounts), so the
+// folder is the test's alone.
+const xdpPinDir = netns.BPFRoot + "/sipedge"
 
 // TestNetnsXDPCalls: the topology of TestNetnsCallsComplete with the XDP
 // fast path attached natively to the edge's four interfaces (cl0 for the
@@ -40,12 +40,22 @@ const xdpPinDir = "/sys/fs/bpf/sipedge"
 // names; a destination set inactive over RPC gets no new call through the
 // fast path; after the agent stops, no XDP program is left on the
 // interfaces and the pins are gone.
+//
+// It is also the fresh-host test (issue 7): the agent runs in a private
+// mount namespace where nothing is mounted at /sys/fs/bpf, as on a freshly
+// booted host (whatever the test machine mounted there is unmounted in that
+// namespace only). The agent must mount its BPF filesystem there itself,
+// and the host's mounts stay as they were.
 func TestNetnsXDPCalls(t *testing.T) {
 	testutil.NeedRoot(t)
 	sipp.NeedSIPp(t)
 	testutil.NeedCommand(t, "bpftool", exec.LookPath)
 	testutil.NeedCommand(t, "nstat", exec.LookPath)
-	claimPinDir(t)
+	hostMounts := netns.HostMountedAt(t, netns.BPFRoot)
+	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
+	if got := mnt.MountedAt(t, netns.BPFRoot); len(got) != 0 {
+		t.Fatalf("the fresh mount namespace still has %v mounted at %s", got, netns.BPFRoot)
+	}
 	const calls, calls2 = 60, 30
 	topo := netns.NewTopology(t, 3)
 	// A frame the program redirects into cl0 or bek lands on the far end's
@@ -73,10 +83,13 @@ func TestNetnsXDPCalls(t *testing.T) {
 		Rules:     []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 0, RecordRoute: true}},
 		Dests:     dests,
 		XDP:       &agent.XDP{Interfaces: ifaces, Mode: "native"},
-	}, agent.Options{Exec: topo.Edge.Exec()})
+	}, agent.Options{Exec: mnt.Exec(topo.Edge)})
 
 	// The agent answers RPC before the fast path is attached: wait for it.
 	base := waitAttached(t, a, 10*time.Second)
+	if got := mnt.MountedAt(t, netns.BPFRoot); strings.Join(got, ",") != "bpf" {
+		t.Errorf("mounts at %s after the agent started: %v, want the one BPF filesystem the agent mounted", netns.BPFRoot, got)
+	}
 	if base.Mode != "native" || strings.Join(base.Interfaces, ",") != strings.Join(ifaces, ",") {
 		t.Fatalf("fastpath.stats: mode %q on %v, want native on %v", base.Mode, base.Interfaces, ifaces)
 	}
@@ -99,7 +112,7 @@ func TestNetnsXDPCalls(t *testing.T) {
 	slow1 := slowStats(t, a)
 	phase1 := sentCallIDs(t, uac)
 	checkFastPathShare(t, "phase 1", st1.minus(base), slow1.minus(baseSlow), sipTraffic(t, uac, uas, phase1))
-	checkPinnedMaps(t, topo.Edge, st1)
+	checkPinnedMaps(t, mnt, topo.Edge, st1)
 
 	// Phase 2: backend 2 inactive over RPC. The agent writes the new
 	// tables into the maps on the dispatcher's change: no new call may
@@ -156,8 +169,11 @@ func TestNetnsXDPCalls(t *testing.T) {
 			t.Errorf("after the agent stopped, ip -d link show %s still shows XDP:\n%s", dev, out)
 		}
 	}
-	if ents, err := os.ReadDir(xdpPinDir); !errors.Is(err, os.ErrNotExist) {
+	if ents, err := os.ReadDir(mnt.File(xdpPinDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after the agent stopped, %s still exists (%v, entries %v)", xdpPinDir, err, ents)
+	}
+	if got := netns.HostMountedAt(t, netns.BPFRoot); strings.Join(got, ",") != strings.Join(hostMounts, ",") {
+		t.Errorf("the host's mounts at %s changed from %v to %v: the test's mount namespace leaked", netns.BPFRoot, hostMounts, got)
 	}
 }
 
@@ -222,40 +238,6 @@ func checkRewrites(t *testing.T, edge, client netip.AddrPort, uas []*sipp.SIPp, 
 		}
 	}
 	reportErrs(t, errs)
-}
-
-// claimPinDir serialises the tests that run an agent with the fast path
-// (the pin folder is one per host: flock on /sys/fs/bpf itself, so no lock
-// file is left behind), removes pins a killed earlier run left (their
-// counters would be reused), and removes the folder again in t.Cleanup,
-// after the agent has stopped.
-func claimPinDir(t *testing.T) {
-	t.Helper()
-	lockDir := filepath.Dir(xdpPinDir)
-	f, err := os.Open(lockDir)
-	if err != nil {
-		t.Fatalf("bpffs: %v", err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("another process holds flock(%s) for 60 s (a test using the fast path's pins %s)", lockDir, xdpPinDir)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() }) // runs last: releases the lock
-	if _, err := os.Stat(xdpPinDir); err == nil {
-		t.Logf("removing %s left by an earlier run", xdpPinDir)
-		if err := os.RemoveAll(xdpPinDir); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(xdpPinDir); err != nil {
-			t.Errorf("remove %s: %v", xdpPinDir, err)
-		}
-	})
 }
 
 // fpStats is RPC fastpath.stats.
@@ -566,14 +548,15 @@ func checkFastPathShare(t *testing.T, phase string, fp fpStats, slow slowStatsT,
 	}
 }
 
-// checkPinnedMaps dumps pinned maps with bpftool inside the edge
-// namespace (nsenter keeps /sys/fs/bpf visible) and checks that their
-// values carry BTF field names and agree with fastpath.stats.
-func checkPinnedMaps(t *testing.T, edge *netns.NS, st fpStats) {
+// checkPinnedMaps dumps pinned maps with bpftool inside the agent's mount
+// and network namespaces (nsenter, which keeps the agent's /sys/fs/bpf
+// visible, unlike ip netns exec) and checks that their values carry BTF
+// field names and agree with fastpath.stats.
+func checkPinnedMaps(t *testing.T, mnt *netns.Mounts, edge *netns.NS, st fpStats) {
 	t.Helper()
 	dump := func(name string) []bpftoolEntry {
 		t.Helper()
-		out := edge.Run(t, "bpftool", "-j", "map", "dump", "pinned", filepath.Join(xdpPinDir, name))
+		out := mnt.Run(t, edge, "bpftool", "-j", "map", "dump", "pinned", filepath.Join(xdpPinDir, name))
 		var raw []struct {
 			Formatted *bpftoolEntry `json:"formatted"`
 		}
