@@ -55,6 +55,9 @@ type Config struct {
 	// (the replies of an answering sink), one receiving goroutine per
 	// stream.
 	Receive bool
+	// Count stops the senders after Count messages over all streams (the
+	// streams share it evenly); 0 sends until StopSending.
+	Count uint64
 }
 
 // Stats are a generator's counters since Start.
@@ -216,11 +219,22 @@ func (g *Generator) send(i int) {
 	id := uint64(g.cfg.Run)<<48 | uint64(i&0xff)<<40
 	var (
 		sent   uint64 // this stream's, since the pacing origin
+		total  uint64 // this stream's, since Start
+		limit  uint64 // this stream's share of Count; 0: none
 		origin time.Time
 		epoch  uint64 = math.MaxUint64
 		rate   float64
 	)
-	for !g.stopSend.Load() {
+	if c, k := g.cfg.Count, uint64(len(g.cfg.Streams)); c > 0 {
+		limit = c / k
+		if uint64(i) < c%k {
+			limit++
+		}
+		if limit == 0 {
+			return
+		}
+	}
+	for !g.stopSend.Load() && (limit == 0 || total < limit) {
 		n := g.cfg.Batch
 		if e := g.epoch.Load(); e != epoch {
 			epoch, rate, origin, sent = e, g.Rate()*perStream, time.Now(), 0
@@ -248,6 +262,9 @@ func (g *Generator) send(i int) {
 			}
 			n = int(min(int64(n), due))
 		}
+		if limit > 0 {
+			n = int(min(uint64(n), limit-total))
+		}
 		for j := range n {
 			st.Template.stamp(b.bufs[j], id)
 			id++
@@ -262,6 +279,7 @@ func (g *Generator) send(i int) {
 		}
 		id -= uint64(n - k) // identifiers of unsent messages are used again
 		sent += uint64(k)
+		total += uint64(k)
 		g.sent.Add(uint64(k))
 		g.bytes.Add(uint64(k * size))
 	}

@@ -73,31 +73,79 @@ func TestAnswer(t *testing.T) {
 
 // TestLoopback: a paced generator with two streams sends to a sink that
 // keeps and answers everything; every message arrives once with its own
-// Call-ID, every answer comes back, and the rate is about the target.
+// Call-ID, and every answer comes back.
+//
+// Loopback drops a datagram only when the receiving socket's buffer is
+// full, so the test sends no more than the buffers the kernel granted
+// (read back: as root they are forced large; otherwise net.core.rmem_max
+// caps them and the run is shorter) can hold at once. Then no scheduling
+// can lose a datagram, and any loss is a bug. The second case proves it:
+// the sink starts reading only after the last message was sent, the worst
+// a loaded machine can do (the parallel -race suite once starved the sink
+// and lost 5 % of a run sized by time alone).
 func TestLoopback(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		name := "concurrent"
+		if late {
+			name = "sink starts after the last send"
+		}
+		t.Run(name, func(t *testing.T) { testLoopback(t, late) })
+	}
+}
+
+// maxTruesize bounds what the kernel charges a receive buffer for one of
+// the test's datagrams (under 1 KiB): 2,304 bytes on Linux 6.x; a page
+// leaves room for other kernels.
+const maxTruesize = 4096
+
+func testLoopback(t *testing.T, sinkLate bool) {
 	sinkSock, err := Listen(netip.AddrPortFrom(lo, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sinkSock.Close()
-	const rate, dur = 20000.0, 500 * time.Millisecond
-	sink := StartSink(sinkSock, SinkConfig{Answer: true, Keep: 100000})
+	const rate, want, streamsN = 20000.0, 10000, 2
+	room, err := sinkSock.SetRecvBuffer(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := min(want, room/maxTruesize)
 	var streams []Stream
-	for range 2 {
+	for range streamsN {
 		s, err := Dial(netip.AddrPortFrom(lo, 0), sinkSock.Local())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		// Each stream gets the answers to its share of the messages.
+		sroom, err := s.SetRecvBuffer(64 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count = min(count, streamsN*(sroom/maxTruesize))
 		streams = append(streams, Stream{Socket: s, Template: Invite(s.Local(), sinkSock.Local())})
 	}
-	g, err := Start(Config{Streams: streams, Rate: rate, Receive: true, Run: 3})
+	t.Logf("receive buffers hold %d messages at once (sink buffer %d bytes); sending %d", room/maxTruesize, room, count)
+	if count < 20 {
+		t.Fatalf("receive buffers of %d bytes hold only %d messages: too few for the test", room, count)
+	}
+	var sink *Sink
+	if !sinkLate {
+		sink = StartSink(sinkSock, SinkConfig{Answer: true, Keep: want})
+	}
+	g, err := Start(Config{Streams: streams, Rate: rate, Receive: true, Run: 3, Count: uint64(count)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(dur)
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Stats().Sent < uint64(count) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	gs := g.StopSending()
-	deadline := time.Now().Add(2 * time.Second)
+	if sink == nil {
+		sink = StartSink(sinkSock, SinkConfig{Answer: true, Keep: want})
+	}
+	deadline = time.Now().Add(10 * time.Second)
 	for (sink.Stats().Answered < gs.Sent || g.Stats().Received < gs.Sent) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -105,6 +153,9 @@ func TestLoopback(t *testing.T) {
 	ss := sink.Stop()
 	if gs.SendErrors != 0 || ss.Errors != 0 {
 		t.Errorf("errors: generator %d (%s), sink %d", gs.SendErrors, gs.LastError, ss.Errors)
+	}
+	if gs.Sent != uint64(count) {
+		t.Errorf("generator sent %d, Count is %d", gs.Sent, count)
 	}
 	if ss.Received != gs.Sent {
 		t.Errorf("sink received %d of %d sent", ss.Received, gs.Sent)

@@ -84,6 +84,29 @@ func open(local, remote netip.AddrPort) (*Socket, error) {
 	return s, nil
 }
 
+// SetRecvBuffer asks for a receive buffer of size bytes (SO_RCVBUFFORCE,
+// which passes net.core.rmem_max, as root; else SO_RCVBUF, which the kernel
+// caps there) and returns what the kernel granted: the number of bytes of
+// queued datagrams, each charged its buffer's true size, over which it
+// drops what arrives.
+func (s *Socket) SetRecvBuffer(size int) (int, error) {
+	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size); err != nil {
+			return 0, fmt.Errorf("load: SO_RCVBUF on %s: %w", s.local, err)
+		}
+	}
+	return s.RecvBuffer()
+}
+
+// RecvBuffer returns the receive buffer the kernel granted (SO_RCVBUF).
+func (s *Socket) RecvBuffer() (int, error) {
+	n, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return 0, fmt.Errorf("load: SO_RCVBUF of %s: %w", s.local, err)
+	}
+	return n, nil
+}
+
 // Local is the bound address (with the port the kernel picked).
 func (s *Socket) Local() netip.AddrPort { return s.local }
 
