@@ -5,11 +5,21 @@ GO        ?= go
 BIN       := bin
 CONFIG    ?= examples/sipedge.yaml
 APT_GET   := DEBIAN_FRONTEND=noninteractive apt-get
-# Debian packages `make generate` needs to rebuild the BPF objects. The tests
-# need them too (they check the committed objects match bpf/), plus SIPp as
-# the peer, bpftool to inspect pins, iproute2/ethtool for the namespace
-# topology and kamailio as the oracle: test-deps installs whichever is missing.
+# Debian packages `make generate` needs to rebuild the BPF objects (the tests
+# need them too: they check the committed objects match bpf/).
 GEN_PKGS  := clang llvm libbpf-dev
+# TEST_DEPS is every command the tests run, as COMMAND:DEBIAN-PACKAGE: SIPp as
+# the peer, bpftool to read pins, iproute2/ethtool for the namespace topology,
+# kamailio as the oracle, util-linux/mount for namespaces and mounts (nsenter,
+# unshare, mountpoint, setpriv; taskset and chrt in bench), script for the
+# README tour's terminal. tests/deps_test.go checks that every command a test
+# asks for (testutil.NeedCommand) is listed here; test-deps installs the
+# packages of whichever is missing.
+TEST_DEPS := sipp:sip-tester bpftool:bpftool ip:iproute2 nstat:iproute2 \
+	ethtool:ethtool kamailio:kamailio clang:clang llvm-strip:llvm \
+	nsenter:util-linux unshare:util-linux setpriv:util-linux \
+	mountpoint:util-linux taskset:util-linux chrt:util-linux \
+	mount:mount umount:mount script:bsdutils sysctl:procps bash:bash git:git
 
 .PHONY: all build run test test-deps test-unit test-integration generate generate-check lint bench fuzz clean
 
@@ -22,16 +32,17 @@ run: build
 	./$(BIN)/sipedge -c $(CONFIG)
 
 # test-deps installs only what is missing, so a warm machine pays nothing.
+# Commands in /usr/sbin or /sbin count even when they are not on PATH.
 test-deps:
 	@missing=""; \
-	command -v sipp >/dev/null     || missing="$$missing sip-tester"; \
-	command -v bpftool >/dev/null  || missing="$$missing bpftool"; \
-	command -v ip >/dev/null       || missing="$$missing iproute2"; \
-	command -v ethtool >/dev/null  || missing="$$missing ethtool"; \
-	command -v kamailio >/dev/null || missing="$$missing kamailio"; \
-	command -v clang >/dev/null    || missing="$$missing $(GEN_PKGS)"; \
+	for dep in $(TEST_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+		command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; \
+	done; \
+	[ -e /usr/include/bpf/bpf_helpers.h ] || missing="$$missing libbpf-dev"; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | xargs); \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+		echo "installing: $$missing"; \
 		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	$(GO) mod download

@@ -27,6 +27,7 @@ import (
 // up on a fresh /sys/fs/bpf and forwards.)
 func TestFreshHostBPFFSError(t *testing.T) {
 	testutil.NeedRoot(t)
+	testutil.NeedCommand(t, "setpriv", exec.LookPath)
 	cases := []struct {
 		name  string
 		setup string   // netns.Mounts setup script
@@ -53,9 +54,6 @@ func TestFreshHostBPFFSError(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if len(tc.exec) > 0 {
-				testutil.NeedCommand(t, tc.exec[0], exec.LookPath)
-			}
 			mnt := netns.NewMounts(t, tc.setup)
 			before := mnt.MountedAt(t, netns.BPFRoot)
 			listen := netip.AddrPortFrom(lo, proc.FreeUDPPort(t, lo))

@@ -39,7 +39,7 @@ type Mounts struct {
 func NewMounts(t testing.TB, setup string) *Mounts {
 	t.Helper()
 	testutil.NeedRoot(t)
-	for _, c := range []string{"unshare", "nsenter", "mountpoint", "umount"} {
+	for _, c := range []string{"unshare", "nsenter", "mount", "mountpoint", "umount"} {
 		testutil.NeedCommand(t, c, exec.LookPath)
 	}
 	script := setup + "\necho mounts-ready\nexec sleep 86400"
