@@ -57,6 +57,9 @@ func prepareHost(pinDir string) error {
 	if pinDir == "" {
 		return nil
 	}
+	if ok, _ := isBPFFS(pinDir); ok {
+		return nil // a BPF filesystem mounted at the pin folder itself
+	}
 	return ensureBPFFS(filepath.Dir(filepath.Clean(pinDir)))
 }
 

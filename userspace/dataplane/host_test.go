@@ -188,6 +188,21 @@ func TestLoadFreshPinRoot(t *testing.T) {
 	}
 }
 
+// TestPrepareHostPinDirMounted: a BPF filesystem mounted at the pin folder
+// itself is used as it is; nothing is mounted over its parent, which would
+// hide it.
+func TestPrepareHostPinDirMounted(t *testing.T) {
+	dir := privateMounts(t)
+	pins := mkdir(t, dir, "bpf/sipedge")
+	mustMount(t, "bpf", pins, "bpf", 0)
+	if err := prepareHost(pins); err != nil {
+		t.Fatal(err)
+	}
+	if got := mountsAt(t, filepath.Dir(pins)); len(got) != 0 {
+		t.Errorf("mounts at %s: %v, want none", filepath.Dir(pins), got)
+	}
+}
+
 func mkdir(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
