@@ -81,9 +81,10 @@ func makeRun(t *testing.T) string {
 	}
 	vars := map[string]string{}
 	var recipe string
+	assign := regexp.MustCompile(`^(\w+)\s*[?:]?=\s*(.*)$`)
 	lines := strings.Split(string(b), "\n")
 	for i, l := range lines {
-		if m := regexp.MustCompile(`^(\w+)\s*[?:]?=\s*(.*)$`).FindStringSubmatch(l); m != nil {
+		if m := assign.FindStringSubmatch(l); m != nil {
 			vars[m[1]] = strings.TrimSpace(m[2])
 		}
 		if strings.HasPrefix(l, "run:") && i+1 < len(lines) {

@@ -67,13 +67,23 @@ type Stats struct {
 	SentBytes  uint64
 	SendErrors uint64 // failed sendmmsg calls
 	Received   uint64 // datagrams received back (Config.Receive)
-	LastError  string
+	// Skipped counts the messages that fell due while a sender was not
+	// running (descheduled, CPU busy) and were forgotten rather than sent
+	// in one burst. At a target rate, Sent+Skipped is what fell due.
+	Skipped uint64
+	// Paced is when a sender last computed what was due at a target rate
+	// (zero before the first time; the latest of all streams): then, that
+	// stream's Sent+Skipped was all that had fallen due for it but at most
+	// max(Batch, a millisecond's worth).
+	Paced     time.Time
+	LastError string
 }
 
 // Sub is s - o, counter by counter (At stays s's).
 func (s Stats) Sub(o Stats) Stats {
 	return Stats{At: s.At, Sent: s.Sent - o.Sent, SentBytes: s.SentBytes - o.SentBytes,
-		SendErrors: s.SendErrors - o.SendErrors, Received: s.Received - o.Received, LastError: s.LastError}
+		SendErrors: s.SendErrors - o.SendErrors, Received: s.Received - o.Received,
+		Skipped: s.Skipped - o.Skipped, Paced: s.Paced, LastError: s.LastError}
 }
 
 // Generator sends until Stop.
@@ -86,8 +96,9 @@ type Generator struct {
 	wg       sync.WaitGroup
 	sendWG   sync.WaitGroup
 
-	sent, bytes, errs, recvd atomic.Uint64
-	lastErr                  atomic.Pointer[string]
+	sent, bytes, errs, recvd, skipped atomic.Uint64
+	paced                             atomic.Int64 // Stats.Paced, unix ns
+	lastErr                           atomic.Pointer[string]
 }
 
 // Start starts one sending goroutine (on its own locked OS thread) per
@@ -139,7 +150,10 @@ func (g *Generator) Rate() float64 { return math.Float64frombits(g.rate.Load()) 
 
 // Stats reads the counters.
 func (g *Generator) Stats() Stats {
-	s := Stats{At: time.Now(), Sent: g.sent.Load(), SentBytes: g.bytes.Load(), SendErrors: g.errs.Load(), Received: g.recvd.Load()}
+	s := Stats{At: time.Now(), Sent: g.sent.Load(), SentBytes: g.bytes.Load(), SendErrors: g.errs.Load(), Received: g.recvd.Load(), Skipped: g.skipped.Load()}
+	if p := g.paced.Load(); p != 0 {
+		s.Paced = time.Unix(0, p)
+	}
 	if p := g.lastErr.Load(); p != nil {
 		s.LastError = *p
 	}
@@ -242,7 +256,8 @@ func (g *Generator) send(i int) {
 		if rate > 0 {
 			// A burst is what falls due in a quantum: 1 to Batch messages.
 			burst := int64(min(max(rate*g.cfg.Quantum.Seconds(), 1), float64(n)))
-			due := int64(time.Since(origin).Seconds()*rate) - int64(sent)
+			now := time.Now()
+			due := int64(now.Sub(origin).Seconds()*rate) - int64(sent)
 			if due < burst {
 				// Wait until a burst is due: sleep most of a long wait
 				// (the runtime's timers are coarse), spin the rest.
@@ -258,8 +273,10 @@ func (g *Generator) send(i int) {
 			// forget the debt rather than send it in one burst.
 			if maxDebt := max(int64(rate/1000), int64(n)); due > maxDebt {
 				sent += uint64(due - maxDebt)
+				g.skipped.Add(uint64(due - maxDebt))
 				due = maxDebt
 			}
+			g.paced.Store(now.UnixNano())
 			n = int(min(int64(n), due))
 		}
 		if limit > 0 {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cilium/ebpf/rlimit"
+	"strconv"
+	"strings"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +23,7 @@ import (
 //     its own). It never mounts over another filesystem: someone put it
 //     there on purpose.
 //   - room for BPF maps under RLIMIT_MEMLOCK on kernels before 5.11 (later
-//     kernels charge maps to the memory cgroup and the call is a no-op).
+//     kernels charge maps to the memory cgroup: nothing to do).
 //
 // What it cannot fix it reports as one line (HostError) naming the path
 // and the command that fixes it. BPF run-time statistics need nothing here:
@@ -50,7 +52,7 @@ func (e *HostError) Unwrap() error { return e.Err }
 // prepareHost makes the host ready to load the program and, when pinDir is
 // not empty, to pin its maps under pinDir.
 func prepareHost(pinDir string) error {
-	if err := rlimit.RemoveMemlock(); err != nil {
+	if err := raiseMemlock(); err != nil {
 		return &HostError{Path: "RLIMIT_MEMLOCK", Problem: "is too low for BPF maps and could not be raised", Err: err,
 			Fix: "run the agent as root, or with `ulimit -l unlimited` (LimitMEMLOCK=infinity in a systemd unit)"}
 	}
@@ -91,6 +93,40 @@ func ensureBPFFS(root string) error {
 		return &HostError{Path: root, Problem: "is still not a BPF filesystem after mounting one", Err: err, Fix: fix}
 	}
 	return nil
+}
+
+// raiseMemlock lifts RLIMIT_MEMLOCK on kernels before 5.11, which charge
+// BPF maps to it; later kernels charge the memory cgroup and it is left
+// alone. (cilium/ebpf's rlimit.RemoveMemlock decides the same by creating
+// a map with the limit at zero, in an init function: every binary that
+// imports this package, and the agent with XDP off, would pay that bpf()
+// call at start-up.)
+func raiseMemlock() error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	if !kernelBefore(unix.ByteSliceToString(u.Release[:]), 5, 11) {
+		return nil
+	}
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	return unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
+}
+
+// kernelBefore reports whether the kernel release ("5.10.0-28-amd64") is
+// older than major.minor; a release it cannot read counts as older, which
+// only raises the limit.
+func kernelBefore(release string, major, minor int) bool {
+	f := strings.FieldsFunc(release, func(r rune) bool { return r < '0' || r > '9' })
+	if len(f) < 2 {
+		return true
+	}
+	ma, err1 := strconv.Atoi(f[0])
+	mi, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return ma < major || (ma == major && mi < minor)
 }
 
 // isBPFFS reports whether path lies on a BPF filesystem.

@@ -203,6 +203,29 @@ func TestPrepareHostPinDirMounted(t *testing.T) {
 	}
 }
 
+func TestKernelBefore(t *testing.T) {
+	cases := []struct {
+		release string
+		want    bool
+	}{
+		{"6.18.44-fc-v1272", false},
+		{"5.11.0", false},
+		{"5.10.0-28-amd64", true},
+		{"4.19.0-26-cloud-amd64", true},
+		{"5.4", true},
+		{"10.1.0", false},
+		{"", true},
+		{"garbage", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.release, func(t *testing.T) {
+			if got := kernelBefore(tc.release, 5, 11); got != tc.want {
+				t.Errorf("kernelBefore(%q, 5, 11) = %v, want %v", tc.release, got, tc.want)
+			}
+		})
+	}
+}
+
 func mkdir(t *testing.T, dir, name string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
