@@ -218,7 +218,7 @@ func TestReadmeTour(t *testing.T) {
 func sippMostlySucceeded(t *testing.T, cmd, output string) bool {
 	t.Helper()
 	count := func(name string) int {
-		m := regexp.MustCompile(`(?m)^\s*` + name + `\s*\|\s*\d+\s*\|\s*(\d+)\s*$`).FindAllStringSubmatch(output, -1)
+		m := regexp.MustCompile(`(?m)^\s*`+name+`\s*\|\s*\d+\s*\|\s*(\d+)\s*$`).FindAllStringSubmatch(output, -1)
 		if len(m) == 0 {
 			return -1
 		}
