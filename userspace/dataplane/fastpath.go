@@ -100,6 +100,13 @@ func (f *FastPath) Run(ctx context.Context) error {
 	f.mode = mode
 	f.mu.Unlock()
 	f.log.Info("fast path attached", "interfaces", f.cfg.Interfaces, "mode", string(mode), "pins", dp.PinDir())
+	var v4, v6 bool
+	for _, l := range f.cfg.Listeners {
+		v4, v6 = v4 || l.Addr.Addr().Unmap().Is4(), v6 || !l.Addr.Addr().Unmap().Is4()
+	}
+	for _, err := range forwardingOff("/proc/sys", f.cfg.Interfaces, v4, v6) {
+		f.log.Warn("fast path degraded", "error", err)
+	}
 
 	// The dialog tracking that consumes events comes later; until then they
 	// are counted, so the ring never fills with nobody reading.

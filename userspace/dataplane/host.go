@@ -25,6 +25,12 @@ import (
 //   - room for BPF maps under RLIMIT_MEMLOCK on kernels before 5.11 (later
 //     kernels charge maps to the memory cgroup: nothing to do).
 //
+// It does not turn on IP forwarding, which makes the host a router for
+// every packet, not only SIP: forwardingOff finds the interfaces where it
+// is off (bpf_fib_lookup then fails and the fast path passes every message,
+// PASS_FIB), and the fast path logs one warning each, with the sysctl that
+// fixes it.
+//
 // What it cannot fix it reports as one line (HostError) naming the path
 // and the command that fixes it. BPF run-time statistics need nothing here:
 // bench/ turns them on with a BPF_ENABLE_STATS file descriptor (no sysctl,
@@ -127,6 +133,34 @@ func kernelBefore(release string, major, minor int) bool {
 		return true
 	}
 	return ma < major || (ma == major && mi < minor)
+}
+
+// forwardingOff returns a HostError for each interface on which the kernel
+// does not forward the given families (net.ipv4.conf.IF.forwarding,
+// net.ipv6.conf.IF.forwarding under procSys, normally /proc/sys, which
+// shows the reader's network namespace).
+func forwardingOff(procSys string, ifaces []string, v4, v6 bool) []error {
+	var errs []error
+	for _, ifname := range ifaces {
+		for _, fam := range []struct {
+			on   bool
+			name string
+		}{{v4, "ipv4"}, {v6, "ipv6"}} {
+			if !fam.on {
+				continue
+			}
+			p := filepath.Join(procSys, "net", fam.name, "conf", ifname, "forwarding")
+			b, err := os.ReadFile(p)
+			if err != nil || strings.TrimSpace(string(b)) != "0" {
+				continue // no such interface, or forwarding on: nothing to say
+			}
+			// sysctl(8) writes a dot in an interface name as a slash.
+			key := "net." + fam.name + ".conf." + strings.ReplaceAll(ifname, ".", "/") + ".forwarding"
+			errs = append(errs, &HostError{Path: p, Problem: "is 0: the fast path cannot forward from " + ifname + " and passes every message (PASS_FIB)",
+				Fix: "sysctl -w " + key + "=1"})
+		}
+	}
+	return errs
 }
 
 // isBPFFS reports whether path lies on a BPF filesystem.

@@ -203,6 +203,49 @@ func TestPrepareHostPinDirMounted(t *testing.T) {
 	}
 }
 
+// TestForwardingOff: an interface whose forwarding sysctl is 0, for a
+// family a listener uses, gets one line with the sysctl that fixes it.
+func TestForwardingOff(t *testing.T) {
+	sys := t.TempDir()
+	set := func(fam, ifname, v string) {
+		d := filepath.Join(sys, "net", fam, "conf", ifname)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "forwarding"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("ipv4", "eth0", "1")
+	set("ipv4", "eth1", "0")
+	set("ipv4", "eth1.100", "0")
+	set("ipv6", "eth0", "0")
+	cases := []struct {
+		name   string
+		v4, v6 bool
+		want   []string
+	}{
+		{"ipv4 listeners", true, false, []string{
+			"host: " + sys + "/net/ipv4/conf/eth1/forwarding is 0: the fast path cannot forward from eth1 and passes every message (PASS_FIB); fix: sysctl -w net.ipv4.conf.eth1.forwarding=1",
+			"host: " + sys + "/net/ipv4/conf/eth1.100/forwarding is 0: the fast path cannot forward from eth1.100 and passes every message (PASS_FIB); fix: sysctl -w net.ipv4.conf.eth1/100.forwarding=1",
+		}},
+		{"ipv6 listeners", false, true, []string{
+			"host: " + sys + "/net/ipv6/conf/eth0/forwarding is 0: the fast path cannot forward from eth0 and passes every message (PASS_FIB); fix: sysctl -w net.ipv6.conf.eth0.forwarding=1",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, err := range forwardingOff(sys, []string{"eth0", "eth1", "eth1.100", "missing0"}, tc.v4, tc.v6) {
+				got = append(got, err.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
 func TestKernelBefore(t *testing.T) {
 	cases := []struct {
 		release string
