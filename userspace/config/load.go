@@ -146,6 +146,8 @@ func (d *decoder) top(root *yaml.Node) {
 		{"control", d.section([]field{
 			{"socket", d.str(&ct.Socket)},
 			{"http", d.str(&ct.HTTP)},
+			{"http_auth", d.str(&ct.HTTPAuth)},
+			{"http_token_file", d.str(&ct.HTTPTokenFile)},
 		})},
 		{"log", d.section([]field{
 			{"level", d.str(&lg.Level)},
