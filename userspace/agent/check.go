@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"io"
 )
 
-// check loads the config and builds the destination sets exactly as run
+// Check loads the config and builds the destination sets exactly as Run
 // does, and starts nothing. Every error names its file and line.
-func check(ctx context.Context, configPath string, out io.Writer) error {
-	cfg, err := loadConfig(configPath)
+func Check(ctx context.Context, configPath string, out io.Writer) error {
+	cfg, err := loadConfig(ctx, configPath)
 	if err != nil {
 		return err
 	}
