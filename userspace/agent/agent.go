@@ -205,36 +205,44 @@ func (a *Agent) start(s Subsystem, failed chan<- *running) *running {
 }
 
 // stop cancels the started subsystems in reverse order, waiting for each,
-// all within StopTimeout. It returns the errors they stopped with and
-// names those that did not stop in time (they are left behind: the
+// all within StopTimeout. Once that has passed, the rest are cancelled at
+// once and get a tenth of it more. It returns the errors they stopped with
+// and names those that did not stop in time (they are left behind: the
 // process is about to exit).
 func (a *Agent) stop(started []*running) error {
-	deadline := time.NewTimer(a.opts.StopTimeout)
-	defer deadline.Stop()
+	// Contexts, not timers: a Done channel stays closed for every later
+	// select.
+	budget, cancel := context.WithTimeout(context.Background(), a.opts.StopTimeout)
+	defer cancel()
 	var errs []error
-	expired := false
+	wait := func(r *running, until context.Context) bool {
+		select {
+		case <-r.done:
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", r.sub.Name(), r.err))
+			}
+			return true
+		case <-until.Done():
+			return false
+		}
+	}
 	for i := len(started) - 1; i >= 0; i-- {
-		r := started[i]
-		r.cancel()
-		if expired {
-			select {
-			case <-r.done:
-			default:
-				errs = append(errs, fmt.Errorf("%s did not stop within %v", r.sub.Name(), a.opts.StopTimeout))
-				continue
-			}
-		} else {
-			select {
-			case <-r.done:
-			case <-deadline.C:
-				expired = true
-				errs = append(errs, fmt.Errorf("%s did not stop within %v", r.sub.Name(), a.opts.StopTimeout))
-				continue
+		started[i].cancel()
+		if wait(started[i], budget) {
+			continue
+		}
+		// Out of time: cancel the rest, give them a last moment.
+		for _, r := range started[:i] {
+			r.cancel()
+		}
+		last, cancelLast := context.WithTimeout(context.Background(), a.opts.StopTimeout/10)
+		defer cancelLast()
+		for j := i; j >= 0; j-- {
+			if !wait(started[j], last) {
+				errs = append(errs, fmt.Errorf("%s did not stop within %v", started[j].sub.Name(), a.opts.StopTimeout))
 			}
 		}
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.sub.Name(), r.err))
-		}
+		break
 	}
 	return errors.Join(errs...)
 }

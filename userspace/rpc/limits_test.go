@@ -218,4 +218,3 @@ func TestHTTPTimeouts(t *testing.T) {
 		})
 	}
 }
-
