@@ -187,3 +187,55 @@ func TestCheckHostileFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPControlToken: HTTP control wants the bearer token from
+// control.http_token_file; sipedgectl -token-file sends it.
+func TestHTTPControlToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokFile, wrongFile := filepath.Join(dir, "rpc.token"), filepath.Join(dir, "wrong.token")
+	writeFile(t, tokFile, "7c1f0c9e2b4d4f0a9e3b5d6c8a1f2e4d\n")
+	writeFile(t, wrongFile, "7c1f0c9e2b4d4f0a9e3b5d6c8a1f2e4e\n")
+	httpAddr := freeAddr(t).String() // a port claimed for UDP; TCP is free too on loopback here
+	edge := freeAddr(t)
+	cfg := agent.Config{
+		Listeners:     []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:         []agent.Rule{{Listener: "edge", Set: 1}},
+		Dests:         []agent.Dest{{Set: 1, URI: sipURI(freeAddr(t))}},
+		HTTP:          httpAddr,
+		HTTPTokenFile: tokFile,
+	}
+	agent.Start(t, bins, cfg, agent.Options{})
+	url := "http://" + httpAddr + "/RPC"
+	ctl := func(args ...string) (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, code, err := proc.Run(ctx, append([]string{bins.Sipedgectl, "-H", url}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, code := ctl("-token-file", tokFile, "core.version")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with the token: exit %d: %s", code, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no token", nil},
+		{"wrong token", []string{"-token-file", wrongFile}},
+	} {
+		if out, code := ctl(append(tc.args, "core.version")...); code != 2 || !strings.Contains(out, "401 Unauthorized") {
+			t.Errorf("%s: exit %d, output %q; want exit 2 and 401 Unauthorized", tc.name, code, out)
+		}
+	}
+}

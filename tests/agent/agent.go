@@ -90,6 +90,9 @@ type Config struct {
 	LogLevel string
 	// XDP is the xdp: section; nil writes none (the fast path stays off).
 	XDP *XDP
+	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
+	// http_token_file; empty ones are not written.
+	HTTP, HTTPAuth, HTTPTokenFile string
 }
 
 // XDP is the xdp: section: the interfaces the fast path attaches to and
@@ -121,6 +124,11 @@ func (c Config) YAML(socket, listFile string) string {
 		fmt.Fprintf(&b, "failover:\n  timeout: %s\n", c.FailoverTimeout)
 	}
 	fmt.Fprintf(&b, "control:\n  socket: %s\n", socket)
+	for _, kv := range [][2]string{{"http", c.HTTP}, {"http_auth", c.HTTPAuth}, {"http_token_file", c.HTTPTokenFile}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
+		}
+	}
 	level := c.LogLevel
 	if level == "" {
 		level = "debug"
