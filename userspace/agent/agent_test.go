@@ -74,7 +74,10 @@ func testAgent(t *testing.T, subs ...Subsystem) *Agent {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // TestStopReverseOrder: subsystems start in order (each after the one
 // before is ready) and stop in reverse order.
