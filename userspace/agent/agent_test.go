@@ -218,3 +218,26 @@ func TestReloadAllOrNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestCheck: check reads what the start reads, the token file included.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("d.list", "1 sip:127.0.0.1:5080\n")
+	cfg := write("sipedge.yaml", strings.Replace(agentYAML, `socket: ""`, "socket: \"\"\n  http: 127.0.0.1:5998\n  http_token_file: rpc.token", 1))
+	var out strings.Builder
+	if err := Check(context.Background(), cfg, &out); err == nil || !strings.Contains(err.Error(), "rpc.token") {
+		t.Errorf("Check without the token file = %v", err)
+	}
+	write("rpc.token", "0123456789abcdef0123\n")
+	if err := Check(context.Background(), cfg, &out); err != nil || !strings.Contains(out.String(), "ok: 1 listeners, 1 sets, 1 destinations") {
+		t.Errorf("Check = %v, output %q", err, out.String())
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/sipedge/sipedge/userspace/config"
 )
 
-// Check loads the config and builds the destination sets exactly as Run
-// does, and starts nothing. Every error names its file and line.
+// Check loads the config, builds the destination sets and reads the HTTP
+// token exactly as Run does, and starts nothing. Every error names its file and line.
 func Check(ctx context.Context, configPath string, out io.Writer) error {
 	cfg, err := loadConfig(ctx, configPath)
 	if err != nil {
@@ -16,6 +18,11 @@ func Check(ctx context.Context, configPath string, out io.Writer) error {
 	snap, err := buildSets(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Control.HTTP != "" && cfg.Control.HTTPAuth == config.HTTPAuthToken {
+		if _, err := cfg.ReadHTTPToken(ctx); err != nil {
+			return err
+		}
 	}
 	dests := 0
 	for _, s := range snap.Sets() {
