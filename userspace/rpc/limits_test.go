@@ -113,7 +113,7 @@ func TestServeUnixHungHandler(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "1 call still running") {
+		if err == nil || !strings.Contains(err.Error(), "calls still running 300ms after shutdown: 1") {
 			t.Errorf("ServeUnix = %v, want an error naming the running call", err)
 		}
 	case <-time.After(5 * time.Second):

@@ -73,7 +73,7 @@ func (s *Server) ServeUnix(ctx context.Context, path string) (err error) {
 		cancel()
 		remove()
 		if !waitTimeout(&wg, s.limits.shutdownGrace) && err == nil {
-			err = fmt.Errorf("rpc socket %s: %d call still running %v after shutdown; leaving it", path, running.Load(), s.limits.shutdownGrace)
+			err = fmt.Errorf("rpc socket %s: calls still running %v after shutdown: %d; leaving them", path, s.limits.shutdownGrace, running.Load())
 		}
 	}()
 	var backoff time.Duration
