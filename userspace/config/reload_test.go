@@ -97,3 +97,28 @@ func TestReadHTTPToken(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveKeysDocumented: docs/config.md's reload table lists exactly the
+// keys a reload applies.
+func TestLiveKeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Reloading (SIGHUP)")
+	if !ok {
+		t.Fatal(`docs/config.md has no "## Reloading (SIGHUP)" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var documented []string
+	for _, line := range strings.Split(section, "\n") {
+		if key, ok := strings.CutPrefix(line, "| `"); ok {
+			key, _, _ = strings.Cut(key, "`")
+			documented = append(documented, key)
+		}
+	}
+	slices.Sort(documented)
+	if !slices.Equal(documented, LiveKeys()) {
+		t.Errorf("docs/config.md lists live keys %v, the code %v", documented, LiveKeys())
+	}
+}
