@@ -1,10 +1,14 @@
 // Command sipedge is the SIP edge load balancer agent: Kamailio's dispatcher
 // re-built in Go, with stateless UDP forwarding on a user-space slow path and
-// (where XDP is available) an in-kernel fast path.
+// (where XDP is available) an in-kernel fast path. The lifecycle lives in
+// userspace/agent; this is flags and signals.
 //
 //	sipedge [-c FILE]          run (the embedded default config without -c)
 //	sipedge check [-c FILE]    validate the config and the dispatcher list, start nothing
 //	sipedge version
+//
+// Signals: SIGTERM and SIGINT stop the agent (within agent.DefaultStopTimeout);
+// SIGHUP reloads the config and the dispatcher list.
 package main
 
 import (
@@ -16,6 +20,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sipedge/sipedge/userspace/agent"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
@@ -49,16 +55,22 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sipedge %s\n", version)
 		return 0
 	case "check":
-		if err := check(context.Background(), *configPath, stdout); err != nil {
+		if err := agent.Check(context.Background(), *configPath, stdout); err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			return 1
 		}
 		return 0
 	}
 
+	// SIGHUP is caught from the start: a reload asked for while the agent
+	// starts is applied once it runs, never taken as the default (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *configPath, stderr); err != nil {
+	err := agent.Run(ctx, agent.Options{ConfigPath: *configPath, Version: version, Log: stderr, Reload: hup})
+	if err != nil {
 		fmt.Fprintf(stderr, "sipedge: %v\n", err)
 		return 1
 	}

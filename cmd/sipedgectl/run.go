@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sipedge/sipedge/userspace/rpc"
@@ -24,7 +27,7 @@ const (
 	exitUsage    = 2 // bad command line, or the server could not be reached
 )
 
-const usageText = `usage: sipedgectl [-s SOCKET | -H URL] [-t] [-timeout D] METHOD [PARAMS...]
+const usageText = `usage: sipedgectl [-s SOCKET | -H URL [-token-file FILE]] [-t] [-timeout D] METHOD [PARAMS...]
 
 Calls METHOD on a running sipedge and prints the result as JSON.
 
@@ -48,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.SetOutput(stderr)
 	socket := fs.String("s", "", "unix socket of sipedge's RPC (default $SIPEDGE_SOCKET, else "+DefaultSocket+")")
 	httpURL := fs.String("H", "", "call over HTTP instead, e.g. http://127.0.0.1:5071/RPC")
+	tokenFile := fs.String("token-file", "", "with -H: send the token in this file as a bearer token (default $SIPEDGE_TOKEN_FILE)")
 	table := fs.Bool("t", false, "print the result as a table")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long (0: never)")
 	fs.Usage = func() {
@@ -71,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if *socket != "" && *httpURL != "" {
 		return usageErr("-s and -H exclude each other")
 	}
+	if *tokenFile != "" && *httpURL == "" {
+		return usageErr("-token-file is for -H: the unix socket needs none")
+	}
 	method := fs.Arg(0)
 	params, err := convertArgs(fs.Args()[1:])
 	if err != nil {
@@ -82,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	client, target, err := connect(ctx, *socket, *httpURL, getenv)
+	client, target, err := connect(ctx, *socket, *httpURL, *tokenFile, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "sipedgectl: %v\n", err)
 		return exitUsage
@@ -118,13 +125,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 // connect opens the client the flags ask for and names its target for
 // error messages.
-func connect(ctx context.Context, socket, httpURL string, getenv func(string) string) (*rpc.Client, string, error) {
+func connect(ctx context.Context, socket, httpURL, tokenFile string, getenv func(string) string) (*rpc.Client, string, error) {
 	if httpURL != "" {
 		u, err := url.Parse(httpURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, "", fmt.Errorf("-H %q: want a URL like http://127.0.0.1:5071/RPC", httpURL)
 		}
-		return rpc.NewHTTPClient(httpURL, nil), httpURL, nil
+		c := rpc.NewHTTPClient(httpURL, nil)
+		if tokenFile == "" {
+			tokenFile = getenv("SIPEDGE_TOKEN_FILE")
+		}
+		if tokenFile != "" {
+			tok, err := readToken(tokenFile)
+			if err != nil {
+				return nil, "", err
+			}
+			c.SetToken(tok)
+		}
+		return c, httpURL, nil
 	}
 	if socket == "" {
 		socket = getenv("SIPEDGE_SOCKET")
@@ -137,6 +155,31 @@ func connect(ctx context.Context, socket, httpURL string, getenv func(string) st
 		return nil, "", fmt.Errorf("%w\nis sipedge running? the socket can be set with -s or SIPEDGE_SOCKET", err)
 	}
 	return client, socket, nil
+}
+
+// maxToken bounds the token file (as the agent's control.http_token_file).
+const maxToken = 4096
+
+// readToken reads a token file: a regular file of at most maxToken bytes,
+// its text without surrounding blanks.
+func readToken(p string) (string, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("read token file %s: %w", p, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxToken {
+		return "", fmt.Errorf("read token file %s: want a regular file of at most %d bytes", p, maxToken)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxToken))
+	if err != nil {
+		return "", fmt.Errorf("read token file %s: %w", p, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("read token file %s: empty", p)
+	}
+	return tok, nil
 }
 
 // writeJSON prints the result indented, keys in the server's order.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -67,6 +69,21 @@ func TestRun(t *testing.T) {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	missing := filepath.Join(t.TempDir(), "missing.sock")
+	// An HTTP server that wants a bearer token, as sipedge's with
+	// control.http_auth: token.
+	const token = "0123456789abcdef-test-token"
+	hsAuth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	defer hsAuth.Close()
+	tokenFile := filepath.Join(t.TempDir(), "rpc.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	version := `"sipedge 0.1.0 (` + runtime.GOOS + "/" + runtime.GOARCH + `)"` + "\n"
 
 	tests := []struct {
@@ -98,6 +115,35 @@ func TestRun(t *testing.T) {
 			name:       "over HTTP",
 			args:       []string{"-H", hs.URL + "/RPC", "core.version"},
 			wantStdout: version,
+		},
+		{
+			name:       "over HTTP with a token file",
+			args:       []string{"-H", hsAuth.URL + "/RPC", "-token-file", tokenFile, "core.version"},
+			wantStdout: version,
+		},
+		{
+			name:       "token file from SIPEDGE_TOKEN_FILE",
+			args:       []string{"-H", hsAuth.URL + "/RPC", "core.version"},
+			env:        map[string]string{"SIPEDGE_TOKEN_FILE": tokenFile},
+			wantStdout: version,
+		},
+		{
+			name:       "over HTTP without the token exits 2",
+			args:       []string{"-H", hsAuth.URL + "/RPC", "core.version"},
+			wantCode:   2,
+			wantStderr: "401 Unauthorized",
+		},
+		{
+			name:       "-token-file without -H",
+			args:       []string{"-s", sock, "-token-file", tokenFile, "core.version"},
+			wantCode:   2,
+			wantStderr: "-token-file is for -H",
+		},
+		{
+			name:       "missing token file",
+			args:       []string{"-H", hsAuth.URL + "/RPC", "-token-file", missing, "core.version"},
+			wantCode:   2,
+			wantStderr: "read token file " + missing,
 		},
 		{
 			name:       "params converted the kamctl way, result indented",

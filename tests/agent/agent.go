@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +90,9 @@ type Config struct {
 	LogLevel string
 	// XDP is the xdp: section; nil writes none (the fast path stays off).
 	XDP *XDP
+	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
+	// http_token_file; empty ones are not written.
+	HTTP, HTTPAuth, HTTPTokenFile string
 }
 
 // XDP is the xdp: section: the interfaces the fast path attaches to and
@@ -120,6 +124,11 @@ func (c Config) YAML(socket, listFile string) string {
 		fmt.Fprintf(&b, "failover:\n  timeout: %s\n", c.FailoverTimeout)
 	}
 	fmt.Fprintf(&b, "control:\n  socket: %s\n", socket)
+	for _, kv := range [][2]string{{"http", c.HTTP}, {"http_auth", c.HTTPAuth}, {"http_token_file", c.HTTPTokenFile}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
+		}
+	}
 	level := c.LogLevel
 	if level == "" {
 		level = "debug"
@@ -325,6 +334,50 @@ func (a *Agent) checkExit() {
 	case code != 0:
 		a.t.Errorf("sipedge did not exit cleanly after SIGTERM: exit status %d", code)
 		a.LogOutput()
+	}
+}
+
+// Terminate sends SIGTERM and gives the agent grace to exit, killing it
+// after that. It fails the test unless the agent exits by itself with
+// status 0 within grace, and returns how long it took.
+func (a *Agent) Terminate(grace time.Duration) time.Duration {
+	a.t.Helper()
+	a.stopped = true
+	start := time.Now()
+	code, killed := a.StopWithin(grace)
+	took := time.Since(start)
+	switch {
+	case a.ExitedEarly():
+		a.t.Errorf("sipedge exited by itself during the test, status %d", code)
+		a.LogOutput()
+	case killed:
+		a.t.Errorf("sipedge did not exit within %v of SIGTERM: killed", grace)
+		a.LogOutput()
+	case code != 0:
+		a.t.Errorf("sipedge exited with status %d after SIGTERM, want 0", code)
+		a.LogOutput()
+	}
+	return took
+}
+
+// WaitLog waits until the agent's output matches re, failing the test
+// after timeout or when the agent exits first.
+func (a *Agent) WaitLog(re *regexp.Regexp, timeout time.Duration) string {
+	a.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := a.Output()
+		if m := re.FindString(out); m != "" {
+			return m
+		}
+		if a.Exited() {
+			a.t.Fatalf("sipedge exited (status %d) before logging %s", a.ExitCode(), re)
+		}
+		if time.Now().After(deadline) {
+			a.LogOutput()
+			a.t.Fatalf("sipedge logged nothing matching %s within %v", re, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -180,6 +180,39 @@ func (p *Process) Stop() int {
 	return p.ExitCode()
 }
 
+// Signal sends sig to the process (to the prefix, when Options.Exec
+// execs a program in its place, as nsenter does, the program itself).
+func (p *Process) Signal(sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// StopWithin is Stop with its own grace period: it sends the stop signal
+// and waits at most grace before killing the process group. It returns
+// the exit code and whether the process had to be killed.
+func (p *Process) StopWithin(grace time.Duration) (code int, killed bool) {
+	p.mu.Lock()
+	first := !p.stopped
+	p.stopped = true
+	p.mu.Unlock()
+	if first && p.Exited() {
+		p.mu.Lock()
+		p.early = true
+		p.mu.Unlock()
+	}
+	if first && !p.Exited() {
+		_ = p.cmd.Process.Signal(p.opts.StopSignal)
+		select {
+		case <-p.done:
+		case <-time.After(grace):
+			killed = true
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			_ = p.cmd.Process.Kill()
+		}
+	}
+	<-p.done
+	return p.ExitCode(), killed
+}
+
 // ExitedEarly reports whether the process had exited by itself before
 // Stop was first called.
 func (p *Process) ExitedEarly() bool {

@@ -12,13 +12,13 @@ type Config struct {
 	// File is the name the config was loaded from, as given to Load or
 	// LoadFS; errors about the file start with it.
 	File       string
-	Listeners  []Listener
-	Rules      []Rule
-	Dispatcher Dispatcher
-	Failover   Failover
-	Control    Control
-	Log        Log
-	XDP        XDP
+	Listeners  []Listener `key:"listeners"`
+	Rules      []Rule     `key:"rules"`
+	Dispatcher Dispatcher `key:"dispatcher"`
+	Failover   Failover   `key:"failover"`
+	Control    Control    `key:"control"`
+	Log        Log        `key:"log"`
+	XDP        XDP        `key:"xdp"`
 
 	// fsys is the file system the config came from (nil: the OS); dir is the
 	// config's directory in it. ReadDispatcherList resolves ListFile there.
@@ -77,19 +77,19 @@ const (
 type Dispatcher struct {
 	// ListFile is the dispatcher.list path as written in the config;
 	// relative paths are relative to the config file's directory.
-	ListFile          string
-	Flags             int
-	UseDefault        bool
-	HashPVar          string
-	NoDestinationCode int
-	ReloadDelta       time.Duration
-	PingInterval      time.Duration
-	PingMethod        string
-	PingFrom          string
-	ProbingThreshold  int
-	InactiveThreshold int
-	PingReplyCodes    string
-	ProbingMode       int
+	ListFile          string        `key:"list_file"`
+	Flags             int           `key:"flags"`
+	UseDefault        bool          `key:"use_default"`
+	HashPVar          string        `key:"hash_pvar"`
+	NoDestinationCode int           `key:"no_destination_code"`
+	ReloadDelta       time.Duration `key:"reload_delta"`
+	PingInterval      time.Duration `key:"ds_ping_interval"`
+	PingMethod        string        `key:"ds_ping_method"`
+	PingFrom          string        `key:"ds_ping_from"`
+	ProbingThreshold  int           `key:"ds_probing_threshold"`
+	InactiveThreshold int           `key:"ds_inactive_threshold"`
+	PingReplyCodes    string        `key:"ds_ping_reply_codes"`
+	ProbingMode       int           `key:"ds_probing_mode"`
 }
 
 // Dispatcher.Flags bits (Kamailio's "flags" modparam).
@@ -103,21 +103,34 @@ const (
 type Failover struct {
 	// Timeout is how long an INVITE branch may go without a final reply
 	// before the next destination is tried.
-	Timeout time.Duration
+	Timeout time.Duration `key:"timeout"`
 }
 
 // Control configures the JSON-RPC endpoints.
 type Control struct {
 	// Socket is the unix socket path (created mode 0600); empty: none.
-	Socket string
+	Socket string `key:"socket"`
 	// HTTP is a loopback host:port serving POST /RPC; empty: none.
-	HTTP string
+	HTTP string `key:"http"`
+	// HTTPAuth is how HTTP callers authenticate: HTTPAuthToken (a bearer
+	// token read from HTTPTokenFile) or HTTPAuthNone, which must be written
+	// out: any local user can reach a loopback port.
+	HTTPAuth string `key:"http_auth"`
+	// HTTPTokenFile is the file holding the token; a relative path is
+	// relative to the config file's directory.
+	HTTPTokenFile string `key:"http_token_file"`
 }
+
+// control.http_auth values.
+const (
+	HTTPAuthToken = "token"
+	HTTPAuthNone  = "none"
+)
 
 // Log configures the agent's logger.
 type Log struct {
-	Level  string // debug | info | warn | error
-	Format string // text | json
+	Level  string `key:"level"`  // debug | info | warn | error
+	Format string `key:"format"` // text | json
 }
 
 // XDP configures the fast path.
@@ -125,8 +138,8 @@ type XDP struct {
 	// Interfaces the program attaches to: the client side and the backend
 	// side, so that requests and replies both take the fast path. The YAML
 	// key "interface" takes one name or a list.
-	Interfaces []string
-	Mode       string // auto | native | generic | off
+	Interfaces []string `key:"interface"`
+	Mode       string   `key:"mode"` // auto | native | generic | off
 }
 
 // Defaults returns a Config with every default filled in and no listeners
@@ -143,7 +156,7 @@ func Defaults() Config {
 			InactiveThreshold: 1,
 		},
 		Failover: Failover{Timeout: 5 * time.Second},
-		Control:  Control{Socket: "/run/sipedge/sipedge.sock"},
+		Control:  Control{Socket: "/run/sipedge/sipedge.sock", HTTPAuth: HTTPAuthToken},
 		Log:      Log{Level: "info", Format: "text"},
 		XDP:      XDP{Mode: "off"},
 	}

@@ -17,6 +17,9 @@
 //   - validate.go: value and cross-reference checks
 //   - params.go: hash_pvar and ds_ping_reply_codes grammars
 //   - dslist.go: the dispatcher.list parser
+//   - file.go: reading files: regular only, bounded size, a deadline; the
+//     text check (UTF-8, no control characters) with line and column
+//   - reload.go: which keys a reload applies (Reloaded), the HTTP token
 //   - testdata/: good and bad files; the tests hold the expected errors
 //
 // docs/config.md is the reference for every key and for the differences

@@ -2,11 +2,12 @@ package config
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -36,26 +37,33 @@ func (c *Config) ListPath() string {
 }
 
 // ReadDispatcherList reads and parses the config's dispatcher.list. Errors
-// and Entry.Source name the list by its base name: "dispatcher.list:7".
+// and Entry.Source name the list by its base name: "dispatcher.list:7". The
+// list must be a regular file of at most MaxListSize bytes, read within
+// ReadTimeout.
 func (c *Config) ReadDispatcherList() ([]dispatch.Entry, error) {
+	return c.ReadDispatcherListContext(context.Background())
+}
+
+// ReadDispatcherListContext is ReadDispatcherList that gives up reading
+// when ctx ends.
+func (c *Config) ReadDispatcherListContext(ctx context.Context) ([]dispatch.Entry, error) {
 	p := c.ListPath()
 	var (
-		f   io.ReadCloser
-		err error
+		data []byte
+		err  error
 	)
 	switch {
 	case c.fsys == nil:
-		f, err = os.Open(p)
+		data, err = readFile(ctx, p, MaxListSize)
 	case path.IsAbs(p):
 		err = fmt.Errorf("open %s: an absolute list_file cannot be read from the file system the config came from", p)
 	default:
-		f, err = c.fsys.Open(p)
+		data, err = readFS(c.fsys, p, MaxListSize)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read dispatcher list: %w", err)
 	}
-	defer f.Close()
-	return ParseDispatcherList(f, p)
+	return ParseDispatcherList(bytes.NewReader(data), p)
 }
 
 // ParseDispatcherList parses a Kamailio dispatcher.list:
@@ -165,8 +173,20 @@ func (sc *listScanner) field(hashEnds bool) string {
 }
 
 // parseListLine parses one line. ok is false for blank and comment lines;
-// msg says what is wrong.
+// msg says what is wrong. An entry passes dispatch.Entry.Check, the rules
+// dispatcher.add applies too.
 func parseListLine(line string) (e dispatch.Entry, ok bool, msg string) {
+	e, ok, msg = parseListFields(line)
+	if ok {
+		if err := e.Check(); err != nil {
+			return e, false, err.Error()
+		}
+	}
+	return e, ok, msg
+}
+
+// parseListFields splits one line into an entry's fields.
+func parseListFields(line string) (e dispatch.Entry, ok bool, msg string) {
 	sc := &listScanner{s: line}
 	if sc.atEnd() {
 		return e, false, ""

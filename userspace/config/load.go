@@ -2,11 +2,11 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -18,9 +18,15 @@ import (
 )
 
 // Load reads, decodes and validates the config file at p. Errors name p
-// and a line: "sipedge.yaml:12: rules[0].algorithm: ...".
+// and a line: "sipedge.yaml:12: rules[0].algorithm: ...". The file must be
+// a regular file of at most MaxConfigSize bytes, read within ReadTimeout.
 func Load(p string) (*Config, error) {
-	data, err := os.ReadFile(p)
+	return LoadContext(context.Background(), p)
+}
+
+// LoadContext is Load that gives up reading when ctx ends.
+func LoadContext(ctx context.Context, p string) (*Config, error) {
+	data, err := readFile(ctx, p, MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
@@ -30,7 +36,7 @@ func Load(p string) (*Config, error) {
 // LoadFS is Load on a file system, e.g. the embedded examples.FS. The
 // dispatcher list is read from the same file system.
 func LoadFS(fsys fs.FS, name string) (*Config, error) {
-	data, err := fs.ReadFile(fsys, name)
+	data, err := readFS(fsys, name, MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
@@ -39,6 +45,9 @@ func LoadFS(fsys fs.FS, name string) (*Config, error) {
 
 func load(data []byte, file string, fsys fs.FS, dir string) (*Config, error) {
 	el := &errList{file: file}
+	if !checkText(data, el) {
+		return nil, el.err()
+	}
 	c, ok := decode(data, file, el)
 	c.fsys, c.dir = fsys, dir
 	if ok {
@@ -137,6 +146,8 @@ func (d *decoder) top(root *yaml.Node) {
 		{"control", d.section([]field{
 			{"socket", d.str(&ct.Socket)},
 			{"http", d.str(&ct.HTTP)},
+			{"http_auth", d.str(&ct.HTTPAuth)},
+			{"http_token_file", d.str(&ct.HTTPTokenFile)},
 		})},
 		{"log", d.section([]field{
 			{"level", d.str(&lg.Level)},

@@ -97,7 +97,8 @@ func TestLoadBad(t *testing.T) {
 			want: []string{
 				`misc.yaml:8: failover.timeout: must be more than 0`,
 				`misc.yaml:10: control.socket: path is 131 bytes long; a unix socket path holds at most 107`,
-				`misc.yaml:11: control.http: "0.0.0.0:8080" is not a loopback address: JSON-RPC over HTTP has no authentication, so it listens on 127.0.0.1, ::1 or localhost only`,
+				`misc.yaml:11: control.http: "0.0.0.0:8080" is not a loopback address: JSON-RPC over HTTP listens on 127.0.0.1, ::1 or localhost only`,
+				`misc.yaml:11: control.http_token_file: required with control.http: callers send the token in the file as a bearer token (or write control.http_auth: none to let any local user in)`,
 				`misc.yaml:13: log.level: want debug, info, warn or error, got "verbose"`,
 				`misc.yaml:14: log.format: want text or json, got "xml"`,
 				`misc.yaml:16: xdp.interface: required when xdp.mode is native`,
@@ -185,7 +186,7 @@ func TestLoadFull(t *testing.T) {
 			ProbingMode:       3,
 		},
 		Failover: Failover{Timeout: 1500 * time.Millisecond},
-		Control:  Control{Socket: "", HTTP: "[::1]:8080"},
+		Control:  Control{Socket: "", HTTP: "[::1]:8080", HTTPAuth: HTTPAuthToken, HTTPTokenFile: "/etc/sipedge/rpc.token"},
 		Log:      Log{Level: "debug", Format: "json"},
 		XDP:      XDP{Interfaces: []string{"eth0"}, Mode: "native"},
 	}
@@ -402,8 +403,8 @@ func TestLoadValues(t *testing.T) {
 		},
 		{
 			name:  "localhost http",
-			yaml:  yamlConfig + "control:\n  http: localhost:8080\n",
-			check: func(c *Config) bool { return c.Control.HTTP == "localhost:8080" },
+			yaml:  yamlConfig + "control:\n  http: localhost:8080\n  http_auth: none\n",
+			check: func(c *Config) bool { return c.Control.HTTP == "localhost:8080" && c.Control.HTTPAuth == HTTPAuthNone },
 		},
 	}
 	for _, tc := range tests {

@@ -264,6 +264,16 @@ func (v *validator) rest() {
 			v.check("control.http", 0, "%v", err)
 		}
 	}
+	switch c.Control.HTTPAuth {
+	case HTTPAuthToken:
+		if c.Control.HTTP != "" && c.Control.HTTPTokenFile == "" {
+			v.check("control.http_token_file", v.c.line("control.http", 0),
+				"required with control.http: callers send the token in the file as a bearer token (or write control.http_auth: none to let any local user in)")
+		}
+	case HTTPAuthNone:
+	default:
+		v.check("control.http_auth", 0, "want token or none, got %q", c.Control.HTTPAuth)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -365,7 +375,7 @@ func checkLoopback(s string) error {
 	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("%q is not a loopback address: JSON-RPC over HTTP has no authentication, so it listens on 127.0.0.1, ::1 or localhost only", s)
+	return fmt.Errorf("%q is not a loopback address: JSON-RPC over HTTP listens on 127.0.0.1, ::1 or localhost only", s)
 }
 
 // checkSIPURI checks that s looks like a sip: or sips: URI.

@@ -72,10 +72,7 @@ func prepare(ctx context.Context, entries []Entry, opt Options, known map[string
 	failed := map[string]error{}
 	var errs []error
 	for i, e := range entries {
-		src := e.Source
-		if src == "" {
-			src = "entry " + strconv.Itoa(i+1)
-		}
+		src := entrySource(e, i)
 		d, entryErrs := parseEntry(e)
 		if len(entryErrs) == 0 && !d.Addr.IsValid() && d.Flags&FlagNoDNSARes == 0 {
 			a, err := lookup(ctx, opt, d.Host, resolved, failed)
@@ -96,16 +93,26 @@ func prepare(ctx context.Context, entries []Entry, opt Options, known map[string
 	return p, nil
 }
 
+// entrySource names entry i (from 0) of a Build in errors.
+func entrySource(e Entry, i int) string {
+	if e.Source != "" {
+		return e.Source
+	}
+	return "entry " + strconv.Itoa(i+1)
+}
+
+// tooLarge is the error for the entry that makes set id too large.
+func tooLarge(src string, id int) error {
+	return fmt.Errorf("%s: set %d has more than %d destinations", src, id, MaxSetSize)
+}
+
 // parseEntry checks one entry and fills what it says of its destination.
 func parseEntry(e Entry) (Destination, []error) {
-	var errs []error
-	if e.SetID < 0 {
-		errs = append(errs, fmt.Errorf("set id %d is negative", e.SetID))
-	}
-	if e.Flags&^FlagsMask != 0 {
-		errs = append(errs, fmt.Errorf("flags %d outside mask %d", e.Flags, FlagsMask))
-	}
 	d := Destination{SetID: e.SetID, URI: e.URI, Flags: e.Flags, Priority: e.Priority}
+	if err := e.Check(); err != nil {
+		return d, []error{err}
+	}
+	var errs []error
 	u, err := parseDestURI(e.URI)
 	if err != nil {
 		errs = append(errs, err)
@@ -159,12 +166,16 @@ func lookup(ctx context.Context, opt Options, host string, resolved map[string]n
 // IUID (dispatcher.add / dispatcher.remove).
 func (p *prepared) assemble(sh *shuffler, state *Snapshot) (*Snapshot, error) {
 	bySet := map[int][]Destination{}
+	over := map[int]string{} // set → source of its first entry over MaxSetSize
 	var ids []int
-	for _, d := range p.dests {
+	for i, d := range p.dests {
 		if _, ok := bySet[d.SetID]; !ok {
 			ids = append(ids, d.SetID)
 		}
 		bySet[d.SetID] = append(bySet[d.SetID], d)
+		if len(bySet[d.SetID]) == MaxSetSize+1 {
+			over[d.SetID] = entrySource(p.entries[i], i)
+		}
 	}
 	slices.Sort(ids)
 	snap := &Snapshot{entries: p.entries, opt: p.opt, shuf: sh}
@@ -173,7 +184,7 @@ func (p *prepared) assemble(sh *shuffler, state *Snapshot) (*Snapshot, error) {
 	for _, id := range ids {
 		dests := bySet[id]
 		if len(dests) > MaxSetSize {
-			errs = append(errs, fmt.Errorf("set %d: %d destinations, at most %d", id, len(dests), MaxSetSize))
+			errs = append(errs, tooLarge(over[id], id))
 			continue
 		}
 		assignIUIDs(dests, used)

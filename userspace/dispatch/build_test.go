@@ -27,10 +27,10 @@ func TestBuildOrdering(t *testing.T) {
 				{SetID: 1, URI: "sip:10.0.0.5", Priority: 3},
 			},
 			want: []string{"sip:10.0.0.4", "sip:10.0.0.2", "sip:10.0.0.5", "sip:10.0.0.3", "sip:10.0.0.1"}},
-		{name: "negative priority last",
+		{name: "priority 0 last",
 			entries: []Entry{
-				{SetID: 1, URI: "sip:10.0.0.1", Priority: -1},
-				{SetID: 1, URI: "sip:10.0.0.2"},
+				{SetID: 1, URI: "sip:10.0.0.1"},
+				{SetID: 1, URI: "sip:10.0.0.2", Priority: 1},
 			},
 			want: []string{"sip:10.0.0.2", "sip:10.0.0.1"}},
 		{name: "duplicates kept",
@@ -72,9 +72,31 @@ func TestBuildErrors(t *testing.T) {
 				{SetID: 2, URI: "sip:10.0.0.3", Attrs: "rweight=0;maxload=x", Source: "f:3"},
 			},
 			want: []string{"f:1: uri", "transport tcp not supported yet (UDP only)", `f:3: rweight "0" outside 1..100`, `f:3: maxload "x" is not a number`}},
-		{name: "negative set and bad flags",
-			entries: []Entry{{SetID: -1, URI: "sip:10.0.0.1", Flags: 64, Source: "rpc dispatcher.add"}},
-			want:    []string{"rpc dispatcher.add: set id -1 is negative", "rpc dispatcher.add: flags 64 outside mask 63"}},
+		// Entry.Check: the limits of a dispatcher.list line, whatever the source.
+		{name: "negative set",
+			entries: []Entry{{SetID: -1, URI: "sip:10.0.0.1", Source: "rpc dispatcher.add"}},
+			want:    []string{"rpc dispatcher.add: set id -1 is out of range 0-2147483647"}},
+		{name: "set over 2^31-1",
+			entries: []Entry{{SetID: 1 << 31, URI: "sip:10.0.0.1", Source: "rpc dispatcher.add"}},
+			want:    []string{"rpc dispatcher.add: set id 2147483648 is out of range 0-2147483647"}},
+		{name: "bad flags",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Flags: 64, Source: "rpc dispatcher.add"}},
+			want:    []string{"rpc dispatcher.add: flags 64 set bits outside mask 63"}},
+		{name: "negative priority",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Priority: -1}},
+			want:    []string{"entry 1: priority -1 is out of range 0-2147483647"}},
+		{name: "attrs too long",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=" + strings.Repeat("a", 10<<20)}},
+			want:    []string{"entry 1: attrs are 10485765 bytes long; the limit is 4096"}},
+		{name: "attrs with a blank",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a; weight=5"}},
+			want:    []string{`entry 1: attrs "duid=a; weight=5" hold a blank`}},
+		{name: "uri with a hash",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1#x"}},
+			want:    []string{`entry 1: URI "sip:10.0.0.1#x" holds '#', which starts a comment`}},
+		{name: "uri with a control character",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1\x01"}},
+			want:    []string{`holds the control character 0x01`}},
 		{name: "no source numbers the entry",
 			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1"}, {SetID: 1, URI: "x"}},
 			want:    []string{"entry 2: uri"}},
@@ -224,7 +246,9 @@ func TestBuildEmptyAndTooLarge(t *testing.T) {
 		wantErr string
 	}{
 		{name: "empty list", entries: nil},
-		{name: "set too large", entries: hosts(MaxSetSize + 1), wantErr: "at most 32767"},
+		// The error names the first entry over the limit, so a list file's
+		// error has FILE:LINE.
+		{name: "set too large", entries: hosts(MaxSetSize + 1), wantErr: "dispatcher.list:32768: set 1 has more than 32767 destinations"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -144,19 +144,30 @@ func (d *Dispatcher) change(setID int, match destMatcher, fn func(*Destination))
 	return flagsChanged, nil
 }
 
-// Add adds a destination and rebuilds every set from the entries, like
-// dispatcher.add; other destinations keep their runtime state, counters
-// restart. Host names already resolved are not looked up again.
+// Add adds a destination, like dispatcher.add. The entry is checked as a
+// dispatcher.list line is (Entry.Check, then Build's URI and attribute
+// parsing) and resolved outside the swap lock; then only its set is
+// rebuilt: other sets, their tables and counters stay as they are, the
+// set's destinations keep their runtime state and its counters restart.
+// A host name already resolved is not looked up again. The cost is linear
+// in the size of the snapshot, not in a rebuild of every set.
 func (d *Dispatcher) Add(ctx context.Context, e Entry) error {
 	d.rebuildMu.Lock()
 	defer d.rebuildMu.Unlock()
-	cur := d.cur.Load()
 	if e.Source == "" {
 		e.Source = "dispatcher.add"
 	}
-	if err := d.rebuildLocked(ctx, cur, append(cur.Entries(), e)); err != nil {
+	dest, err := prepareOne(ctx, e, d.cur.Load())
+	if err != nil {
 		return fmt.Errorf("add %q to set %d: %w", e.URI, e.SetID, err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, err := d.cur.Load().withAdded(e, dest)
+	if err != nil {
+		return fmt.Errorf("add %q to set %d: %w", e.URI, e.SetID, err)
+	}
+	d.swapLocked(next)
 	return nil
 }
 

@@ -36,10 +36,13 @@
 //     (Kamailio only the first duplicate); an IUID names one destination.
 //     set_state rejects a state string with trailing characters.
 //   - The failover list skips the default destination when it is down.
-//   - Add and Remove rebuild from the entries in their original order with
-//     the new entry last, as if the line had been appended to the file;
-//     runtime state carries over by IUID and known host names are not
-//     resolved again.
+//   - Add gives the set a Build would give with the line appended to the
+//     file, but rebuilds only that set (add.go): other sets and their
+//     counters stay, the set's destinations keep their runtime state, known
+//     host names are not resolved again. Remove rebuilds from the entries
+//     in their original order; runtime state carries over by IUID.
+//   - Every entry, whatever its source (list file, dispatcher.add), passes
+//     Entry.Check: the limits of a dispatcher.list line.
 //   - An IP-literal destination with FlagNoDNSARes still gets its Addr (no
 //     DNS is needed); IsFromList never matches it, as in Kamailio.
 //   - Algorithms 10 (call load), 12 (parallel), 13 (latency), 15 (SRV

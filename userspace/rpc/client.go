@@ -26,8 +26,9 @@ type Client struct {
 	broken error // a failed exchange leaves the stream out of step
 
 	// HTTP transport
-	url string
-	hc  *http.Client
+	url   string
+	hc    *http.Client
+	token string
 
 	mu     sync.Mutex
 	nextID int64
@@ -50,6 +51,13 @@ func NewHTTPClient(url string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{url: url, hc: hc}
+}
+
+// SetToken makes HTTP calls send "Authorization: Bearer token".
+func (c *Client) SetToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token = token
 }
 
 // Close closes the connection, if any.
@@ -145,6 +153,9 @@ func (c *Client) roundTripHTTP(ctx context.Context, req []byte) ([]byte, error) 
 		return nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	hresp, err := c.hc.Do(hreq)
 	if err != nil {
 		return nil, err
@@ -153,6 +164,9 @@ func (c *Client) roundTripHTTP(ctx context.Context, req []byte) ([]byte, error) 
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read answer: %w", err)
+	}
+	if hresp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("%s answered %s: %s", c.url, hresp.Status, bytes.TrimSpace(body))
 	}
 	// A fault sets the status line but still carries a JSON-RPC body.
 	if !json.Valid(body) {

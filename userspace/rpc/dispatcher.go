@@ -129,12 +129,23 @@ const (
 // RegisterDispatcher registers the dispatcher.* methods on s, backed by d.
 // reload re-reads the destination list (nil: dispatcher.reload fails with
 // Kamailio's "Reload Failed"); reloadDelta is Kamailio's reload_delta, the
-// least time between two reloads (0: no limit).
-func RegisterDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx context.Context) error, reloadDelta time.Duration) {
-	registerDispatcher(s, d, reload, reloadDelta, time.Now)
+// least time between two reloads (0: no limit), which the returned value
+// changes later.
+func RegisterDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx context.Context) error, reloadDelta time.Duration) *DispatcherMethods {
+	return registerDispatcher(s, d, reload, reloadDelta, time.Now)
 }
 
-func registerDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx context.Context) error, reloadDelta time.Duration, now func() time.Time) {
+// DispatcherMethods are the registered dispatcher.* methods.
+type DispatcherMethods struct{ h *dispatcherRPC }
+
+// SetReloadDelta changes reload_delta (a config reload).
+func (m *DispatcherMethods) SetReloadDelta(delta time.Duration) {
+	m.h.mu.Lock()
+	defer m.h.mu.Unlock()
+	m.h.delta = delta
+}
+
+func registerDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx context.Context) error, reloadDelta time.Duration, now func() time.Time) *DispatcherMethods {
 	h := &dispatcherRPC{d: d, reload: reload, delta: reloadDelta, now: now}
 	s.Register("dispatcher.list", h.list)
 	s.Register("dispatcher.reload", h.reloadList)
@@ -143,15 +154,16 @@ func registerDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx conte
 	s.Register("dispatcher.remove", h.remove)
 	s.Register("dispatcher.hash", h.hash)
 	s.Register("dispatcher.ping_active", h.pingActive)
+	return &DispatcherMethods{h: h}
 }
 
 type dispatcherRPC struct {
 	d      *dispatch.Dispatcher
 	reload func(ctx context.Context) error
-	delta  time.Duration
 	now    func() time.Time
 
 	mu         sync.Mutex
+	delta      time.Duration
 	lastReload time.Time
 }
 

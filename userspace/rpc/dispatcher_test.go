@@ -424,3 +424,37 @@ func TestDispatcherReloadUnconfigured(t *testing.T) {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestDispatcherAddChecksAsListFile: dispatcher.add refuses what a
+// dispatcher.list line cannot hold (dispatch.Entry.Check, shared with the
+// list parser), and the set stays as it was.
+func TestDispatcherAddChecksAsListFile(t *testing.T) {
+	d := testDispatcher(t)
+	s := New(nil)
+	RegisterDispatcher(s, d, nil, 0)
+	before := d.Snapshot()
+	for _, tc := range []struct {
+		name   string
+		params []any
+		want   string
+	}{
+		{"set id 2^31", []any{json.Number("2147483648"), "sip:10.0.0.8"}, "set id 2147483648 is out of range 0-2147483647"},
+		{"negative set id", []any{-1, "sip:10.0.0.8"}, "set id -1 is out of range 0-2147483647"},
+		{"negative priority", []any{1, "sip:10.0.0.8", 0, -5}, "priority -5 is out of range 0-2147483647"},
+		{"priority 2^31", []any{1, "sip:10.0.0.8", 0, json.Number("2147483648")}, "priority 2147483648 is out of range"},
+		{"10 MB attrs", []any{1, "sip:10.0.0.8", 0, 0, "duid=" + strings.Repeat("x", 10<<20)}, "attrs are 10485765 bytes long; the limit is 4096"},
+		{"attrs with a blank", []any{1, "sip:10.0.0.8", 0, 0, "duid=a weight=5"}, "weight=5\\\" hold a blank"},
+		{"uri with a blank", []any{1, "sip:10.0.0.8 x"}, "x\\\" holds a blank"},
+		{"uri with a NUL", []any{1, "sip:10.0.0.8\x00"}, `holds the control character 0x00`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rpcCall(t, s, "dispatcher.add", tc.params...)
+			if !strings.Contains(got, `"message":"Adding dispatcher dst failed"`) || !strings.Contains(got, tc.want) {
+				t.Errorf("got %.300s\nwant a failure containing %q", got, tc.want)
+			}
+			if d.Snapshot() != before {
+				t.Error("the snapshot changed")
+			}
+		})
+	}
+}

@@ -5,7 +5,8 @@
 //
 // Transports: a stream unix socket (mode 0600, one JSON value per request,
 // one JSON line per answer; see ServeUnix) and HTTP POST /RPC on loopback
-// (ServeHTTP, ListenHTTP). Kamailio's FIFO and datagram transports are not
+// (ServeHTTP, ListenHTTP, behind a bearer token unless HTTPAuth.None). Both
+// bound request sizes and time out idle and slow clients (limits.go). Kamailio's FIFO and datagram transports are not
 // offered. Params are positional; an object's values are taken in order and
 // its names ignored, as jsonrpcs does.
 //

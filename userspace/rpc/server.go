@@ -21,7 +21,8 @@ type Handler func(ctx context.Context, params Params) (any, error)
 // Server routes JSON-RPC 2.0 requests to registered handlers. It is safe for
 // concurrent use; Register may be called while serving.
 type Server struct {
-	log *slog.Logger
+	log    *slog.Logger
+	limits limits
 
 	mu      sync.RWMutex
 	methods map[string]Handler
@@ -32,7 +33,7 @@ func New(logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: logger, methods: make(map[string]Handler)}
+	return &Server{log: logger, methods: make(map[string]Handler), limits: defaultLimits()}
 }
 
 // Register adds or replaces the handler for method.

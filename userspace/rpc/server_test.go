@@ -562,7 +562,7 @@ func TestListenHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- testServer(t).ListenHTTP(ctx, tc.addr) }()
+			go func() { done <- testServer(t).ListenHTTP(ctx, tc.addr, HTTPAuth{None: true}) }()
 			if tc.wantErr != "" {
 				err := <-done
 				cancel()
@@ -591,7 +591,7 @@ func TestServeHTTPOnListener(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- testServer(t).serveHTTP(ctx, ln) }()
+	go func() { done <- testServer(t).serveHTTP(ctx, ln, HTTPAuth{None: true}) }()
 	cl := NewHTTPClient("http://"+ln.Addr().String()+HTTPPath, nil)
 	if res, err := cl.Call(ctx, "sum", 1, 2); err != nil || string(res) != "3" {
 		t.Errorf("sum over HTTP: %s, %v", res, err)

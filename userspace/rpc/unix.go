@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,7 +34,7 @@ const maxUnixPath = 107
 // each gets one answer, a single JSON line, in order. Notifications get
 // none. Bytes that are not JSON get a parse error, then the connection is
 // closed, since the stream cannot be resynchronised.
-func (s *Server) ServeUnix(ctx context.Context, path string) error {
+func (s *Server) ServeUnix(ctx context.Context, path string) (err error) {
 	ln, err := listenUnix(path)
 	if err != nil {
 		return err
@@ -43,21 +44,38 @@ func (s *Server) ServeUnix(ctx context.Context, path string) error {
 		ln.Close()
 		return fmt.Errorf("rpc socket %s: %w", path, err)
 	}
-	defer func() {
+	removed := false
+	remove := func() {
 		// Remove the file only if it is still ours: a newer server may
 		// have replaced it.
+		if removed {
+			return
+		}
+		removed = true
 		if fi, err := os.Stat(path); err == nil && os.SameFile(fi, owned) {
 			os.Remove(path)
 		}
-	}()
+	}
+	defer remove()
 	s.log.Info("rpc listening", "socket", path)
 
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	// Connections and their handlers live until ServeUnix returns.
+	// Connections and their handlers live until ServeUnix returns; on the
+	// way out the socket file goes first, then running calls get
+	// shutdownGrace to finish.
 	connCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	var (
+		wg      sync.WaitGroup
+		running atomic.Int64
+	)
+	defer func() {
+		cancel()
+		remove()
+		if !waitTimeout(&wg, s.limits.shutdownGrace) && err == nil {
+			err = fmt.Errorf("rpc socket %s: calls still running %v after shutdown: %d; leaving them", path, s.limits.shutdownGrace, running.Load())
+		}
+	}()
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -79,7 +97,19 @@ func (s *Server) ServeUnix(ctx context.Context, path string) error {
 			continue
 		}
 		backoff = 0
-		wg.Go(func() { s.serveConn(connCtx, conn) })
+		wg.Go(func() { s.serveConn(connCtx, conn, &running) })
+	}
+}
+
+// waitTimeout waits for wg at most d and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
 
@@ -155,31 +185,47 @@ func checkStale(path string) error {
 	return nil
 }
 
-// serveConn answers the requests of one connection in order.
-func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+// serveConn answers the requests of one connection in order. Each request
+// must arrive whole within the idle timeout of the previous answer (or of
+// the connection's start) and be at most maxRequest bytes; running counts
+// the calls in progress.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, running *atomic.Int64) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	dec := json.NewDecoder(conn)
+	rr := &requestReader{r: conn, max: s.limits.maxRequest}
+	dec := json.NewDecoder(rr)
+	answer := func(resp []byte) bool {
+		conn.SetWriteDeadline(time.Now().Add(s.limits.write))
+		if _, err := conn.Write(append(resp, '\n')); err != nil {
+			s.log.Debug("rpc connection write failed", "error", err)
+			return false
+		}
+		return true
+	}
 	for {
+		rr.reset()
+		conn.SetReadDeadline(time.Now().Add(s.limits.idle))
 		var msg json.RawMessage
 		if err := dec.Decode(&msg); err != nil {
 			var syntax *json.SyntaxError
-			if errors.As(err, &syntax) {
-				resp := marshalError(nil, standardError(CodeParseError, err.Error()))
-				conn.Write(append(resp, '\n'))
-			} else if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, errTooLarge):
+				answer(marshalError(nil, standardError(CodeInvalidRequest, fmt.Sprintf("request over %d bytes", s.limits.maxRequest))))
+			case errors.As(err, &syntax):
+				answer(marshalError(nil, standardError(CodeParseError, err.Error())))
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.log.Debug("rpc connection idle: closing it", "timeout", s.limits.idle)
+			case !errors.Is(err, io.EOF) && ctx.Err() == nil:
 				s.log.Debug("rpc connection read failed", "error", err)
 			}
 			return
 		}
+		running.Add(1)
 		resp := s.handleMessage(ctx, msg)
-		if resp == nil {
-			continue
-		}
-		if _, err := conn.Write(append(resp, '\n')); err != nil {
-			s.log.Debug("rpc connection write failed", "error", err)
+		running.Add(-1)
+		if resp != nil && !answer(resp) {
 			return
 		}
 	}

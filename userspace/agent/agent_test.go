@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fake is a Subsystem that records its start and stop in a shared log.
+type fake struct {
+	name   string
+	log    *events
+	hang   bool          // ignores its context (never stops)
+	fail   error         // returned at once
+	ready  chan struct{} // nil: no Ready
+	cancel chan struct{} // closed at the end of the test, releasing a hang
+}
+
+type events struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (e *events) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, s)
+}
+
+func (e *events) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.all)
+}
+
+func (f *fake) Name() string { return f.name }
+
+func (f *fake) Run(ctx context.Context) error {
+	f.log.add("start " + f.name)
+	if f.fail != nil {
+		return f.fail
+	}
+	if f.ready != nil {
+		close(f.ready)
+	}
+	if f.hang {
+		<-f.cancel
+	} else {
+		<-ctx.Done()
+	}
+	f.log.add("stop " + f.name)
+	return nil
+}
+
+// readyFake is a fake with Ready.
+type readyFake struct{ *fake }
+
+func (r readyFake) Ready() <-chan struct{} { return r.ready }
+
+func testAgent(t *testing.T, subs ...Subsystem) *Agent {
+	return &Agent{
+		opts: Options{StopTimeout: 300 * time.Millisecond},
+		log:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		subs: subs,
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// TestStopReverseOrder: subsystems start in order (each after the one
+// before is ready) and stop in reverse order.
+func TestStopReverseOrder(t *testing.T) {
+	ev := &events{}
+	a := testAgent(t,
+		readyFake{&fake{name: "a", log: ev, ready: make(chan struct{})}},
+		&fake{name: "b", log: ev},
+		&fake{name: "c", log: ev})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run = %v", err)
+	}
+	got := ev.list()
+	if want := []string{"start a", "stop c", "stop b", "stop a"}; !slices.Equal(append(got[:1:1], got[3:]...), want) {
+		t.Errorf("events %v, want a started first and %v", got, want)
+	}
+}
+
+// TestStopBounded: a subsystem that ignores its context does not keep the
+// agent from stopping: run returns within StopTimeout, naming it, and the
+// others are still stopped.
+func TestStopBounded(t *testing.T) {
+	ev := &events{}
+	release := make(chan struct{})
+	defer close(release)
+	a := testAgent(t, &fake{name: "first", log: ev}, &fake{name: "stuck", log: ev, hang: true, cancel: release}, &fake{name: "last", log: ev})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "stuck did not stop within 300ms") {
+			t.Errorf("run = %v, want the stuck subsystem named", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("stop took %v", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return: the stop is not bounded")
+	}
+	if got := ev.list(); !slices.Contains(got, "stop first") || !slices.Contains(got, "stop last") {
+		t.Errorf("events %v: the others were not stopped", got)
+	}
+}
+
+// TestFailureStopsOthers: a subsystem failing before it is ready stops
+// those already started, and run returns its error.
+func TestFailureStopsOthers(t *testing.T) {
+	ev := &events{}
+	boom := errors.New("bind: address in use")
+	a := testAgent(t, &fake{name: "first", log: ev}, readyFake{&fake{name: "bad", log: ev, fail: boom, ready: make(chan struct{})}}, &fake{name: "never", log: ev})
+	err := a.run(context.Background())
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "bad: bind") {
+		t.Errorf("run = %v, want bad's error", err)
+	}
+	if got := ev.list(); slices.Contains(got, "start never") || !slices.Contains(got, "stop first") {
+		t.Errorf("events %v", got)
+	}
+}
+
+const agentYAML = `listeners:
+  - name: edge
+    address: udp:127.0.0.1:5999
+rules:
+  - listener: edge
+    set: 1
+dispatcher:
+  list_file: d.list
+failover:
+  timeout: 5s
+control:
+  socket: ""
+log:
+  level: info
+`
+
+// TestReloadAllOrNothing: Reload applies a good config and list together;
+// a bad list, a list that is not a regular file or a bad config change
+// nothing.
+func TestReloadAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sipedge.yaml")
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sipedge.yaml", agentYAML)
+	write("d.list", "1 sip:127.0.0.1:5080\n")
+	a, err := newAgent(context.Background(), Options{ConfigPath: cfgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dests := func() int { return len(a.d.Snapshot().Set(1).Dests) }
+
+	write("d.list", "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5082\n")
+	write("sipedge.yaml", strings.Replace(agentYAML, "level: info", "level: debug", 1))
+	if err := a.Reload(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if dests() != 2 || a.level.Level() != slog.LevelDebug {
+		t.Fatalf("good reload: %d destinations, level %v", dests(), a.level.Level())
+	}
+	good := a.cur.Load()
+
+	for _, tc := range []struct {
+		name, yaml, list, want string
+	}{
+		{"bad list", "", "1 sip:127.0.0.1:5080\n2\n", "d.list:2: set 2 has no destination URI"},
+		{"rule's set gone", "", "2 sip:127.0.0.1:5080\n", "rules[0].set: set 1 is not in d.list"},
+		{"list is /dev/zero", strings.Replace(agentYAML, "list_file: d.list", "list_file: /dev/zero", 1), "", "/dev/zero is a character device"},
+		{"bad config", strings.Replace(agentYAML, "level: info", "level: loud", 1), "1 sip:127.0.0.1:5080\n", `sipedge.yaml:14: log.level: want debug, info, warn or error, got "loud"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.yaml != "" {
+				write("sipedge.yaml", tc.yaml)
+			}
+			if tc.list != "" {
+				write("d.list", tc.list)
+			}
+			err := a.Reload(context.Background(), true)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Reload = %v, want %q", err, tc.want)
+			}
+			if a.cur.Load() != good || dests() != 2 || a.level.Level() != slog.LevelDebug {
+				t.Error("a failed reload changed the running state")
+			}
+			write("sipedge.yaml", strings.Replace(agentYAML, "level: info", "level: debug", 1))
+		})
+	}
+}
+
+// TestCheck: check reads what the start reads, the token file included.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("d.list", "1 sip:127.0.0.1:5080\n")
+	cfg := write("sipedge.yaml", strings.Replace(agentYAML, `socket: ""`, "socket: \"\"\n  http: 127.0.0.1:5998\n  http_token_file: rpc.token", 1))
+	var out strings.Builder
+	if err := Check(context.Background(), cfg, &out); err == nil || !strings.Contains(err.Error(), "rpc.token") {
+		t.Errorf("Check without the token file = %v", err)
+	}
+	write("rpc.token", "0123456789abcdef0123\n")
+	if err := Check(context.Background(), cfg, &out); err != nil || !strings.Contains(out.String(), "ok: 1 listeners, 1 sets, 1 destinations") {
+		t.Errorf("Check = %v, output %q", err, out.String())
+	}
+}

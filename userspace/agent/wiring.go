@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dataplane"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/rpc"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+)
+
+// subsystems builds the subsystems of cfg in start order: slow path, fast
+// path (when xdp.mode is not off), control. It starts nothing.
+func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
+	px, err := sipproxy.New(sipproxy.Config{
+		Listeners:       proxyListeners(cfg),
+		Dispatcher:      a.d,
+		FailoverTimeout: cfg.Failover.Timeout,
+		Logger:          a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	subs := []Subsystem{slowPath{px}}
+
+	var fp *dataplane.FastPath
+	if fc := fastPathConfig(cfg, a.d, a.log); fc != nil {
+		fp = dataplane.NewFastPath(*fc)
+		subs = append(subs, fastPath{fp})
+	}
+
+	ctl, err := a.newControl(ctx, cfg, px, fp)
+	if err != nil {
+		return nil, err
+	}
+	return append(subs, ctl), nil
+}
+
+// proxyListeners turns the config's listeners and rules into the slow
+// path's listeners.
+func proxyListeners(cfg *config.Config) []sipproxy.Listener {
+	out := make([]sipproxy.Listener, 0, len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		r, _ := cfg.RuleFor(l.Name)
+		out = append(out, sipproxy.Listener{
+			Name:      l.Name,
+			Addr:      l.Addr,
+			Advertise: l.Advertise,
+			Rule: sipproxy.Rule{
+				SetID:             r.Set,
+				Alg:               dispatch.Alg(r.Algorithm),
+				Limit:             r.Limit,
+				RecordRoute:       r.RecordRoute,
+				Failover:          r.Mode == config.ModeFailover,
+				HashPVar:          cfg.Dispatcher.HashPVar,
+				NoDestinationCode: cfg.Dispatcher.NoDestinationCode,
+			},
+		})
+	}
+	return out
+}
+
+// fastPathConfig is the XDP fast path for cfg, or nil when xdp.mode is off.
+func fastPathConfig(cfg *config.Config, d *dispatch.Dispatcher, logger *slog.Logger) *dataplane.FastPathConfig {
+	if cfg.XDP.Mode == "" || cfg.XDP.Mode == "off" {
+		return nil
+	}
+	fc := &dataplane.FastPathConfig{
+		Interfaces: cfg.XDP.Interfaces,
+		Mode:       dataplane.Mode(cfg.XDP.Mode),
+		Required:   cfg.XDP.Mode != "auto",
+		Dispatcher: d,
+		Logger:     logger,
+	}
+	for _, l := range cfg.Listeners {
+		r, _ := cfg.RuleFor(l.Name)
+		fc.Names = append(fc.Names, l.Name)
+		fc.Listeners = append(fc.Listeners, dataplane.Listener{
+			Addr: l.Addr,
+			ADV:  l.Advertise,
+			Rule: dataplane.Rule{
+				SetID:       r.Set,
+				Alg:         r.Algorithm,
+				RecordRoute: r.RecordRoute,
+				Failover:    r.Mode == config.ModeFailover,
+			},
+		})
+	}
+	return fc
+}
+
+// slowPath is the user-space forwarder (sipproxy).
+type slowPath struct{ px *sipproxy.Proxy }
+
+func (slowPath) Name() string                    { return "slow path" }
+func (s slowPath) Run(ctx context.Context) error { return s.px.Run(ctx) }
+func (s slowPath) Ready() <-chan struct{}        { return s.px.Ready() }
+
+// fastPath is the XDP program (dataplane); it follows the dispatcher's
+// snapshots by subscription.
+type fastPath struct{ fp *dataplane.FastPath }
+
+func (fastPath) Name() string                    { return "fast path" }
+func (f fastPath) Run(ctx context.Context) error { return f.fp.Run(ctx) }
+
+// control is the JSON-RPC server on the unix socket and, when configured,
+// on loopback HTTP.
+type control struct {
+	srv        *rpc.Server
+	dispatcher *rpc.DispatcherMethods
+	socket     string
+	http       string
+	auth       rpc.HTTPAuth
+}
+
+func (a *Agent) newControl(ctx context.Context, cfg *config.Config, px *sipproxy.Proxy, fp *dataplane.FastPath) (*control, error) {
+	c := &control{srv: rpc.New(a.log), socket: cfg.Control.Socket, http: cfg.Control.HTTP}
+	if c.http != "" {
+		if cfg.Control.HTTPAuth == config.HTTPAuthNone {
+			c.auth.None = true
+		} else {
+			tok, err := cfg.ReadHTTPToken(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.auth.Token = tok
+		}
+	}
+	rpc.RegisterCore(c.srv, a.opts.Version, a.started)
+	c.dispatcher = rpc.RegisterDispatcher(c.srv, a.d, func(ctx context.Context) error {
+		// Like Kamailio's, an RPC reload re-reads the list only.
+		err := a.Reload(ctx, false)
+		if err != nil {
+			a.log.Error("dispatcher reload failed; the old sets stay", "error", err)
+		}
+		return err
+	}, cfg.Dispatcher.ReloadDelta)
+	c.srv.Register("sipproxy.stats", func(context.Context, rpc.Params) (any, error) {
+		return px.Stats().Snapshot(), nil
+	})
+	c.srv.Register("fastpath.stats", func(context.Context, rpc.Params) (any, error) {
+		if fp == nil {
+			return dataplane.FastPathStats{Mode: "off", Events: map[string]uint64{}}, nil
+		}
+		return fp.Stats()
+	})
+	a.log.Info("control socket", "path", c.socket, "http", c.http)
+	return c, nil
+}
+
+func (*control) Name() string { return "control" }
+
+func (c *control) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if c.socket != "" {
+		g.Go(func() error { return c.srv.ServeUnix(ctx, c.socket) })
+	}
+	if c.http != "" {
+		g.Go(func() error { return c.srv.ListenHTTP(ctx, c.http, c.auth) })
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	return nil
+}
+
+// Apply takes the new reload_delta.
+func (c *control) Apply(s *Snapshot) { c.dispatcher.SetReloadDelta(s.Config.Dispatcher.ReloadDelta) }
