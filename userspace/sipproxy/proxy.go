@@ -248,7 +248,8 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 		return
 	case ActionDrop:
 		p.stats.drop(res.Reason)
-		if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Keep-alives are traffic, not trouble: counted, never logged.
+		if res.Reason != DropKeepalive && p.log.Enabled(context.Background(), slog.LevelDebug) {
 			p.log.Debug("dropped", "src", src.String(), "reason", res.Reason)
 		}
 		return
