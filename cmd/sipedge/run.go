@@ -140,6 +140,8 @@ func run(ctx context.Context, configPath string, logw io.Writer) error {
 		Listeners:       proxyListeners(cfg),
 		Dispatcher:      d,
 		FailoverTimeout: cfg.Failover.Timeout,
+		MaxTransactions: cfg.Failover.MaxTransactions,
+		ReceiveBuffer:   cfg.UDP.ReceiveBuffer,
 		Logger:          logger,
 	})
 	if err != nil {
