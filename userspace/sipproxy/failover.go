@@ -71,8 +71,11 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 			return
 		}
 		p.stats.stateful(statInviteRetransmission)
-		if tx.last != nil {
+		switch {
+		case tx.last != nil:
 			p.write(tx.local, tx.last, tx.up)
+		case tx.state == srvProceeding:
+			p.trying(tx, data, &m, src)
 		}
 		return
 	}
@@ -93,15 +96,21 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		callID: string(m.CallID.Bytes(data)),
 		idx:    -1,
 	}
-	// A stateful proxy answers 100 at once (RFC 3261 §16.2): the caller
-	// stops retransmitting while the destinations are tried.
-	if out, ok := appendReply(nil, tx.in, &m, src, 100, "Trying"); ok {
-		tx.last = out
-		p.write(local, out, tx.up)
-	}
+	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx
 	p.startNextBranch(tx, now)
 	t.reschedule(tx)
+}
+
+// trying sends 100 Trying for the INVITE data: a stateful proxy answers
+// it at once (RFC 3261 §16.2), so the caller stops retransmitting while the
+// destinations are tried. It is a function of the request, so it is made
+// again for a retransmission rather than kept.
+func (p *Proxy) trying(tx *invTx, data []byte, m *sipmsg.Msg, src netip.AddrPort) {
+	var buf [2048]byte
+	if out, ok := appendReply(buf[:0], data, m, src, 100, "Trying"); ok {
+		p.write(tx.local, out, tx.up)
+	}
 }
 
 // replyLocked answers a request statelessly, with a Retry-After header

@@ -249,8 +249,8 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 	case ActionDrop:
 		p.stats.drop(res.Reason)
 		// Keep-alives are traffic, not trouble: counted, never logged.
-		if res.Reason != DropKeepalive && p.log.Enabled(context.Background(), slog.LevelDebug) {
-			p.log.Debug("dropped", "src", src.String(), "reason", res.Reason)
+		if res.Reason != DropKeepalive {
+			p.logs.log(p.log, slog.LevelDebug, "dropped: "+res.Reason, "src", src.String())
 		}
 		return
 	}
@@ -328,7 +328,7 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 	out, ok := appendReply(nil, data, &m, src, code, reason)
 	if !ok {
 		p.stats.drop("malformed_unanswerable")
-		p.log.Debug("cannot answer request", "src", src.String(), "code", code)
+		p.logs.log(p.log, slog.LevelDebug, "cannot answer request", "src", src.String(), "code", code)
 		return
 	}
 	if !p.sendReply(local, out, replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)) {

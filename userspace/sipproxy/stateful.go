@@ -79,7 +79,7 @@ type invTx struct {
 	callID string
 
 	state    serverState
-	last     []byte // the last response sent upstream, for retransmissions
+	last     []byte // the provisional or final sent upstream last (nil: only 100 Trying), for retransmissions
 	interval time.Duration
 	tG       time.Time // Timer G: retransmit the non-2xx final
 	tEnd     time.Time // Timer H, I or L: the server side ends

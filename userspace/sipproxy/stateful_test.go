@@ -248,3 +248,25 @@ func TestFailoverLogFlood(t *testing.T) {
 		t.Errorf("the line after the flood has no suppressed count: %s", last)
 	}
 }
+
+// A retransmitted INVITE is absorbed by its transaction: the caller gets
+// the 100 Trying again, the backend no second INVITE from it.
+func TestFailoverInviteRetransmissionAbsorbed(t *testing.T) {
+	silent := startBackend(t, backendSilent)
+	p, edge := startTestProxy(t, Rule{Failover: true}, func(c *Config) {
+		c.FailoverTimeout = 10 * time.Second
+	}, silent)
+	c := newClient(t, edge)
+	c.send(t, "INVITE", "retrans", 1)
+	c.send(t, "INVITE", "retrans", 1)
+	rs := c.readResponses(t, 300*time.Millisecond, nil)
+	if n := finals(rs, "INVITE", 100); n != 2 {
+		t.Errorf("%d 100 Trying for two copies of the INVITE, want 2", n)
+	}
+	if n := count(silent.methods(), "INVITE"); n != 1 {
+		t.Errorf("backend got %d INVITEs within Timer A's first interval, want 1", n)
+	}
+	if n := counterOf(p.Stats().Snapshot().Stateful, statInviteRetransmission); n != 1 {
+		t.Errorf("invite_retransmission = %d, want 1", n)
+	}
+}
