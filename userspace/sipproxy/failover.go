@@ -291,6 +291,10 @@ func (p *Proxy) statefulResponse(data []byte) {
 			b = c
 		}
 	}
+	if b == nil {
+		p.stats.drop("response_no_transaction")
+		return
+	}
 	code := m.StatusCode
 	current := b == tx.current()
 	if code < 200 {
