@@ -48,9 +48,6 @@ type Proxy struct {
 	stats    *Stats
 	resolver *net.Resolver
 	logs     logLimiter
-	// readSize is the read buffer of each socket: readBufferSize, smaller
-	// in a test that wants to see truncation counted.
-	readSize int
 
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
@@ -90,7 +87,6 @@ func New(cfg Config) (*Proxy, error) {
 		txs:      newTxTable(cfg.MaxTransactions),
 		stats:    newStats(),
 		resolver: cfg.Resolver,
-		readSize: readBufferSize,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
 	}
@@ -159,7 +155,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, p.readSize))
+			errc <- p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize))
 		}()
 	}
 	p.mu.Unlock()
