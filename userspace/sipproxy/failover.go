@@ -311,12 +311,19 @@ func (p *Proxy) statefulResponse(data []byte) {
 		return
 	}
 	if b.state == brDone {
-		// A retransmission of the final: the ACK was lost, or a 2xx
-		// retransmitted by the callee (RFC 6026), which goes up.
-		if code >= 300 && b.ack != nil {
-			p.write(tx.local, b.ack, b.dst)
-		} else if code < 300 {
+		// A retransmission of the final (our ACK was lost), a 2xx the
+		// callee retransmits (RFC 6026), which goes up, or a late final of
+		// a branch given up on, which is ACKed all the same.
+		switch {
+		case code < 300:
 			p.relayUp(tx, data, &m, now)
+		case b.ack == nil:
+			if ack, ok := appendHopRequest(nil, "ACK", b.out, toLine(data, &m)); ok {
+				b.ack = ack
+				p.write(tx.local, ack, b.dst)
+			}
+		default:
+			p.write(tx.local, b.ack, b.dst)
 		}
 		return
 	}

@@ -24,6 +24,7 @@ const (
 	backend200                             // 200 OK
 	backend503                             // 503 Service Unavailable
 	backendRinging                         // 180 and then nothing; 487 on CANCEL
+	backendLate503                         // 503 after 400 ms, past the tests' failover timeout
 )
 
 // testBackend is a UDP SIP endpoint that answers INVITEs as told and
@@ -89,6 +90,8 @@ func (b *testBackend) serve() {
 			answer(503, "Service Unavailable")
 		case b.how == backendRinging:
 			answer(180, "Ringing")
+		case b.how == backendLate503:
+			time.AfterFunc(400*time.Millisecond, func() { answer(503, "Service Unavailable") })
 		}
 	}
 }

@@ -270,3 +270,18 @@ func TestFailoverInviteRetransmissionAbsorbed(t *testing.T) {
 		t.Errorf("invite_retransmission = %d, want 1", n)
 	}
 }
+
+// A destination given up on (failover timeout) that answers late with a
+// non-2xx still gets its ACK (RFC 3261 §17.1.1.3), or it would retransmit
+// the response for 32 s.
+func TestFailoverLateFinalAcked(t *testing.T) {
+	late := startBackend(t, backendLate503)
+	ok := startBackend(t, backend200)
+	edge := startFailoverProxy(t, late, ok)
+	c := newClient(t, edge)
+	c.send(t, "INVITE", "late", 1)
+	if codes := c.waitFinal(t, "INVITE", 3*time.Second); codes[len(codes)-1] != 200 {
+		t.Fatalf("final %v, want 200 from the second destination", codes)
+	}
+	waitFor(t, 2*time.Second, "the late 503 to be ACKed", func() bool { return count(late.methods(), "ACK") == 1 })
+}
