@@ -8,10 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/userspace/testutil"
 )
@@ -270,4 +274,89 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// dropNetAdmin removes CAP_NET_ADMIN from the calling thread's effective
+// set. Capabilities are per thread: the caller has locked its goroutine to
+// the thread and never unlocks it, so the thread ends with the goroutine.
+func dropNetAdmin() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[unix.CAP_NET_ADMIN/32].Effective &^= 1 << (unix.CAP_NET_ADMIN % 32)
+	return unix.Capset(&hdr, &data[0])
+}
+
+// Item 10: without CAP_NET_ADMIN the kernel caps SO_RCVBUF at
+// net.core.rmem_max; the agent reads back what it got and warns once,
+// naming the sysctl, however many listeners were clamped.
+func TestReceiveBufferClampWarned(t *testing.T) {
+	testutil.NeedRoot(t)
+	raw, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skipf("no rmem_max: %v", err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || rmemMax >= maxReceiveBufferForTest {
+		t.Skipf("net.core.rmem_max %q: nothing to clamp", raw)
+	}
+	var logw syncBuffer
+	d := testDispatcherFor(t, startBackend(t, backend200))
+	var ls []Listener
+	for i := range 2 {
+		ls = append(ls, Listener{Name: fmt.Sprintf("l%d", i), Addr: freeLoopback(t), Rule: Rule{SetID: 1, Alg: 8}})
+	}
+	p, err := New(Config{Listeners: ls, Dispatcher: d, ReceiveBuffer: 2 * rmemMax,
+		Logger: slog.New(slog.NewTextHandler(&logw, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread without the capability ends here
+		if err := dropNetAdmin(); err != nil {
+			done <- err
+			return
+		}
+		done <- p.Run(ctx)
+	}()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	warnings := 0
+	for _, l := range strings.Split(logw.String(), "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, "net.core.rmem_max") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings naming net.core.rmem_max for two clamped sockets, want 1:\n%s", warnings, logw.String())
+	}
+	for _, s := range p.Stats().Snapshot().Sockets {
+		if s.Forced || s.ReceiveBuffer != rmemMax {
+			t.Errorf("%s: receive buffer %d forced=%v, want %d (rmem_max) unforced", s.Listener, s.ReceiveBuffer, s.Forced, rmemMax)
+		}
+	}
+}
+
+// maxReceiveBufferForTest is above any rmem_max the clamp test can use.
+const maxReceiveBufferForTest = 512 << 20
+
+func freeLoopback(t *testing.T) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
