@@ -86,6 +86,16 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		p.replyLocked(data, &m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
 		return
 	}
+	// The outgoing INVITEs are built with sipgo, which is stricter than the
+	// contract's scanner: what it refuses is answered here. Parsed once a
+	// transaction is sure to start: retransmissions and refusals cost no
+	// sipgo parse.
+	req, err := parseRequest(data)
+	if err != nil {
+		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
+		p.logs.info(p.log, "failover INVITE refused by sipgo's parser", "src", src.String(), "error", err)
+		return
+	}
 	tx := &invTx{
 		key:    string(branch),
 		sentBy: string(sentBy),
@@ -98,7 +108,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	}
 	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx
-	p.startNextBranch(tx, now)
+	p.startNextBranch(tx, req, now)
 	t.reschedule(tx)
 }
 
@@ -132,11 +142,15 @@ func (p *Proxy) replyLocked(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 
 // startNextBranch sends the INVITE to the next destination of the failover
 // list, or answers 503 when none is left. The caller holds p.txs.mu.
-func (p *Proxy) startNextBranch(tx *invTx, now time.Time) {
+//
+// req, when not nil, is tx.in parsed by sipgo, which the first branch
+// consumes; later branches parse tx.in again.
+func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
 	for tx.next < len(tx.dests) {
 		dst := tx.dests[tx.next]
 		tx.next++
-		b, err := p.newBranch(tx, dst)
+		b, err := p.newBranch(tx, dst, req)
+		req = nil
 		if err != nil {
 			p.logs.warn(p.log, "failover: cannot build INVITE", "dst", dst.URI, "error", err)
 			continue
@@ -347,7 +361,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 		p.stats.stateful(statBranchFailed)
 		p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 			"dst", b.dst.String(), "attempt", len(tx.branches), "status", code)
-		p.startNextBranch(tx, now)
+		p.startNextBranch(tx, nil, now)
 	default:
 		p.relayUp(tx, data, &m, now)
 	}
@@ -450,7 +464,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 			p.stats.stateful(statBranchFailed)
 			p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 				"dst", b.dst.String(), "attempt", len(tx.branches), "status", "timeout")
-			p.startNextBranch(tx, now)
+			p.startNextBranch(tx, nil, now)
 		}
 	}
 }
@@ -458,7 +472,8 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 // newBranch builds the INVITE for one destination: received/rport on the
 // caller's Via, Max-Forwards, our Via with a fresh stateful branch, and
 // Record-Route when the rule asks.
-func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination) (*branch, error) {
+// req, when not nil, is tx.in parsed; newBranch edits it.
+func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination, req *sip.Request) (*branch, error) {
 	if !dst.Addr.IsValid() {
 		return nil, fmt.Errorf("destination %s has no address", dst.URI)
 	}
@@ -466,13 +481,11 @@ func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination) (*branch, error) 
 	if !ok {
 		return nil, fmt.Errorf("no listener %s", tx.local)
 	}
-	msg, err := sip.ParseMessage(tx.in)
-	if err != nil {
-		return nil, fmt.Errorf("parse INVITE: %w", err)
-	}
-	req, ok := msg.(*sip.Request)
-	if !ok {
-		return nil, fmt.Errorf("not a request")
+	if req == nil {
+		var err error
+		if req, err = parseRequest(tx.in); err != nil {
+			return nil, err
+		}
 	}
 	token := make([]byte, 8)
 	if _, err := rand.Read(token); err != nil {
@@ -511,6 +524,19 @@ func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination) (*branch, error) 
 	// Our Via is the first header line, alone: appendHopRequest copies it.
 	req.PrependHeader(via)
 	return &branch{id: id, dst: dst.Addr, out: []byte(req.String())}, nil
+}
+
+// parseRequest parses a request with sipgo.
+func parseRequest(data []byte) (*sip.Request, error) {
+	msg, err := sip.ParseMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse INVITE: %w", err)
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("parse INVITE: not a request")
+	}
+	return req, nil
 }
 
 // toLine is the To header line of a response (with the callee's tag), for

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
@@ -254,13 +252,6 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 	p.stats.handoff(res.Reason)
 	switch res.Reason {
 	case HandoffStatefulInvite:
-		// The outgoing INVITEs are built with sipgo, which is stricter than
-		// the contract's scanner: what it refuses is answered here.
-		if _, err := sip.ParseMessage(data); err != nil {
-			p.reply(data, src, local, 400, "Bad Request")
-			p.logs.info(p.log, "failover INVITE refused by sipgo's parser", "src", src.String(), "error", err)
-			return
-		}
 		p.statefulInvite(data, src, local, res.Selection)
 	case HandoffStatefulAck:
 		p.statefulAck(data)
