@@ -58,6 +58,8 @@ var (
 	UASRecordRoute = Scenario{file: "uas_rr.xml"}
 	// UAS503 answers every INVITE with 503 and waits for the ACK.
 	UAS503 = Scenario{file: "uas_503.xml"}
+	// UAC503 sends an INVITE, expects 503, ACKs it and waits 2 s.
+	UAC503 = Scenario{file: "uac_503.xml"}
 )
 
 //go:embed testdata/*.xml

@@ -21,6 +21,8 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		Listeners:       proxyListeners(cfg),
 		Dispatcher:      a.d,
 		FailoverTimeout: cfg.Failover.Timeout,
+		MaxTransactions: cfg.Failover.MaxTransactions,
+		ReceiveBuffer:   cfg.UDP.ReceiveBuffer,
 		Logger:          a.log,
 	})
 	if err != nil {

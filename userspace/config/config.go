@@ -16,6 +16,7 @@ type Config struct {
 	Rules      []Rule     `key:"rules"`
 	Dispatcher Dispatcher `key:"dispatcher"`
 	Failover   Failover   `key:"failover"`
+	UDP        UDP        `key:"udp"`
 	Control    Control    `key:"control"`
 	Log        Log        `key:"log"`
 	XDP        XDP        `key:"xdp"`
@@ -99,11 +100,30 @@ const (
 	dispatcherFlagsMask        = DispatcherFlagHashUserOnly | DispatcherFlagFailover
 )
 
+// Defaults and bounds of the slow path's limits (docs/config.md).
+const (
+	DefaultMaxTransactions = 32768
+	MaxMaxTransactions     = 1 << 20
+	DefaultReceiveBuffer   = 8 << 20
+	MinReceiveBuffer       = 64 << 10
+	MaxReceiveBuffer       = 1 << 30
+)
+
 // Failover configures failover-mode rules.
 type Failover struct {
 	// Timeout is how long an INVITE branch may go without a final reply
 	// before the next destination is tried.
 	Timeout time.Duration `key:"timeout"`
+	// MaxTransactions caps the failover transactions in progress; an
+	// INVITE beyond it is answered 503 with Retry-After.
+	MaxTransactions int `key:"max_transactions"`
+}
+
+// UDP configures the listener sockets.
+type UDP struct {
+	// ReceiveBuffer is the SO_RCVBUF asked for each listener socket, in
+	// bytes.
+	ReceiveBuffer int `key:"receive_buffer"`
 }
 
 // Control configures the JSON-RPC endpoints.
@@ -155,7 +175,8 @@ func Defaults() Config {
 			ProbingThreshold:  1,
 			InactiveThreshold: 1,
 		},
-		Failover: Failover{Timeout: 5 * time.Second},
+		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions},
+		UDP:      UDP{ReceiveBuffer: DefaultReceiveBuffer},
 		Control:  Control{Socket: "/run/sipedge/sipedge.sock", HTTPAuth: HTTPAuthToken},
 		Log:      Log{Level: "info", Format: "text"},
 		XDP:      XDP{Mode: "off"},

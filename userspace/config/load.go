@@ -142,6 +142,10 @@ func (d *decoder) top(root *yaml.Node) {
 		})},
 		{"failover", d.section([]field{
 			{"timeout", d.duration(&fo.Timeout)},
+			{"max_transactions", d.integer(&fo.MaxTransactions)},
+		})},
+		{"udp", d.section([]field{
+			{"receive_buffer", d.integer(&c.UDP.ReceiveBuffer)},
 		})},
 		{"control", d.section([]field{
 			{"socket", d.str(&ct.Socket)},

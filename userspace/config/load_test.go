@@ -105,6 +105,20 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "limits.yaml",
+			want: []string{
+				`limits.yaml:8: failover.max_transactions: want 1 to 1048576, got 0`,
+				`limits.yaml:10: udp.receive_buffer: want 65536 to 1073741824 bytes, got 1024`,
+			},
+		},
+		{
+			name: "limits_high.yaml",
+			want: []string{
+				`limits_high.yaml:8: failover.max_transactions: want 1 to 1048576, got 2000000`,
+				`limits_high.yaml:10: udp.receive_buffer: want 65536 to 1073741824 bytes, got 2147483648`,
+			},
+		},
+		{
 			name: "xdp.yaml",
 			want: []string{
 				`xdp.yaml:8: xdp.interface: "a/b" is not a network interface name`,
@@ -185,7 +199,8 @@ func TestLoadFull(t *testing.T) {
 			PingReplyCodes:    "class=2;code=403;code=488;class=3;",
 			ProbingMode:       3,
 		},
-		Failover: Failover{Timeout: 1500 * time.Millisecond},
+		Failover: Failover{Timeout: 1500 * time.Millisecond, MaxTransactions: 1000},
+		UDP:      UDP{ReceiveBuffer: 4 << 20},
 		Control:  Control{Socket: "", HTTP: "[::1]:8080", HTTPAuth: HTTPAuthToken, HTTPTokenFile: "/etc/sipedge/rpc.token"},
 		Log:      Log{Level: "debug", Format: "json"},
 		XDP:      XDP{Interfaces: []string{"eth0"}, Mode: "native"},
@@ -223,7 +238,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := Defaults()
 	want.Dispatcher.ListFile = "minimal.list"
-	if !reflect.DeepEqual(c.Dispatcher, want.Dispatcher) || c.Failover != want.Failover ||
+	if !reflect.DeepEqual(c.Dispatcher, want.Dispatcher) || c.Failover != want.Failover || c.UDP != want.UDP ||
 		c.Control != want.Control || c.Log != want.Log || !reflect.DeepEqual(c.XDP, want.XDP) {
 		t.Errorf("defaults not applied: %+v", c)
 	}

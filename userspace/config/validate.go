@@ -255,6 +255,12 @@ func (v *validator) rest() {
 	if c.Failover.Timeout <= 0 {
 		v.check("failover.timeout", 0, "must be more than 0")
 	}
+	if n := c.Failover.MaxTransactions; n < 1 || n > MaxMaxTransactions {
+		v.check("failover.max_transactions", 0, "want 1 to %d, got %d", MaxMaxTransactions, n)
+	}
+	if n := c.UDP.ReceiveBuffer; n < MinReceiveBuffer || n > MaxReceiveBuffer {
+		v.check("udp.receive_buffer", 0, "want %d to %d bytes, got %d", MinReceiveBuffer, MaxReceiveBuffer, n)
+	}
 	// sun_path holds 108 bytes with the terminating NUL.
 	if n := len(c.Control.Socket); n > 107 {
 		v.check("control.socket", 0, "path is %d bytes long; a unix socket path holds at most 107", n)

@@ -1,7 +1,6 @@
 package sipproxy
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
 // Failover mode is Kamailio's t_relay + failure_route + ds_next_dst: the
@@ -20,153 +20,481 @@ import (
 // the failover list; when the list is spent the caller gets 503. A failed
 // destination is skipped for this call only: without probing (a later
 // issue), Kamailio's ds_mark_dst would take it out for good.
+//
+// The transactions are the package's own (stateful.go, timers.go), run on
+// the raw datagrams: the caller's side is an INVITE server transaction
+// (RFC 3261 §17.2.1: Proceeding, Completed with Timers G and H, Confirmed
+// with Timer I; RFC 6026's Accepted with Timer L), each destination an
+// INVITE client transaction (§17.1.1: Timer A, the failover timeout in
+// place of Timer B, Timer C once a provisional came, the hop-by-hop ACK of
+// a non-2xx final, CANCEL per §9.1). sipgo builds the outgoing INVITE.
 
 // statefulBranchPrefix marks branches of failover-mode client transactions,
 // so that the contract (and the XDP program) hand their responses to the
 // transaction layer instead of forwarding them statelessly.
 const statefulBranchPrefix = "z9hG4bKsf"
 
-type branchOutcome int
-
+// Stateful counters (Stats.Stateful).
 const (
-	branchFinal     branchOutcome = iota // a final response was relayed upstream
-	branchFailed                         // timeout, transport error or 5xx: try the next destination
-	branchCancelled                      // the caller cancelled
+	statInviteRetransmission = "invite_retransmission" // absorbed; the last response resent
+	statAckAbsorbed          = "ack_absorbed"          // the ACK of a non-2xx final the agent sent
+	statAckTimeout           = "ack_timeout"           // Timer H: the caller never ACKed the final
+	statTableFull            = "table_full"            // INVITE refused (503 Retry-After): the table is at its cap
+	statBranchFailed         = "branch_failed"         // a destination timed out or answered 5xx
+	statAllFailed            = "all_failed"            // every destination failed: 503
+	statCancelled            = "cancelled"             // the caller's CANCEL: 487
 )
 
-func (p *Proxy) runFailover(ctx context.Context, call *statefulCall, req *sip.Request, stx *sip.ServerTx) {
-	defer p.stateful.remove(req)
-	listener, ok := p.listener(call.local)
-	if !ok {
-		p.respond(stx, req, 500, "Server Internal Error")
+// statefulInvite starts the failover transaction of a handed-off INVITE, or
+// absorbs a retransmission of one.
+func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispatch.Selection) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(data, &m) != nil {
+		p.stats.drop(DropMalformed)
 		return
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cancelled := make(chan struct{})
-	stx.OnCancel(func(*sip.Request) { close(cancelled) })
-	stx.OnTerminate(func(string, error) { cancel() })
-
-	src, _ := netip.ParseAddrPort(req.Source())
-	var last *sip.Response
-	for i, dst := range call.selection.Dests {
-		out, err := p.outgoingInvite(req, src, listener, dst)
-		if err != nil {
-			p.log.Warn("failover: cannot build INVITE", "dst", dst.URI, "error", err)
-			continue
-		}
-		outcome, res := p.tryBranch(ctx, out, stx, req, src, cancelled)
-		switch outcome {
-		case branchFinal, branchCancelled:
+	branch, sentBy, ok := m.TopViaKey(data)
+	if !ok {
+		p.stats.drop(DropMalformed)
+		return
+	}
+	now := time.Now()
+	t := p.txs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tx, ok := t.byKey[string(branch)]; ok {
+		if tx.sentBy != string(sentBy) {
+			// Another client reused the branch: RFC 3261 §17.2.3 says it is
+			// another transaction, which this table cannot hold beside the
+			// first. Refuse it rather than mix the two.
+			p.replyLocked(data, &m, src, local, 482, "Loop Detected", "")
 			return
 		}
-		last = res
-		p.log.Info("failover: destination failed", "call_id", callID(req), "dst", dst.URI,
-			"attempt", i+1, "status", statusOf(res))
-	}
-	p.log.Warn("failover: every destination failed", "call_id", callID(req),
-		"tried", len(call.selection.Dests), "last_status", statusOf(last))
-	p.respond(stx, req, 503, "Service Unavailable")
-}
-
-// tryBranch relays out on a client transaction and relays its responses on
-// stx until a final response, a failure or a cancel.
-func (p *Proxy) tryBranch(ctx context.Context, out *sip.Request, stx *sip.ServerTx, req *sip.Request,
-	src netip.AddrPort, cancelled <-chan struct{}) (branchOutcome, *sip.Response) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	clientTx, err := p.txl.Request(ctx, out)
-	if err != nil {
-		return branchFailed, nil
-	}
-	defer clientTx.Terminate()
-	// 2xx retransmissions arrive after the client transaction accepted the
-	// first one (RFC 6026); pass them upstream statelessly.
-	clientTx.OnRetransmission(func(res *sip.Response) {
-		if res.IsSuccess() {
-			p.relayStateless(res, req, src)
+		p.stats.stateful(statInviteRetransmission)
+		switch {
+		case tx.last != nil:
+			p.write(tx.local, tx.last, tx.up)
+		case tx.state == srvProceeding:
+			p.trying(tx, data, &m, src)
 		}
-	})
-
-	timer := time.NewTimer(p.cfg.FailoverTimeout)
-	defer timer.Stop()
-	replied := false
-	for {
-		select {
-		case res, ok := <-clientTx.Responses():
-			if !ok {
-				return branchFailed, nil
-			}
-			if !replied {
-				replied = true
-				timer.Stop()
-			}
-			switch {
-			case res.StatusCode == 100:
-				// Hop by hop: our server transaction sends its own 100.
-			case res.IsProvisional():
-				p.relay(stx, res, req, src)
-			case res.StatusCode >= 500 && res.StatusCode < 600:
-				return branchFailed, res
-			default:
-				p.relay(stx, res, req, src)
-				return branchFinal, res
-			}
-		case <-timer.C:
-			return branchFailed, nil
-		case <-clientTx.Done():
-			return branchFailed, nil
-		case <-cancelled:
-			if replied {
-				p.cancelDownstream(ctx, out)
-			}
-			return branchCancelled, nil
-		case <-ctx.Done():
-			return branchCancelled, nil
-		}
-	}
-}
-
-// relay passes a downstream response up through the server transaction,
-// minus our Via.
-func (p *Proxy) relay(stx *sip.ServerTx, res *sip.Response, req *sip.Request, src netip.AddrPort) {
-	up := res.Clone()
-	up.RemoveHeader("Via")
-	up.SetDestination(replyDestination(req, src).String())
-	if err := stx.Respond(up); err != nil {
-		p.log.Debug("relay response", "status", res.StatusCode, "error", err)
 		return
 	}
-	p.stats.forwarded()
+	if len(t.byKey) >= t.max {
+		p.stats.stateful(statTableFull)
+		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503",
+			"max_transactions", t.max, "call_id", string(m.CallID.Bytes(data)))
+		p.replyLocked(data, &m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
+		return
+	}
+	// The outgoing INVITEs are built with sipgo, which is stricter than the
+	// contract's scanner: what it refuses is answered here. Parsed once a
+	// transaction is sure to start: retransmissions and refusals cost no
+	// sipgo parse.
+	req, err := parseRequest(data)
+	if err != nil {
+		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
+		p.logs.info(p.log, "failover INVITE refused by sipgo's parser", "src", src.String(), "error", err)
+		return
+	}
+	tx := &invTx{
+		key:    string(branch),
+		sentBy: string(sentBy),
+		local:  local,
+		up:     replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum),
+		in:     append([]byte(nil), data...),
+		dests:  sel.Dests,
+		callID: string(m.CallID.Bytes(data)),
+		idx:    -1,
+	}
+	p.trying(tx, data, &m, src)
+	t.byKey[tx.key] = tx
+	p.startNextBranch(tx, req, now)
+	t.reschedule(tx)
 }
 
-// relayStateless sends a response upstream without the server transaction
-// (2xx retransmissions after it ended).
-func (p *Proxy) relayStateless(res *sip.Response, req *sip.Request, src netip.AddrPort) {
-	up := res.Clone()
-	up.RemoveHeader("Via")
-	call, ok := p.stateful.lookup(req)
-	local := netip.AddrPort{}
-	if ok {
-		local = call.local
+// trying sends 100 Trying for the INVITE data: a stateful proxy answers
+// it at once (RFC 3261 §16.2), so the caller stops retransmitting while the
+// destinations are tried. It is a function of the request, so it is made
+// again for a retransmission rather than kept.
+func (p *Proxy) trying(tx *invTx, data []byte, m *sipmsg.Msg, src netip.AddrPort) {
+	var buf [2048]byte
+	if out, ok := appendReply(buf[:0], data, m, src, 100, "Trying"); ok {
+		p.write(tx.local, out, tx.up)
 	}
-	if c := p.conn(local); c != nil {
-		if _, err := c.WriteToUDPAddrPort([]byte(up.String()), replyDestination(req, src)); err == nil {
-			p.stats.forwarded()
+}
+
+// replyLocked answers a request statelessly, with a Retry-After header
+// when retryAfter is set.
+func (p *Proxy) replyLocked(data []byte, m *sipmsg.Msg, src, local netip.AddrPort, code int, reason, retryAfter string) {
+	out, ok := appendReply(nil, data, m, src, code, reason)
+	if !ok {
+		p.stats.drop("malformed_unanswerable")
+		return
+	}
+	if retryAfter != "" {
+		// The reply has no body: it ends with the empty line.
+		out = append(out[:len(out)-2:len(out)-2], "Retry-After: "+retryAfter+"\r\n\r\n"...)
+	}
+	if p.sendReply(local, out, replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)) {
+		p.stats.replied(code)
+	}
+}
+
+// startNextBranch sends the INVITE to the next destination of the failover
+// list, or answers 503 when none is left. The caller holds p.txs.mu.
+//
+// req, when not nil, is tx.in parsed by sipgo, which the first branch
+// consumes; later branches parse tx.in again.
+func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
+	for tx.next < len(tx.dests) {
+		dst := tx.dests[tx.next]
+		tx.next++
+		b, err := p.newBranch(tx, dst, req)
+		req = nil
+		if err != nil {
+			p.logs.warn(p.log, "failover: cannot build INVITE", "dst", dst.URI, "error", err)
+			continue
+		}
+		tx.branches = append(tx.branches, b)
+		p.txs.byBranch[b.id] = tx
+		p.send(tx.local, b.out, b.dst)
+		b.state = brCalling
+		b.interval = timerT1
+		b.tA = now.Add(timerT1)
+		b.tEnd = now.Add(min(p.cfg.FailoverTimeout, timer64T1))
+		return
+	}
+	p.stats.stateful(statAllFailed)
+	p.logs.warn(p.log, "failover: every destination failed", "call_id", tx.callID, "tried", len(tx.dests))
+	p.finalUp(tx, 503, "Service Unavailable", now)
+}
+
+// finalUp sends a final response the agent makes itself (503, 487) to the
+// caller and enters Completed: Timer G retransmits it, doubling up to T2,
+// until the ACK (statefulAck) or Timer H.
+func (p *Proxy) finalUp(tx *invTx, code int, reason string, now time.Time) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(tx.in, &m) != nil {
+		return
+	}
+	out, ok := appendReply(nil, tx.in, &m, tx.up, code, reason)
+	if !ok {
+		return
+	}
+	if p.write(tx.local, out, tx.up) {
+		p.stats.replied(code)
+	}
+	p.enterCompleted(tx, out, now)
+}
+
+func (p *Proxy) enterCompleted(tx *invTx, final []byte, now time.Time) {
+	tx.state = srvCompleted
+	tx.last = final
+	tx.interval = timerT1
+	tx.tG = now.Add(timerT1)
+	tx.tEnd = now.Add(timer64T1)
+}
+
+// statefulAck absorbs the caller's ACK of a non-2xx final response this
+// transaction sent (RFC 3261 §17.2.1): Completed becomes Confirmed, Timer G
+// stops, and Timer I (T4) absorbs the ACK's retransmissions.
+func (p *Proxy) statefulAck(data []byte) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(data, &m) != nil {
+		p.stats.drop(DropMalformed)
+		return
+	}
+	branch, sentBy, _ := m.TopViaKey(data)
+	t := p.txs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tx, ok := t.byKey[string(branch)]
+	if !ok || tx.sentBy != string(sentBy) {
+		// The transaction ended between the contract's check and here.
+		p.stats.drop("ack_no_transaction")
+		return
+	}
+	p.stats.stateful(statAckAbsorbed)
+	if tx.state == srvCompleted {
+		tx.state = srvConfirmed
+		tx.tG = time.Time{}
+		tx.tEnd = time.Now().Add(timerT4)
+		t.reschedule(tx)
+	}
+}
+
+// statefulCancel answers the caller's CANCEL (200), ends the INVITE with
+// 487 when no final went up yet, and cancels the current branch: at once
+// when it sent a provisional, else when it sends one (RFC 3261 §9.1).
+func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(data, &m) != nil {
+		p.stats.drop(DropMalformed)
+		return
+	}
+	branch, sentBy, _ := m.TopViaKey(data)
+	now := time.Now()
+	t := p.txs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tx, ok := t.byKey[string(branch)]
+	if !ok || tx.sentBy != string(sentBy) {
+		p.replyLocked(data, &m, src, local, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	p.replyLocked(data, &m, src, local, 200, "OK", "")
+	if tx.state != srvProceeding {
+		return
+	}
+	p.stats.stateful(statCancelled)
+	tx.next = len(tx.dests) // no failover after a CANCEL
+	if b := tx.current(); b != nil {
+		switch b.state {
+		case brCalling:
+			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(timer64T1)
+		case brProceeding:
+			p.sendCancel(tx, b, now)
+		}
+	}
+	p.finalUp(tx, 487, "Request Terminated", now)
+	t.reschedule(tx)
+}
+
+// sendCancel cancels branch b downstream; Timer E's doubling to T2
+// retransmits the CANCEL until the INVITE's final response or 64*T1.
+func (p *Proxy) sendCancel(tx *invTx, b *branch, now time.Time) {
+	out, ok := appendHopRequest(nil, "CANCEL", b.out, nil)
+	if !ok {
+		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+		return
+	}
+	b.cancel = out
+	p.write(tx.local, out, b.dst)
+	b.state = brCancelling
+	b.interval = timerT1
+	b.tA = now.Add(timerT1)
+	b.tEnd = now.Add(timer64T1)
+}
+
+// statefulResponse takes a response to one of our branches.
+func (p *Proxy) statefulResponse(data []byte) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(data, &m) != nil || m.NumVias == 0 || m.TopVia.Err != nil {
+		p.stats.drop(DropMalformed)
+		return
+	}
+	id := string(m.TopVia.Branch.Bytes(data))
+	if string(m.CSeq.Method.Bytes(data)) == "CANCEL" {
+		// The 200 to our CANCEL: the INVITE's final response is what ends
+		// the branch; stop retransmitting the CANCEL only.
+		p.cancelAnswered(id)
+		return
+	}
+	now := time.Now()
+	t := p.txs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tx, ok := t.byBranch[id]
+	if !ok {
+		p.stats.drop("response_no_transaction")
+		return
+	}
+	var b *branch
+	for _, c := range tx.branches {
+		if c.id == id {
+			b = c
+		}
+	}
+	if b == nil {
+		p.stats.drop("response_no_transaction")
+		return
+	}
+	code := m.StatusCode
+	current := b == tx.current()
+	if code < 200 {
+		switch b.state {
+		case brCalling:
+			b.state, b.tA, b.tEnd = brProceeding, time.Time{}, now.Add(timerC)
+		case brCancelPending:
+			p.sendCancel(tx, b, now)
+		}
+		if code > 100 && current && b.state == brProceeding && tx.state == srvProceeding {
+			p.relayUp(tx, data, &m, now)
+		}
+		t.reschedule(tx)
+		return
+	}
+	if b.state == brDone {
+		// A retransmission of the final (our ACK was lost), a 2xx the
+		// callee retransmits (RFC 6026), which goes up, or a late final of
+		// a branch given up on, which is ACKed all the same.
+		switch {
+		case code < 300:
+			p.relayUp(tx, data, &m, now)
+		case b.ack == nil:
+			if ack, ok := appendHopRequest(nil, "ACK", b.out, toLine(data, &m)); ok {
+				b.ack = ack
+				p.write(tx.local, ack, b.dst)
+			}
+		default:
+			p.write(tx.local, b.ack, b.dst)
+		}
+		return
+	}
+	cancelled := b.state == brCancelPending || b.state == brCancelling
+	b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+	if code >= 300 {
+		// Hop by hop (RFC 3261 §17.1.1.3): the ACK of a non-2xx is ours.
+		if ack, ok := appendHopRequest(nil, "ACK", b.out, toLine(data, &m)); ok {
+			b.ack = ack
+			p.write(tx.local, ack, b.dst)
+		}
+	}
+	switch {
+	case code < 300:
+		// Every 2xx goes up, whatever the state (RFC 3261 §16.7 step 5).
+		p.relayUp(tx, data, &m, now)
+	case tx.state != srvProceeding || !current:
+		// The caller has its final already, or this branch was left for a
+		// later one: nothing goes up.
+	case code >= 500 && code < 600 && !cancelled:
+		p.stats.stateful(statBranchFailed)
+		p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
+			"dst", b.dst.String(), "attempt", len(tx.branches), "status", code)
+		p.startNextBranch(tx, nil, now)
+	default:
+		p.relayUp(tx, data, &m, now)
+	}
+	t.reschedule(tx)
+}
+
+// cancelAnswered stops the CANCEL retransmissions of branch id.
+func (p *Proxy) cancelAnswered(id string) {
+	t := p.txs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tx, ok := t.byBranch[id]
+	if !ok {
+		p.stats.drop("response_no_transaction")
+		return
+	}
+	for _, b := range tx.branches {
+		if b.id == id && b.state == brCancelling {
+			b.tA = time.Time{}
+		}
+	}
+	t.reschedule(tx)
+}
+
+// relayUp sends a downstream response to the caller without our Via. A
+// provisional is kept for INVITE retransmissions; a final moves the server
+// side to Accepted (2xx) or Completed.
+func (p *Proxy) relayUp(tx *invTx, data []byte, m *sipmsg.Msg, now time.Time) {
+	var ed editor
+	ed.begin, ed.end = int(m.Start.Start), len(data)
+	if m.ContentLength >= 0 && m.Body+m.ContentLength <= len(data) {
+		ed.end = m.Body + m.ContentLength
+	}
+	if !removeFirst(&ed, m, m.Vias[:m.NumVias], 1) {
+		p.stats.drop(DropInternal)
+		return
+	}
+	out, ok := ed.write(data, nil)
+	if !ok {
+		p.stats.drop(DropInternal)
+		return
+	}
+	p.send(tx.local, out, tx.up)
+	if tx.state != srvProceeding {
+		return
+	}
+	switch code := m.StatusCode; {
+	case code < 200:
+		tx.last = out
+	case code < 300:
+		tx.state = srvAccepted
+		tx.last = nil
+		tx.tG = time.Time{}
+		tx.tEnd = now.Add(timer64T1)
+	default:
+		p.enterCompleted(tx, out, now)
+	}
+}
+
+// fire runs the timers of tx that are due at now. The caller holds
+// p.txs.mu and reschedules tx afterwards.
+func (p *Proxy) fire(tx *invTx, now time.Time) {
+	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+	if due(tx.tG) { // Timer G
+		p.write(tx.local, tx.last, tx.up)
+		tx.interval = min(2*tx.interval, timerT2)
+		tx.tG = now.Add(tx.interval)
+	}
+	if due(tx.tEnd) { // Timer H, I or L
+		if tx.state == srvCompleted {
+			p.stats.stateful(statAckTimeout)
+		}
+		tx.state, tx.tG, tx.tEnd = srvTerminated, time.Time{}, time.Time{}
+	}
+	for _, b := range tx.branches {
+		if due(b.tA) {
+			switch b.state {
+			case brCalling: // Timer A
+				p.write(tx.local, b.out, b.dst)
+				b.interval *= 2
+			case brCancelling: // Timer E of the CANCEL
+				p.write(tx.local, b.cancel, b.dst)
+				b.interval = min(2*b.interval, timerT2)
+			}
+			b.tA = now.Add(b.interval)
+		}
+		if !due(b.tEnd) {
+			continue
+		}
+		state := b.state
+		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+		if state != brCalling && state != brProceeding {
+			continue // the wait for a cancelled branch's final is over
+		}
+		if state == brProceeding {
+			// Timer C: it rang and never answered.
+			p.sendCancel(tx, b, now)
+		}
+		if b == tx.current() && tx.state == srvProceeding {
+			p.stats.stateful(statBranchFailed)
+			p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
+				"dst", b.dst.String(), "attempt", len(tx.branches), "status", "timeout")
+			p.startNextBranch(tx, nil, now)
 		}
 	}
 }
 
-// outgoingInvite is the INVITE for one destination: received/rport on the
+// newBranch builds the INVITE for one destination: received/rport on the
 // caller's Via, Max-Forwards, our Via with a fresh stateful branch, and
 // Record-Route when the rule asks.
-func (p *Proxy) outgoingInvite(req *sip.Request, src netip.AddrPort, l Listener, dst dispatch.Destination) (*sip.Request, error) {
+// req, when not nil, is tx.in parsed; newBranch edits it.
+func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination, req *sip.Request) (*branch, error) {
 	if !dst.Addr.IsValid() {
 		return nil, fmt.Errorf("destination %s has no address", dst.URI)
 	}
-	out := req.Clone()
-	if via := out.Via(); via != nil && src.IsValid() {
+	l, ok := p.listener(tx.local)
+	if !ok {
+		return nil, fmt.Errorf("no listener %s", tx.local)
+	}
+	if req == nil {
+		var err error
+		if req, err = parseRequest(tx.in); err != nil {
+			return nil, err
+		}
+	}
+	token := make([]byte, 8)
+	if _, err := rand.Read(token); err != nil {
+		return nil, fmt.Errorf("branch: %w", err)
+	}
+	id := statefulBranchPrefix + hex.EncodeToString(token)
+	if via := req.Via(); via != nil {
+		// tx.up is the caller's source when it asked for rport.
+		src := tx.up
 		ip := src.Addr().String()
 		if v, ok := via.Params.Get("rport"); ok && v == "" {
 			via.Params.Add("rport", strconv.Itoa(int(src.Port())))
@@ -175,17 +503,12 @@ func (p *Proxy) outgoingInvite(req *sip.Request, src netip.AddrPort, l Listener,
 			via.Params.Add("received", ip)
 		}
 	}
-	if mf := out.MaxForwards(); mf != nil {
+	if mf := req.MaxForwards(); mf != nil {
 		mf.Dec()
 	} else {
-		out.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+		req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
 	}
-
 	host, port := advertised(l)
-	token := make([]byte, 8)
-	if _, err := rand.Read(token); err != nil {
-		return nil, fmt.Errorf("branch: %w", err)
-	}
 	via := &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
@@ -194,50 +517,75 @@ func (p *Proxy) outgoingInvite(req *sip.Request, src netip.AddrPort, l Listener,
 		Port:            port,
 		Params:          sip.NewParams(),
 	}
-	via.Params.Add("branch", statefulBranchPrefix+hex.EncodeToString(token))
+	via.Params.Add("branch", id)
 	if l.Rule.RecordRoute {
-		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+advText(l)+";lr>"))
+		req.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+advText(l)+";lr>"))
 	}
-	out.PrependHeader(via)
-
-	out.SetTransport("UDP")
-	out.SetDestination(dst.Addr.String())
-	out.Laddr = sip.Addr{IP: l.Addr.Addr().AsSlice(), Port: int(l.Addr.Port())}
-	return out, nil
+	// Our Via is the first header line, alone: appendHopRequest copies it.
+	req.PrependHeader(via)
+	return &branch{id: id, dst: dst.Addr, out: []byte(req.String())}, nil
 }
 
-// cancelDownstream sends CANCEL for a relayed INVITE (RFC 3261 §9.1): same
-// Request-URI, Call-ID, From, To, CSeq number and the same top Via.
-func (p *Proxy) cancelDownstream(ctx context.Context, inv *sip.Request) {
-	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
-	if via := inv.Via(); via != nil {
-		c.AppendHeader(via.Clone())
+// parseRequest parses a request with sipgo.
+func parseRequest(data []byte) (*sip.Request, error) {
+	msg, err := sip.ParseMessage(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse INVITE: %w", err)
 	}
-	for _, name := range []string{"From", "To", "Call-ID", "Route"} {
-		for _, h := range inv.GetHeaders(name) {
-			c.AppendHeader(sip.HeaderClone(h))
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("parse INVITE: not a request")
+	}
+	return req, nil
+}
+
+// toLine is the To header line of a response (with the callee's tag), for
+// the ACK of its non-2xx final.
+func toLine(data []byte, m *sipmsg.Msg) []byte {
+	if h, ok := m.First(sipmsg.KindTo); ok {
+		return h.Line.Bytes(data)
+	}
+	return nil
+}
+
+// appendHopRequest appends the CANCEL or the non-2xx ACK of the INVITE inv
+// we sent (RFC 3261 §9.1, §17.1.1.3): its Request-URI, its top Via only
+// (ours), its Route, From, Call-ID and CSeq number, and To from inv or, for
+// the ACK, the response's (to).
+func appendHopRequest(out []byte, method string, inv, to []byte) ([]byte, bool) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(inv, &m) != nil || m.NumVias == 0 {
+		return out, false
+	}
+	via, okVia := m.First(sipmsg.KindVia)
+	from, okFrom := m.First(sipmsg.KindFrom)
+	callID, okCallID := m.First(sipmsg.KindCallID)
+	invTo, okTo := m.First(sipmsg.KindTo)
+	if !okVia || !okFrom || !okCallID || !okTo || m.CSeq.Err != nil {
+		return out, false
+	}
+	if to == nil {
+		to = invTo.Line.Bytes(inv)
+	}
+	out = append(out, method...)
+	out = append(out, ' ')
+	out = append(out, m.RURI.Bytes(inv)...)
+	out = append(out, " SIP/2.0\r\n"...)
+	out = append(out, via.Line.Bytes(inv)...)
+	for i := 0; i < m.NumHeaders; i++ {
+		if m.Headers[i].Kind == sipmsg.KindRoute {
+			out = append(out, m.Headers[i].Line.Bytes(inv)...)
 		}
 	}
-	if cseq := inv.CSeq(); cseq != nil {
-		c.AppendHeader(&sip.CSeqHeader{SeqNo: cseq.SeqNo, MethodName: sip.CANCEL})
-	}
-	c.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	c.SetTransport(inv.Transport())
-	c.SetDestination(inv.Destination())
-	c.Laddr = inv.Laddr
-	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	tx, err := p.txl.Request(ctx, c)
-	if err != nil {
-		p.log.Debug("cancel downstream", "error", err)
-		return
-	}
-	defer tx.Terminate()
-	select {
-	case <-tx.Responses():
-	case <-tx.Done():
-	case <-ctx.Done():
-	}
+	out = append(out, from.Line.Bytes(inv)...)
+	out = append(out, to...)
+	out = append(out, callID.Line.Bytes(inv)...)
+	out = append(out, "CSeq: "...)
+	out = append(out, m.CSeq.Num.Bytes(inv)...)
+	out = append(out, ' ')
+	out = append(out, method...)
+	out = append(out, "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"...)
+	return out, true
 }
 
 func (p *Proxy) listener(local netip.AddrPort) (Listener, bool) {
@@ -257,11 +605,4 @@ func advertised(l Listener) (string, int) {
 	}
 	host, port := splitHostPort(advText(l))
 	return host, port
-}
-
-func statusOf(res *sip.Response) int {
-	if res == nil {
-		return 0
-	}
-	return res.StatusCode
 }

@@ -24,6 +24,7 @@ const (
 	backend200                             // 200 OK
 	backend503                             // 503 Service Unavailable
 	backendRinging                         // 180 and then nothing; 487 on CANCEL
+	backendLate503                         // 503 after 400 ms, past the tests' failover timeout
 )
 
 // testBackend is a UDP SIP endpoint that answers INVITEs as told and
@@ -34,6 +35,7 @@ type testBackend struct {
 
 	mu       sync.Mutex
 	requests []string // method of each request received
+	raw      [][]byte // each request received, whole
 }
 
 func startBackend(t *testing.T, how backendBehaviour) *testBackend {
@@ -71,6 +73,7 @@ func (b *testBackend) serve() {
 		method := string(m.Method.Bytes(in))
 		b.mu.Lock()
 		b.requests = append(b.requests, method)
+		b.raw = append(b.raw, in)
 		b.mu.Unlock()
 		answer := func(code int, reason string) {
 			if out, ok := appendReply(nil, in, &m, src, code, reason); ok {
@@ -87,6 +90,8 @@ func (b *testBackend) serve() {
 			answer(503, "Service Unavailable")
 		case b.how == backendRinging:
 			answer(180, "Ringing")
+		case b.how == backendLate503:
+			time.AfterFunc(400*time.Millisecond, func() { answer(503, "Service Unavailable") })
 		}
 	}
 }
@@ -105,15 +110,16 @@ func count(methods []string, want string) int {
 // holds the backends in priority order (alg 8 picks them in that order).
 func startFailoverProxy(t *testing.T, backends ...*testBackend) netip.AddrPort {
 	t.Helper()
-	var entries []dispatch.Entry
-	for i, b := range backends {
-		entries = append(entries, dispatch.Entry{SetID: 1, URI: "sip:" + b.addr().String(),
-			Priority: len(backends) - i, Source: fmt.Sprintf("test:%d", i+1)})
-	}
-	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, local := startTestProxy(t, Rule{Failover: true}, nil, backends...)
+	return local
+}
+
+// startTestProxy runs a Proxy with one listener on a free loopback port,
+// rule (set 1, alg 8, 503 when no destination, filled in) and a set that
+// holds the backends in priority order. mod, when set, edits the Config.
+func startTestProxy(t *testing.T, rule Rule, mod func(*Config), backends ...*testBackend) (*Proxy, netip.AddrPort) {
+	t.Helper()
+	d := testDispatcherFor(t, backends...)
 	// Reserve a free port for the listener.
 	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -122,13 +128,17 @@ func startFailoverProxy(t *testing.T, backends ...*testBackend) netip.AddrPort {
 	local := probe.LocalAddr().(*net.UDPAddr).AddrPort()
 	probe.Close()
 
-	p, err := New(Config{
-		Listeners: []Listener{{Name: "edge", Addr: local, Rule: Rule{
-			SetID: 1, Alg: dispatch.AlgPriority, Failover: true, NoDestinationCode: 503}}},
-		Dispatcher:      dispatch.New(snap),
+	rule.SetID, rule.Alg, rule.NoDestinationCode = 1, dispatch.AlgPriority, 503
+	cfg := Config{
+		Listeners:       []Listener{{Name: "edge", Addr: local, Rule: rule}},
+		Dispatcher:      d,
 		FailoverTimeout: 300 * time.Millisecond,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +156,22 @@ func startFailoverProxy(t *testing.T, backends ...*testBackend) netip.AddrPort {
 	case err := <-done:
 		t.Fatalf("proxy did not start: %v", err)
 	}
-	return local
+	return p, local
+}
+
+// testDispatcherFor is set 1 holding the backends in priority order.
+func testDispatcherFor(t *testing.T, backends ...*testBackend) *dispatch.Dispatcher {
+	t.Helper()
+	var entries []dispatch.Entry
+	for i, b := range backends {
+		entries = append(entries, dispatch.Entry{SetID: 1, URI: "sip:" + b.addr().String(),
+			Priority: len(backends) - i, Source: fmt.Sprintf("test:%d", i+1)})
+	}
+	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dispatch.New(snap)
 }
 
 // testClient sends requests to the proxy and collects the status codes of

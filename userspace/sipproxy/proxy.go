@@ -8,10 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
@@ -24,31 +23,33 @@ type Config struct {
 	// FailoverTimeout is how long a failover-mode INVITE branch may stay
 	// without any response before the next destination is tried.
 	FailoverTimeout time.Duration
+	// MaxTransactions caps the failover-mode transactions in progress; an
+	// INVITE beyond it is answered 503 with Retry-After. 0 means
+	// DefaultMaxTransactions.
+	MaxTransactions int
+	// ReceiveBuffer is the SO_RCVBUF asked for each listener socket, in
+	// bytes; 0 means DefaultReceiveBuffer.
+	ReceiveBuffer int
 	// Resolver resolves next hops that are names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	Logger   *slog.Logger
 }
 
-// Proxy is the slow path: sipgo's transport layer owns the UDP sockets, the
-// Forwarder applies the stateless contract to raw datagrams in the
-// transport's read filter, and whatever the contract hands off (failover
-// INVITEs, replies to the agent's own requests) continues into sipgo's
-// parser and transaction layer.
+// Proxy is the slow path: it reads the listener sockets, applies the
+// stateless contract (the Forwarder) to each datagram and runs what the
+// contract hands off: failover-mode transactions, next hops to resolve.
 type Proxy struct {
 	cfg      Config
 	log      *slog.Logger
 	fwd      *Forwarder
-	tpl      *sip.TransportLayer
-	txl      *sip.TransactionLayer
-	stateful *statefulTable
+	txs      *txTable
 	stats    *Stats
-	bufs     sync.Pool
 	resolver *net.Resolver
-	replyLog logLimiter
+	logs     logLimiter
 
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
-	ctx   context.Context                 // the Run context, for handlers sipgo calls
+	ctx   context.Context                 // the Run context
 	ready chan struct{}
 }
 
@@ -66,28 +67,33 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.FailoverTimeout <= 0 {
 		cfg.FailoverTimeout = 5 * time.Second
 	}
+	if cfg.MaxTransactions < 0 {
+		return nil, fmt.Errorf("sipproxy: max transactions %d < 0", cfg.MaxTransactions)
+	}
+	if cfg.ReceiveBuffer < 0 {
+		return nil, fmt.Errorf("sipproxy: receive buffer %d < 0", cfg.ReceiveBuffer)
+	}
+	if cfg.ReceiveBuffer == 0 {
+		cfg.ReceiveBuffer = DefaultReceiveBuffer
+	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
 	p := &Proxy{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sipproxy"),
-		stateful: newStatefulTable(),
+		txs:      newTxTable(cfg.MaxTransactions),
 		stats:    newStats(),
 		resolver: cfg.Resolver,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
 	}
-	p.bufs.New = func() any { b := make([]byte, 0, 65536); return &b }
-	fwd, err := NewForwarder(cfg.Dispatcher, cfg.Listeners, Options{OwnsTransaction: p.stateful.owns})
+	p.stats.pending = p.txs.Len
+	fwd, err := NewForwarder(cfg.Dispatcher, cfg.Listeners, Options{OwnsTransaction: p.txs.owns})
 	if err != nil {
 		return nil, fmt.Errorf("sipproxy: %w", err)
 	}
 	p.fwd = fwd
-	tuneSipgo(cfg.Logger)
-	p.tpl = newTransportLayer(cfg.Logger, p.readFilter)
-	p.txl = newTransactionLayer(cfg.Logger, p.tpl, p.unhandledResponse)
-	p.txl.OnRequest(p.handleRequest)
 	return p, nil
 }
 
@@ -104,6 +110,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Unlock()
 
 	var lc net.ListenConfig
+	warnedClamp := false
+	ovfs := make(map[netip.AddrPort]*overflowCounter, len(p.cfg.Listeners))
 	for _, l := range p.cfg.Listeners {
 		network := "udp4"
 		if l.Addr.Addr().Is6() {
@@ -115,35 +123,54 @@ func (p *Proxy) Run(ctx context.Context) error {
 			return fmt.Errorf("listen on %s (listener %s): %w", l.Addr, l.Name, err)
 		}
 		conn := pc.(*net.UDPConn)
-		// A burst of calls must not overflow the socket before the reader
-		// catches up; the kernel caps this at net.core.rmem_max.
-		_ = conn.SetReadBuffer(8 << 20)
+		info, err := setupSocket(conn, p.cfg.ReceiveBuffer)
+		if err != nil {
+			_ = conn.Close()
+			p.closeConns()
+			return fmt.Errorf("listener %s (%s): %w", l.Name, l.Addr, err)
+		}
 		_ = conn.SetWriteBuffer(8 << 20)
+		if info.clamped(p.cfg.ReceiveBuffer) && !warnedClamp {
+			warnedClamp = true
+			p.log.Warn("UDP receive buffer smaller than configured: net.core.rmem_max caps it (run as root, or raise it: sysctl -w net.core.rmem_max=N)",
+				"listener", l.Name, "want", p.cfg.ReceiveBuffer, "granted", info.granted/2)
+		}
 		p.mu.Lock()
 		p.conns[l.Addr] = conn
 		p.mu.Unlock()
+		ovfs[l.Addr] = p.stats.addSocket(l.Name, info)
 		p.log.Info("listening", "listener", l.Name, "addr", l.Addr.String(), "advertise", l.Advertise,
-			"set", l.Rule.SetID, "algorithm", int(l.Rule.Alg), "failover", l.Rule.Failover)
+			"set", l.Rule.SetID, "algorithm", int(l.Rule.Alg), "failover", l.Rule.Failover,
+			"receive_buffer", info.granted/2, "rcvbuf_forced", info.forced)
 	}
 	close(p.ready)
 
+	var wg sync.WaitGroup
 	errc := make(chan error, len(p.cfg.Listeners))
 	p.mu.Lock()
-	for _, conn := range p.conns {
-		go func(c *net.UDPConn) { errc <- p.tpl.ServeUDP(c) }(conn)
+	for _, l := range p.cfg.Listeners {
+		conn, ovf := p.conns[l.Addr], ovfs[l.Addr]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize))
+		}()
 	}
 	p.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.runTimers(ctx)
+	}()
 
-	<-ctx.Done()
-	p.closeConns()
-	p.txl.Close()
-	_ = p.tpl.Close()
-	for range p.cfg.Listeners {
-		if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
-			p.log.Warn("listener stopped", "error", err)
-		}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
 	}
-	return nil
+	p.closeConns()
+	wg.Wait()
+	return err
 }
 
 func (p *Proxy) closeConns() {
@@ -169,60 +196,74 @@ func (p *Proxy) runContext() context.Context {
 	return p.ctx
 }
 
-// readFilter is the stateless path. sipgo calls it on the socket's reader
-// goroutine with the raw datagram; returning nil consumes the datagram,
-// returning the bytes lets sipgo parse them for the transaction layer. It
-// never returns an error: sipgo stops reading the socket on one.
-func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
-	local, src, ok := udpAddrs(props)
-	if !ok {
-		p.stats.drop("bad_address")
-		return nil, nil
+// runTimers serves the failover transactions' timers (timers.go) until ctx
+// ends.
+func (p *Proxy) runTimers(ctx context.Context) {
+	t := p.txs
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		now := time.Now()
+		for len(t.heap) > 0 && !t.heap[0].due.After(now) {
+			tx := t.heap[0]
+			p.fire(tx, now)
+			t.reschedule(tx)
+		}
+		wait := time.Hour
+		if len(t.heap) > 0 {
+			wait = t.heap[0].due.Sub(now)
+		}
+		t.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-t.wake:
+		}
 	}
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	res := p.fwd.Process(data, src, local, (*bp)[:0])
+}
+
+// handle applies the contract to one datagram read from the listener
+// local, out being scratch space for the forwarded bytes.
+func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
+	if reason := datagramDrop(data); reason != "" {
+		p.stats.drop(reason)
+		return
+	}
+	res := p.fwd.Process(data, src, local, out)
 	switch res.Action {
 	case ActionForward:
 		p.send(local, res.Out, res.Dst)
-		return nil, nil
+		return
 	case ActionReply:
 		p.reply(data, src, local, res.Code, res.Reason)
-		return nil, nil
+		return
 	case ActionDrop:
 		p.stats.drop(res.Reason)
-		if p.log.Enabled(context.Background(), slog.LevelDebug) {
-			p.log.Debug("dropped", "src", src.String(), "reason", res.Reason)
+		// Keep-alives are traffic, not trouble: counted, never logged.
+		if res.Reason != DropKeepalive {
+			p.logs.log(p.log, slog.LevelDebug, "dropped: "+res.Reason, "src", src.String())
 		}
-		return nil, nil
+		return
 	}
 	// ActionHandoff.
 	p.stats.handoff(res.Reason)
 	switch res.Reason {
-	case HandoffStatefulInvite, HandoffStatefulCancel, HandoffStatefulAck, HandoffStatefulBranch, HandoffLocalReply:
-		// These continue into sipgo's parser, which is stricter than the
-		// contract's scanner. What it would refuse is answered (or counted)
-		// here instead of vanishing inside sipgo.
-		if _, err := sip.ParseMessage(data); err != nil {
-			if isRequest(data) {
-				p.reply(data, src, local, 400, "Bad Request")
-			} else {
-				p.stats.drop("malformed_for_transaction")
-			}
-			p.log.Debug("hand-off refused by sipgo's parser", "src", src.String(), "error", err)
-			return nil, nil
-		}
-	}
-	switch res.Reason {
 	case HandoffStatefulInvite:
-		if err := p.stateful.register(data, local, res.Selection); err != nil {
-			p.log.Warn("failover INVITE not registered", "src", src.String(), "error", err)
-			p.reply(data, src, local, 500, "Server Internal Error")
-			return nil, nil
-		}
+		p.statefulInvite(data, src, local, res.Selection)
+	case HandoffStatefulAck:
+		p.statefulAck(data)
+	case HandoffStatefulCancel:
+		p.statefulCancel(data, src, local)
+	case HandoffStatefulBranch:
+		p.statefulResponse(data)
+	case HandoffLocalReply:
+		// The agent sends no requests of its own on these sockets yet.
+		p.stats.drop("response_no_transaction")
 	case HandoffNextHopName:
 		p.forwardToName(local, res)
-		return nil, nil
 	case HandoffNextHopTransport:
 		// TCP and TLS next hops come with the tcpops work; until then a
 		// request gets a clear answer and a response is dropped.
@@ -231,24 +272,36 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 		} else {
 			p.stats.drop("next_hop_transport")
 		}
-		return nil, nil
+	default:
+		p.stats.drop(DropInternal)
 	}
-	return data, nil
 }
 
-// send writes a forwarded message from the listener's socket.
+// send writes a forwarded message from the listener's socket and counts it.
 func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
+	if p.write(local, b, dst) {
+		p.stats.forwarded()
+	}
+}
+
+// write writes b from the listener's socket to dst.
+func (p *Proxy) write(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
 	c := p.conn(local)
 	if c == nil {
 		p.stats.drop("no_socket")
-		return
+		return false
 	}
 	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {
 		p.stats.drop("send_error")
-		p.log.Warn("send failed", "dst", dst.String(), "error", err)
-		return
+		p.logs.warn(p.log, "send failed", "dst", dst.String(), "error", err)
+		return false
 	}
-	p.stats.forwarded()
+	return true
+}
+
+// sendReply writes a reply the agent made; it is not counted as forwarded.
+func (p *Proxy) sendReply(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
+	return p.write(local, b, dst)
 }
 
 // reply answers a request statelessly with code. A request that lacks
@@ -259,31 +312,21 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 		p.stats.drop("malformed_unanswerable")
 		return
 	}
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	out, ok := appendReply((*bp)[:0], data, &m, src, code, reason)
+	out, ok := appendReply(nil, data, &m, src, code, reason)
 	if !ok {
 		p.stats.drop("malformed_unanswerable")
-		p.log.Debug("cannot answer request", "src", src.String(), "code", code)
+		p.logs.log(p.log, slog.LevelDebug, "cannot answer request", "src", src.String(), "code", code)
 		return
 	}
-	c := p.conn(local)
-	if c == nil {
-		return
-	}
-	if _, err := c.WriteToUDPAddrPort(out, replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)); err != nil {
-		p.log.Warn("reply failed", "code", code, "dst", src.String(), "error", err)
+	if !p.sendReply(local, out, replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)) {
 		return
 	}
 	p.stats.replied(code)
 	if code >= 500 || code == 404 {
 		// 5xx and the configured no-destination 404 mean the pool is in
-		// trouble: worth a line, but one a second at most per code, or a
-		// dead pool under load would flood the log.
-		if n, ok := p.replyLog.allow(code, time.Now()); ok {
-			p.log.Warn("replied", "code", code, "reason", reason, "src", src.String(),
-				"call_id", string(m.CallID.Bytes(data)), "suppressed_since_last", n)
-		}
+		// trouble: worth a line, rate-limited like every per-message line.
+		p.logs.warn(p.log, "replied "+strconv.Itoa(code), "reason", reason, "src", src.String(),
+			"call_id", string(m.CallID.Bytes(data)))
 	}
 }
 
@@ -310,122 +353,14 @@ func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
 		addrs, err := p.resolver.LookupNetIP(ctx, network, host)
 		if err != nil || len(addrs) == 0 {
 			p.stats.drop("next_hop_unresolved")
-			p.log.Warn("next hop does not resolve", "host", host, "error", err)
+			p.logs.warn(p.log, "next hop does not resolve", "host", host, "error", err)
 			return
 		}
 		p.send(local, out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)))
 	}()
 }
 
-// logLimiter lets one log line per key through each second and counts the
-// ones it held back.
-type logLimiter struct {
-	mu   sync.Mutex
-	last map[int]time.Time
-	held map[int]int
-}
-
-// allow reports whether a line for key may be logged at now, and how many
-// were held back since the last one.
-func (l *logLimiter) allow(key int, now time.Time) (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last, l.held = make(map[int]time.Time), make(map[int]int)
-	}
-	if now.Sub(l.last[key]) < time.Second {
-		l.held[key]++
-		return 0, false
-	}
-	n := l.held[key]
-	l.last[key], l.held[key] = now, 0
-	return n, true
-}
-
 // isRequest tells a request from a response by the start line.
 func isRequest(data []byte) bool {
 	return !bytes.HasPrefix(data, []byte("SIP/"))
-}
-
-// replyDestination is replyAddr for a request sipgo parsed.
-func replyDestination(req *sip.Request, src netip.AddrPort) netip.AddrPort {
-	via := req.Via()
-	if via == nil {
-		return src
-	}
-	_, rport := via.Params.Get("rport")
-	return replyAddr(src, rport, via.Port)
-}
-
-func callID(m sip.Message) string {
-	if h := m.CallID(); h != nil {
-		return h.Value()
-	}
-	return ""
-}
-
-// unhandledResponse receives handed-off responses no client transaction
-// claims: late retransmissions after a transaction ended.
-func (p *Proxy) unhandledResponse(res *sip.Response) {
-	p.stats.drop("response_no_transaction")
-	p.log.Debug("response matches no transaction", "status", res.StatusCode, "call_id", callID(res))
-}
-
-// handleRequest receives handed-off requests that opened a new server
-// transaction: failover-mode INVITEs; and CANCEL or ACK whose transaction
-// ended between the contract's check and sipgo's.
-func (p *Proxy) handleRequest(req *sip.Request, tx *sip.ServerTx) {
-	switch {
-	case req.IsInvite():
-		call, ok := p.stateful.lookup(req)
-		if !ok {
-			p.respond(tx, req, 500, "Server Internal Error")
-			return
-		}
-		go p.runFailover(p.runContext(), call, req, tx)
-	case req.IsAck():
-		// An ACK for a transaction that already ended: nothing to do.
-	case req.IsCancel():
-		p.respond(tx, req, 481, "Call/Transaction Does Not Exist")
-	default:
-		p.respond(tx, req, 500, "Server Internal Error")
-	}
-}
-
-func (p *Proxy) respond(tx *sip.ServerTx, req *sip.Request, code int, reason string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
-		res.SetDestination(replyDestination(req, src).String())
-	}
-	if err := tx.Respond(res); err != nil {
-		p.log.Debug("respond failed", "code", code, "error", err)
-		return
-	}
-	p.stats.replied(code)
-}
-
-func udpAddrs(props sip.TransportReadProps) (local, src netip.AddrPort, ok bool) {
-	l, ok1 := props.LocalAddr.(*net.UDPAddr)
-	r, ok2 := props.RemoteAddr.(*net.UDPAddr)
-	if !ok1 || !ok2 {
-		return local, src, false
-	}
-	local = l.AddrPort()
-	src = r.AddrPort()
-	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	return local, src, true
-}
-
-// topViaKey returns the top Via's branch and sent-by of a raw message.
-func topViaKey(data []byte) (branch, sentBy string, err error) {
-	var m sipmsg.Msg
-	if err := sipmsg.Parse(data, &m); err != nil {
-		return "", "", err
-	}
-	b, s, ok := m.TopViaKey(data)
-	if !ok {
-		return "", "", errors.New("no top Via")
-	}
-	return string(b), string(s), nil
 }

@@ -1,103 +1,182 @@
 package sipproxy
 
 import (
-	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
-// statefulCall is a failover-mode INVITE between the contract's hand-off and
-// the end of its server transaction.
-type statefulCall struct {
-	added     time.Time
-	sentBy    string
-	local     netip.AddrPort
-	selection dispatch.Selection
+// RFC 3261 §17 timer values for UDP (Kamailio's tm defaults alike).
+const (
+	timerT1 = 500 * time.Millisecond
+	timerT2 = 4 * time.Second
+	timerT4 = 5 * time.Second
+	// timer64T1 is Timers B, D (non-2xx ACK absorption), F, H and L.
+	timer64T1 = 64 * timerT1
+	// timerC bounds a branch that sent a provisional and nothing after
+	// (RFC 3261 §16.6 step 11: more than 3 minutes).
+	timerC = 181 * time.Second
+)
+
+// DefaultMaxTransactions is the default cap of the failover transaction
+// table (config failover.max_transactions).
+const DefaultMaxTransactions = 32768
+
+// overflowRetryAfter is the Retry-After of the 503 a full table answers.
+const overflowRetryAfter = 5
+
+// serverState is the upstream side of a failover INVITE (RFC 3261 §17.2.1,
+// with RFC 6026's Accepted state).
+type serverState uint8
+
+const (
+	srvProceeding serverState = iota // no final response sent yet
+	srvCompleted                     // non-2xx final sent; Timer G retransmits it until the ACK or Timer H
+	srvConfirmed                     // its ACK came; Timer I absorbs ACK retransmissions
+	srvAccepted                      // a 2xx went up; Timer L absorbs INVITE retransmissions
+	srvTerminated
+)
+
+// branchState is one downstream INVITE client transaction (RFC 3261
+// §17.1.1) as a stateful proxy runs it (§16.7, §16.10).
+type branchState uint8
+
+const (
+	brCalling       branchState = iota // INVITE sent; Timer A retransmits, the failover timeout waits
+	brProceeding                       // a provisional came; Timer C waits for the final
+	brCancelPending                    // cancelled before any provisional: CANCEL goes when one comes (§9.1)
+	brCancelling                       // CANCEL sent (retransmitted); waiting for the final
+	brDone                             // final response received (non-2xx ACKed) or given up
+)
+
+// branch is one destination tried for a failover INVITE.
+type branch struct {
+	id  string // our Via branch, statefulBranchPrefix + token
+	dst netip.AddrPort
+	// out is the INVITE as sent (for Timer A and to build CANCEL and ACK).
+	out    []byte
+	cancel []byte // the CANCEL as sent, once sent
+	ack    []byte // the ACK sent for its non-2xx final, resent on retransmissions
+	state  branchState
+	// interval is Timer A's (INVITE) or Timer E's (CANCEL) current value.
+	interval time.Duration
+	tA       time.Time // next retransmission
+	tEnd     time.Time // failover timeout / Timer B, Timer C, or the cancel wait
 }
 
-// statefulTable maps the client's INVITE branch to its failover call. The
-// contract consults it (owns) to send that transaction's CANCEL and non-2xx
-// ACK to the transaction layer instead of forwarding them.
-type statefulTable struct {
-	mu        sync.Mutex
-	calls     map[string]*statefulCall // key: top Via branch of the client's INVITE
-	lastSweep time.Time
+// invTx is a failover-mode INVITE: its server transaction towards the
+// caller and the branches tried downstream, one at a time.
+type invTx struct {
+	key    string // the caller's top Via branch
+	sentBy string // the caller's top Via sent-by, part of the match
+	local  netip.AddrPort
+	up     netip.AddrPort // where responses to the caller go
+	in     []byte         // the caller's INVITE, as received
+	dests  []dispatch.Destination
+	next   int // index in dests of the next destination to try
+	callID string
+
+	state    serverState
+	last     []byte // the provisional or final sent upstream last (nil: only 100 Trying), for retransmissions
+	interval time.Duration
+	tG       time.Time // Timer G: retransmit the non-2xx final
+	tEnd     time.Time // Timer H, I or L: the server side ends
+
+	branches []*branch // every branch tried; the last one is current
+
+	due time.Time // earliest of the timers above: the heap key
+	idx int       // index in txTable.heap, -1 when not in it
 }
 
-func newStatefulTable() *statefulTable {
-	return &statefulTable{calls: make(map[string]*statefulCall)}
-}
-
-// owns implements Options.OwnsTransaction.
-func (t *statefulTable) owns(branch, sentBy []byte) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c, ok := t.calls[string(branch)]
-	return ok && c.sentBy == string(sentBy)
-}
-
-// register records an INVITE the contract handed off. A retransmission
-// finds its entry already there and keeps it.
-func (t *statefulTable) register(data []byte, local netip.AddrPort, sel dispatch.Selection) error {
-	branch, sentBy, err := topViaKey(data)
-	if err != nil {
-		return fmt.Errorf("failover INVITE: %w", err)
+func (tx *invTx) current() *branch {
+	if len(tx.branches) == 0 {
+		return nil
 	}
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.sweep(now)
-	if _, ok := t.calls[branch]; !ok {
-		t.calls[branch] = &statefulCall{added: now, sentBy: sentBy, local: local, selection: sel}
-	}
-	return nil
+	return tx.branches[len(tx.branches)-1]
 }
 
-// statefulCallMaxAge bounds how long an entry may outlive its transaction
-// in case sipgo never opened one for it (it refused the INVITE after the
-// contract handed it off): well past Timer C (3 min) of the longest call
-// setup.
-const statefulCallMaxAge = 10 * time.Minute
-
-// sweep drops entries older than statefulCallMaxAge, at most once a minute.
-// The caller holds t.mu.
-func (t *statefulTable) sweep(now time.Time) {
-	if now.Sub(t.lastSweep) < time.Minute {
-		return
+// nextDue is the earliest timer of tx and its branches.
+func (tx *invTx) nextDue() time.Time {
+	d := earliest(tx.tG, tx.tEnd)
+	for _, b := range tx.branches {
+		d = earliest(d, b.tA, b.tEnd)
 	}
-	t.lastSweep = now
-	for k, c := range t.calls {
-		if now.Sub(c.added) > statefulCallMaxAge {
-			delete(t.calls, k)
+	return d
+}
+
+// finished says nothing is left to do: the server side has ended and no
+// branch waits for a final response.
+func (tx *invTx) finished() bool {
+	if tx.state != srvTerminated {
+		return false
+	}
+	for _, b := range tx.branches {
+		if b.state != brDone {
+			return false
 		}
 	}
+	return true
 }
 
-// lookup finds the call of an INVITE sipgo parsed.
-func (t *statefulTable) lookup(req *sip.Request) (*statefulCall, bool) {
-	via := req.Via()
-	if via == nil {
-		return nil, false
+// txTable holds the failover transactions: by the caller's branch (the
+// server side, RFC 3261 §17.2.3 matching on branch and sent-by) and by our
+// branches (the client side, §17.1.3). One mutex guards it and the timer
+// heap; the work under it is a few map operations and sendto calls.
+type txTable struct {
+	max int
+
+	mu       sync.Mutex
+	byKey    map[string]*invTx
+	byBranch map[string]*invTx
+	heap     txHeap
+	wake     chan struct{}
+}
+
+func newTxTable(max int) *txTable {
+	if max <= 0 {
+		max = DefaultMaxTransactions
 	}
-	branch, _ := via.Params.Get("branch")
+	return &txTable{
+		max:      max,
+		byKey:    make(map[string]*invTx),
+		byBranch: make(map[string]*invTx),
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// owns implements Options.OwnsTransaction: a CANCEL or ACK with this top
+// Via branch and sent-by belongs to a failover INVITE.
+func (t *txTable) owns(branch, sentBy []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c, ok := t.calls[branch]
-	return c, ok
+	tx, ok := t.byKey[string(branch)]
+	return ok && tx.sentBy == string(sentBy)
 }
 
-func (t *statefulTable) remove(req *sip.Request) {
-	via := req.Via()
-	if via == nil {
+// Len is the number of failover transactions in the table.
+func (t *txTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byKey)
+}
+
+// reschedule puts tx under its next deadline, or drops it from the table
+// when it has finished. The caller holds t.mu.
+func (t *txTable) reschedule(tx *invTx) {
+	if tx.finished() {
+		t.heap.schedule(tx, time.Time{})
+		delete(t.byKey, tx.key)
+		for _, b := range tx.branches {
+			delete(t.byBranch, b.id)
+		}
 		return
 	}
-	branch, _ := via.Params.Get("branch")
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.calls, branch)
+	if t.heap.schedule(tx, tx.nextDue()) {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
 }
