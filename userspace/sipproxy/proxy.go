@@ -251,8 +251,8 @@ func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
 	p.stats.forwarded()
 }
 
-// reply answers a request statelessly with code. A request that lacks
-// what a response must copy, and an ACK, is dropped and counted.
+// reply answers a request statelessly with code. A request without a top
+// Via that parses, and an ACK, has no reply: it is dropped and counted.
 func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason string) {
 	var m sipmsg.Msg
 	if err := sipmsg.Parse(data, &m); err != nil {
