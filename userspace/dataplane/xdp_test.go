@@ -241,3 +241,33 @@ func TestResponse200(t *testing.T) {
 	want := lines[0] + strings.Join(lines[2:], "")
 	checkForward(t, env, o, src, lis, netip.MustParseAddrPort("198.51.100.7:5070"), []byte(want))
 }
+
+// TestResponseToOtherListener: a response whose next hop is another
+// listener of the agent (address and port) is passed up with
+// PASS_NEXT_HOP_LOOP, as sipproxy drops it as next_hop_loop; the same
+// address on a port that is no listener is forwarded.
+func TestResponseToOtherListener(t *testing.T) {
+	env := newEnv(t)
+	lis := netip.MustParseAddrPort("192.0.2.10:5060")
+	other := netip.MustParseAddrPort("198.51.100.7:5070")
+	if err := env.DP.SyncListeners([]dataplane.Listener{
+		{Addr: lis, Rule: dataplane.Rule{SetID: 1}},
+		{Addr: other, Rule: dataplane.Rule{SetID: 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddrPort("10.0.0.11:5060")
+	// okIn's next Via: received=198.51.100.7, sent-by port 5070: the other listener.
+	if o := send(t, env, src, lis, crlf(okIn)); o.verdict != dptest.XDPPass || o.reason != "PASS_NEXT_HOP_LOOP" {
+		t.Fatalf("verdict %d reason %q, want XDP_PASS PASS_NEXT_HOP_LOOP", o.verdict, o.reason)
+	}
+	if err := env.DP.SyncListeners([]dataplane.Listener{
+		{Addr: lis, Rule: dataplane.Rule{SetID: 1}},
+		{Addr: netip.MustParseAddrPort("198.51.100.7:5071"), Rule: dataplane.Rule{SetID: 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if o := send(t, env, src, lis, crlf(okIn)); o.verdict != dptest.XDPTX && o.verdict != dptest.XDPRedirect {
+		t.Fatalf("verdict %d reason %q, want forwarded", o.verdict, o.reason)
+	}
+}
