@@ -111,7 +111,6 @@ static __always_inline int next_hop_check(struct fwd_info *f, struct listener *l
 	__builtin_memcpy(&llo, lis->addr + 8, 8);
 	__builtin_memcpy(&a, f->daddr, 4); /* network order */
 	if (f->family == FAMILY_V4) {
-
 		if (a == 0)
 			return resp ? PASS_NEXT_HOP_UNROUTABLE : PASS_NEXT_HOP_LOOP;
 		if (resp && (a == 0xffffffff || (f->daddr[0] & 0xf0) == 0xe0))
