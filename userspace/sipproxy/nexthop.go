@@ -40,3 +40,21 @@ func (f *Forwarder) nextHop(l *listener, dst netip.AddrPort) nextHopKind {
 	}
 	return nextHopOK
 }
+
+// resolvedNextHop applies the same rule to a next hop that was a name, once
+// resolved (the forwarded bytes are ready; only the address was missing):
+// the drop label, or "" when it may be sent to. A request that would loop
+// is dropped here, not answered: the original datagram is gone.
+func (f *Forwarder) resolvedNextHop(local, dst netip.AddrPort, request bool) string {
+	l := f.listener(local)
+	if l == nil {
+		return DropUnknownListener
+	}
+	switch k := f.nextHop(l, dst); {
+	case k == nextHopLoop, request && dst.Addr().IsUnspecified():
+		return DropNextHopLoop
+	case k == nextHopUnroutable && !request:
+		return DropNextHopUnroutable
+	}
+	return ""
+}

@@ -313,7 +313,12 @@ func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
 			p.log.Warn("next hop does not resolve", "host", host, "error", err)
 			return
 		}
-		p.send(local, out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)))
+		dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(port))
+		if reason := p.fwd.resolvedNextHop(local, dst, isRequest(out)); reason != "" {
+			p.stats.drop(reason)
+			return
+		}
+		p.send(local, out, dst)
 	}()
 }
 

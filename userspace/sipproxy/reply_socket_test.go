@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,41 @@ func counted(cs []Counter, label string) bool {
 		}
 	}
 	return false
+}
+
+// TestResponseToResolvedSelf: a response whose next Via is a name that
+// resolves to the listener itself ("localhost" on a loopback listener) is
+// dropped as next_hop_loop, not sent back to the agent.
+func TestResponseToResolvedSelf(t *testing.T) {
+	p, local := startStatelessProxy(t)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := "SIP/2.0 200 OK\n" +
+		"Via: SIP/2.0/UDP " + local.String() + ";branch=z9hG4bK0c3e1f2a4b5d6e7f8\n" +
+		"Via: SIP/2.0/UDP localhost:" + strconv.Itoa(int(local.Port())) + ";branch=z9hG4bKnashds8\n" +
+		"To: <sip:bob@biloxi.example.com>;tag=a6c85cf\n" +
+		"From: <sip:alice@atlanta.example.com>;tag=1\n" +
+		"Call-ID: resolved-self-1\n" +
+		"CSeq: 1 OPTIONS\n" +
+		"Content-Length: 0\n\n"
+	if _, err := c.WriteToUDPAddrPort(crlf(msg), local); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := p.Stats().Snapshot()
+		if counted(s.Drops, DropNextHopLoop) {
+			if s.Forwarded != 0 || counted(s.Drops, DropViaNotOurs) {
+				t.Errorf("also forwarded (%d) or came back (%+v)", s.Forwarded, s.Drops)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not dropped as %s: forwarded %d, drops %+v", DropNextHopLoop, s.Forwarded, s.Drops)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
