@@ -356,3 +356,46 @@ Content-Length: 0
 		})
 	}
 }
+
+// TestV4MappedSource: an IPv6 packet from a v4-mapped source
+// (::ffff:198.51.100.7) needs received=<dotted quad>, text the program does
+// not write: it passes with PASS_IPV6_TEXT, unchanged.
+func TestV4MappedSource(t *testing.T) {
+	env := newEnv(t)
+	if err := env.DP.SyncSets(buildSnapshot(t, "6 sip:[2001:db8::21]:5060", dispatch.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	lis6 := netip.MustParseAddrPort("[2001:db8::10]:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: lis6, Rule: dataplane.Rule{SetID: 6}}}); err != nil {
+		t.Fatal(err)
+	}
+	src6 := netip.MustParseAddrPort("[2001:db8::7]:5060")
+	in := env.SideOf(src6.Addr())
+	frame := dptest.Frame{DstMAC: in.MAC, SrcMAC: in.GWMAC, Src: src6, Dst: lis6, TTL: 61, Payload: crlf(`
+OPTIONS sip:bob@10.0.0.11:5060 SIP/2.0
+Via: SIP/2.0/UDP [2001:db8::7]:5060;branch=z9hG4bK776asdhds
+Max-Forwards: 70
+To: <sip:bob@biloxi.example.com>
+From: <sip:alice@atlanta.example.com>;tag=1
+Call-ID: mapped@pc33.atlanta.example.com
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+`)}.Build()
+	mapped := netip.MustParseAddr("::ffff:198.51.100.7").As16()
+	copy(frame[14+8:], mapped[:]) // the IPv6 source; the UDP checksum is not verified on the way in
+	before, err := env.DP.PassCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.Run(frame, in)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Verdict != dptest.XDPPass || !bytes.Equal(res.Out, frame) {
+		t.Fatalf("verdict %d, want XDP_PASS with the frame unchanged", res.Verdict)
+	}
+	if got := diff(t, before, env.DP.PassCounts); got != "PASS_IPV6_TEXT" {
+		t.Errorf("passed with %s, want PASS_IPV6_TEXT", got)
+	}
+}
