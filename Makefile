@@ -21,7 +21,7 @@ TEST_DEPS := sipp:sip-tester bpftool:bpftool ip:iproute2 nstat:iproute2 \
 	mountpoint:util-linux taskset:util-linux chrt:util-linux \
 	mount:mount umount:mount script:bsdutils sysctl:procps bash:bash git:git
 
-.PHONY: all build run test test-deps test-unit test-integration generate generate-check lint bench fuzz clean
+.PHONY: all build run test test-deps test-unit test-integration generate generate-check lint bench fuzz fuzz-short clean
 
 all: build
 
@@ -47,7 +47,7 @@ test-deps:
 	fi
 	$(GO) mod download
 
-test: test-deps lint generate-check
+test: test-deps lint generate-check fuzz-short
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-unit:
@@ -73,8 +73,22 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./userspace/sipproxy/ ./userspace/sipmsg/ ./userspace/dispatch/
 	$(GO) test -run '^$$' -bench . ./bench/
 
+# The fuzz targets: the SIP scanner, the slow path's handling of one
+# datagram, and the differential XDP-vs-slow-path comparison (root). `make
+# test` runs the first two for FUZZ_SHORT each (new inputs on top of the
+# seed corpora, which plain `go test` already runs); `make fuzz` runs all
+# three for FUZZTIME each.
+FUZZ_SHORT ?= 5s
+FUZZTIME   ?= 10m
+
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_SHORT) ./userspace/sipmsg/
+	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZ_SHORT) ./userspace/sipproxy/
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzProcess -fuzztime $${FUZZTIME:-10m} ./userspace/sipproxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./userspace/sipmsg/
+	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME) ./userspace/sipproxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME) ./tests/
 
 clean:
 	rm -rf $(BIN)

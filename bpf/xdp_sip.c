@@ -90,6 +90,53 @@ static __always_inline int next_hop_addr(struct scratch *s, __u32 pos, __u32 len
 	return PASS_NONE;
 }
 
+/* next_hop_check refuses a next hop taken from the message itself (a response's next
+ * Via or received, a request's Route or Request-URI IP literal) that goes nowhere or
+ * comes back to this host (contract: Next hops taken from the message), as the slow
+ * path's Forwarder.nextHop does. resp: a response, for which the unspecified address,
+ * broadcast and multicast are unroutable; a request's unspecified address is a loop
+ * (the kernel delivers it locally) and its multicast is allowed (RFC 3261 18.1.1).
+ * Returns: PASS_NONE, PASS_NEXT_HOP_UNROUTABLE or PASS_NEXT_HOP_LOOP. */
+static __always_inline int next_hop_check(struct fwd_info *f, struct listener *lis, int resp)
+{
+	struct listener_key key = {};
+	__u64 hi, lo, lhi, llo;
+	int loop_dst, loop_lis;
+	__u32 a;
+
+	/* copies: no unaligned loads from the scratch or map values */
+	__builtin_memcpy(&hi, f->daddr, 8);
+	__builtin_memcpy(&lo, f->daddr + 8, 8);
+	__builtin_memcpy(&lhi, lis->addr, 8);
+	__builtin_memcpy(&llo, lis->addr + 8, 8);
+	__builtin_memcpy(&a, f->daddr, 4); /* network order */
+	if (f->family == FAMILY_V4) {
+		if (a == 0)
+			return resp ? PASS_NEXT_HOP_UNROUTABLE : PASS_NEXT_HOP_LOOP;
+		if (resp && (a == 0xffffffff || (f->daddr[0] & 0xf0) == 0xe0))
+			return PASS_NEXT_HOP_UNROUTABLE;
+		loop_dst = f->daddr[0] == 127;
+		loop_lis = lis->addr[0] == 127;
+	} else {
+		if (!hi && !lo)
+			return resp ? PASS_NEXT_HOP_UNROUTABLE : PASS_NEXT_HOP_LOOP;
+		if (resp && f->daddr[0] == 0xff)
+			return PASS_NEXT_HOP_UNROUTABLE;
+		/* ::1: fifteen zero bytes, then 1 (memory order, so compare as bytes) */
+		loop_dst = !hi && lo == bpf_cpu_to_be64(1);
+		loop_lis = !lhi && llo == bpf_cpu_to_be64(1);
+	}
+	if (loop_dst && !loop_lis)
+		return PASS_NEXT_HOP_LOOP;
+	/* one of our listeners (address and port) */
+	key.family = f->family;
+	key.port = f->dport;
+	__builtin_memcpy(key.addr, f->daddr, sizeof(key.addr));
+	if (bpf_map_lookup_elem(&listeners, &key))
+		return PASS_NEXT_HOP_LOOP;
+	return PASS_NONE;
+}
+
 /* next_hop_uri sets fwd's destination from a URI (the next Route or the
  * Request-URI): its maddr, else its host, and its port (5060 when absent).
  * Returns: PASS_NONE or the reason. */
@@ -243,6 +290,12 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	}
 	if (r)
 		return r;
+	/* a next hop from the next Route or the Request-URI, not from the set */
+	if (loose && s->fwd.dst_idx < 0) {
+		r = next_hop_check(&s->fwd, lis, 0);
+		if (r)
+			return r;
+	}
 
 	r = rw_via_received(s);
 	if (r)
@@ -319,6 +372,9 @@ __noinline int sip_response(struct xdp_md *ctx, struct scratch *s, struct listen
 	f->dport = nx->rport_has_value ? nx->rport : nx->port ? nx->port : SIP_PORT_DEFAULT;
 	f->dst_idx = -1;
 	f->set_id = -1;
+	r = next_hop_check(f, lis, 1);
+	if (r)
+		return r;
 	return rw_fib(ctx, s);
 }
 

@@ -241,3 +241,161 @@ func TestResponse200(t *testing.T) {
 	want := lines[0] + strings.Join(lines[2:], "")
 	checkForward(t, env, o, src, lis, netip.MustParseAddrPort("198.51.100.7:5070"), []byte(want))
 }
+
+// TestResponseToOtherListener: a response whose next hop is another
+// listener of the agent (address and port) is passed up with
+// PASS_NEXT_HOP_LOOP, as sipproxy drops it as next_hop_loop; the same
+// address on a port that is no listener is forwarded.
+func TestResponseToOtherListener(t *testing.T) {
+	env := newEnv(t)
+	lis := netip.MustParseAddrPort("192.0.2.10:5060")
+	other := netip.MustParseAddrPort("198.51.100.7:5070")
+	if err := env.DP.SyncListeners([]dataplane.Listener{
+		{Addr: lis, Rule: dataplane.Rule{SetID: 1}},
+		{Addr: other, Rule: dataplane.Rule{SetID: 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddrPort("10.0.0.11:5060")
+	// okIn's next Via: received=198.51.100.7, sent-by port 5070: the other listener.
+	if o := send(t, env, src, lis, crlf(okIn)); o.verdict != dptest.XDPPass || o.reason != "PASS_NEXT_HOP_LOOP" {
+		t.Fatalf("verdict %d reason %q, want XDP_PASS PASS_NEXT_HOP_LOOP", o.verdict, o.reason)
+	}
+	if err := env.DP.SyncListeners([]dataplane.Listener{
+		{Addr: lis, Rule: dataplane.Rule{SetID: 1}},
+		{Addr: netip.MustParseAddrPort("198.51.100.7:5071"), Rule: dataplane.Rule{SetID: 1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if o := send(t, env, src, lis, crlf(okIn)); o.verdict != dptest.XDPTX && o.verdict != dptest.XDPRedirect {
+		t.Fatalf("verdict %d reason %q, want forwarded", o.verdict, o.reason)
+	}
+}
+
+// TestLayer34PassReasons: frames that are no plain Ethernet + IPv4/IPv6 +
+// UDP to a listener leave through their own pass reason, unchanged. The
+// fixtures (SIP payloads) cannot reach these reasons; each frame here is a
+// valid SIP OPTIONS frame with one thing changed.
+func TestLayer34PassReasons(t *testing.T) {
+	env := newEnv(t)
+	lis4 := netip.MustParseAddrPort("192.0.2.10:5060")
+	lis6 := netip.MustParseAddrPort("[2001:db8::10]:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{
+		{Addr: lis4, Rule: dataplane.Rule{SetID: 1}},
+		{Addr: lis6, Rule: dataplane.Rule{SetID: 6}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src4 := netip.MustParseAddrPort("198.51.100.7:5060")
+	src6 := netip.MustParseAddrPort("[2001:db8::7]:5060")
+	payload := crlf(`
+OPTIONS sip:bob@10.0.0.11:5060 SIP/2.0
+Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776asdhds
+Max-Forwards: 70
+To: <sip:bob@biloxi.example.com>
+From: <sip:alice@atlanta.example.com>;tag=1
+Call-ID: l34@pc33.atlanta.example.com
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+`)
+	build := func(src, dst netip.AddrPort) []byte {
+		in := env.SideOf(src.Addr())
+		return dptest.Frame{DstMAC: in.MAC, SrcMAC: in.GWMAC, Src: src, Dst: dst, TTL: 61, Payload: payload}.Build()
+	}
+	const eth = 14
+	tests := []struct {
+		name string
+		src  netip.AddrPort
+		dst  netip.AddrPort
+		edit func(b []byte) []byte
+		want string
+	}{
+		{"ARP ethertype", src4, lis4, func(b []byte) []byte { b[12], b[13] = 0x08, 0x06; return b }, "PASS_NOT_IP"},
+		{"802.1Q tag", src4, lis4, func(b []byte) []byte {
+			return append(append(append([]byte{}, b[:12]...), 0x81, 0x00, 0x00, 0x07), b[12:]...)
+		}, "PASS_VLAN"},
+		{"IPv4 options", src4, lis4, func(b []byte) []byte {
+			out := append(append(append([]byte{}, b[:eth+20]...), 1, 1, 1, 0), b[eth+20:]...) // NOP NOP NOP EOL
+			out[eth] = 0x46
+			tot := int(out[eth+2])<<8 | int(out[eth+3]) + 4
+			out[eth+2], out[eth+3] = byte(tot>>8), byte(tot)
+			return out
+		}, "PASS_IP_OPTIONS"},
+		{"IPv4 more fragments", src4, lis4, func(b []byte) []byte { b[eth+6] |= 0x20; return b }, "PASS_FRAGMENT"},
+		{"IPv4 fragment offset", src4, lis4, func(b []byte) []byte { b[eth+7] = 0x10; return b }, "PASS_FRAGMENT"},
+		{"IPv4 TCP", src4, lis4, func(b []byte) []byte { b[eth+9] = 6; return b }, "PASS_NOT_UDP"},
+		{"IPv4 total length too long", src4, lis4, func(b []byte) []byte { b[eth+3] += 8; return b }, "PASS_BAD_LENGTH"},
+		{"UDP length short", src4, lis4, func(b []byte) []byte { b[eth+20+5] -= 2; return b }, "PASS_BAD_LENGTH"},
+		{"IPv4 UDP checksum absent", src4, lis4, func(b []byte) []byte { b[eth+20+6], b[eth+20+7] = 0, 0; return b }, "PASS_NO_CSUM"},
+		{"no listener on the port", src4, netip.MustParseAddrPort("192.0.2.10:5070"), func(b []byte) []byte { return b }, "PASS_NOT_LISTENER"},
+		{"IPv6 hop-by-hop header", src6, lis6, func(b []byte) []byte { b[eth+6] = 0; return b }, "PASS_IPV6_EXT"},
+		{"IPv6 TCP", src6, lis6, func(b []byte) []byte { b[eth+6] = 6; return b }, "PASS_NOT_UDP"},
+		{"IPv6 payload length too long", src6, lis6, func(b []byte) []byte { b[eth+5] += 8; return b }, "PASS_BAD_LENGTH"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			frame := tc.edit(build(tc.src, tc.dst))
+			before, err := env.DP.PassCounts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := env.Run(frame, env.SideOf(tc.src.Addr()))
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if res.Verdict != dptest.XDPPass {
+				t.Fatalf("verdict %d, want XDP_PASS", res.Verdict)
+			}
+			if !bytes.Equal(res.Out, frame) {
+				t.Errorf("XDP_PASS with a changed frame")
+			}
+			if got := diff(t, before, env.DP.PassCounts); got != tc.want {
+				t.Errorf("passed with %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestV4MappedSource: an IPv6 packet from a v4-mapped source
+// (::ffff:198.51.100.7) needs received=<dotted quad>, text the program does
+// not write: it passes with PASS_IPV6_TEXT, unchanged.
+func TestV4MappedSource(t *testing.T) {
+	env := newEnv(t)
+	if err := env.DP.SyncSets(buildSnapshot(t, "6 sip:[2001:db8::21]:5060", dispatch.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	lis6 := netip.MustParseAddrPort("[2001:db8::10]:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: lis6, Rule: dataplane.Rule{SetID: 6}}}); err != nil {
+		t.Fatal(err)
+	}
+	src6 := netip.MustParseAddrPort("[2001:db8::7]:5060")
+	in := env.SideOf(src6.Addr())
+	frame := dptest.Frame{DstMAC: in.MAC, SrcMAC: in.GWMAC, Src: src6, Dst: lis6, TTL: 61, Payload: crlf(`
+OPTIONS sip:bob@10.0.0.11:5060 SIP/2.0
+Via: SIP/2.0/UDP [2001:db8::7]:5060;branch=z9hG4bK776asdhds
+Max-Forwards: 70
+To: <sip:bob@biloxi.example.com>
+From: <sip:alice@atlanta.example.com>;tag=1
+Call-ID: mapped@pc33.atlanta.example.com
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+`)}.Build()
+	mapped := netip.MustParseAddr("::ffff:198.51.100.7").As16()
+	copy(frame[14+8:], mapped[:]) // the IPv6 source; the UDP checksum is not verified on the way in
+	before, err := env.DP.PassCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.Run(frame, in)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Verdict != dptest.XDPPass || !bytes.Equal(res.Out, frame) {
+		t.Fatalf("verdict %d, want XDP_PASS with the frame unchanged", res.Verdict)
+	}
+	if got := diff(t, before, env.DP.PassCounts); got != "PASS_IPV6_TEXT" {
+		t.Errorf("passed with %s, want PASS_IPV6_TEXT", got)
+	}
+}

@@ -293,3 +293,27 @@ func TestTokenMask(t *testing.T) {
 		}
 	}
 }
+
+// TestNumericStrict: every number the scanner reads is the whole value,
+// digits only; a value with anything around its digits is malformed, never
+// read as its leading digits (issue 7 item 5).
+func TestNumericStrict(t *testing.T) {
+	for _, bad := range []string{"6101x", "61.01", "6:101", "+61", "-1", "6 1", "0x10", ""} {
+		t.Run(bad, func(t *testing.T) {
+			b := crlf("OPTIONS sip:a@b SIP/2.0\nMax-Forwards: " + bad + "\nContent-Length: " + bad + "\nCSeq: " + bad + " OPTIONS\n\n")
+			var m Msg
+			if err := Parse(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.MaxForwardsErr == nil {
+				t.Errorf("Max-Forwards %q read as %d", bad, m.MaxForwardsNum)
+			}
+			if m.ContentLengthErr == nil {
+				t.Errorf("Content-Length %q read as %d", bad, m.ContentLength)
+			}
+			if m.CSeq.Err == nil {
+				t.Errorf("CSeq %q read as %d", bad, m.CSeq.Seq)
+			}
+		})
+	}
+}

@@ -193,7 +193,19 @@ func isHex(c byte) bool {
 	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// portAt parses 1*5DIGIT at i as a port 1..65535; it returns the end.
+// portIs parses the whole span s as a port: 1*5DIGIT, 1..65535, nothing
+// before or after ("6101x", "61.01", "6:101" and "99999" are not ports, and
+// never their leading digits).
+func portIs(b []byte, s Span) (int, bool) {
+	p, num, ok := portAt(b, int(s.Start), int(s.End))
+	if !ok || p != int(s.End) {
+		return 0, false
+	}
+	return num, true
+}
+
+// portAt parses 1*5DIGIT at i as a port 1..65535; it returns the end. The
+// caller checks what follows.
 func portAt(b []byte, i, e int) (int, int, bool) {
 	k, v := i, 0
 	for k < e && isDigit(b[k]) {

@@ -126,8 +126,8 @@ func (v *Via) known(b []byte, p *Param) error {
 			}
 			v.HasRport, v.RportName = true, p.Name
 			if p.HasValue {
-				_, num, ok := portAt(b, int(p.Value.Start), int(p.Value.End))
-				if !ok || p.Value.Len() > 5 {
+				num, ok := portIs(b, p.Value)
+				if !ok {
 					return ErrVia
 				}
 				v.HasRportValue, v.Rport, v.RportNum = true, p.Value, num

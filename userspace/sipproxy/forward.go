@@ -82,6 +82,11 @@ const (
 	DropViaNotOurs      = "via_not_ours"
 	DropUnknownListener = "unknown_listener"
 	DropInternal        = "internal_error"
+	// A response's next hop (next Via, received) that is unspecified,
+	// broadcast or multicast; or that reflects to this host: a listener of
+	// the agent, or loopback when the response did not arrive on loopback.
+	DropNextHopUnroutable = "next_hop_unroutable"
+	DropNextHopLoop       = "next_hop_loop"
 )
 
 // Result is what Process decided.

@@ -10,9 +10,16 @@ import (
 	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
-// FuzzProcess: Process never panics, never writes its input, and whatever
-// it forwards re-parses with sipmsg, keeps Content-Length equal to the body
-// length and, for a request, carries our Via on top.
+// FuzzProcess: the slow path's handling of one datagram. Process never
+// panics and never writes its input; it decides one action (so at most one
+// datagram leaves: the forwarded message or the reply); it never answers an
+// ACK or a response, and what it answers gets a reply that can be built
+// (issue 7 item 6); whatever it forwards re-parses with sipmsg, keeps
+// Content-Length equal to the body length and, for a request, carries our
+// Via on top; a forwarded response never goes to an unroutable or
+// reflecting next hop (issue 7 item 7). Seeds: the fixtures and the
+// RFC 4475 torture messages. `make test` runs it for a few seconds, `make
+// fuzz` for FUZZTIME.
 func FuzzProcess(f *testing.F) {
 	for _, c := range loadFixtures(f) {
 		f.Add(c.In, uint16(c.Src.Port()), false)
@@ -44,6 +51,22 @@ func FuzzProcess(f *testing.F) {
 		case ActionForward, ActionReply, ActionDrop, ActionHandoff:
 		default:
 			t.Fatalf("action %d", res.Action)
+		}
+		var im sipmsg.Msg
+		parsed := sipmsg.Parse(in, &im) == nil
+		if res.Action == ActionReply {
+			if !parsed || !im.IsRequest || string(im.Method.Bytes(in)) == "ACK" {
+				t.Fatalf("a reply (%d %s) to something that is no request or an ACK\nin: %q", res.Code, res.Reason, in)
+			}
+			if res.Out != nil {
+				t.Fatalf("a reply and forwarded bytes at once")
+			}
+			if _, ok := appendReply(nil, in, &im, src, res.Code, res.Reason); !ok {
+				t.Fatalf("reply %d %s decided but cannot be built\nin: %q", res.Code, res.Reason, in)
+			}
+		}
+		if res.Action == ActionForward && parsed && !im.IsRequest && fwd.nextHop(&fwd.listeners[0], res.Dst) != nextHopOK {
+			t.Fatalf("response forwarded to %s\nin: %q", res.Dst, in)
 		}
 		if res.Action != ActionForward && res.Out == nil {
 			return

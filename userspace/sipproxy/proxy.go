@@ -304,8 +304,8 @@ func (p *Proxy) sendReply(local netip.AddrPort, b []byte, dst netip.AddrPort) bo
 	return p.write(local, b, dst)
 }
 
-// reply answers a request statelessly with code. A request that lacks
-// what a response must copy, and an ACK, is dropped and counted.
+// reply answers a request statelessly with code. A request without a top
+// Via that parses, and an ACK, has no reply: it is dropped and counted.
 func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason string) {
 	var m sipmsg.Msg
 	if err := sipmsg.Parse(data, &m); err != nil {
@@ -356,7 +356,12 @@ func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
 			p.logs.warn(p.log, "next hop does not resolve", "host", host, "error", err)
 			return
 		}
-		p.send(local, out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(port)))
+		dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(port))
+		if reason := p.fwd.resolvedNextHop(local, dst, isRequest(out)); reason != "" {
+			p.stats.drop(reason)
+			return
+		}
+		p.send(local, out, dst)
 	}()
 }
 

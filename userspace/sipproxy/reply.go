@@ -15,9 +15,12 @@ import (
 // appendReply appends to out a response with code and reason to the request
 // in, parsed into m, received from src. It copies every Via line (adding
 // received/rport to the top one, RFC 3261 §18.2.1 and RFC 3581 §4), From,
-// To (with a tag when the request had none), Call-ID and CSeq. It returns
-// false when the request lacks one of those headers or is an ACK, which is
-// never answered.
+// To (with a tag when the request had none), Call-ID and CSeq (RFC 3261
+// §8.2.6.2). A request that lacks From, To, Call-ID or CSeq is still
+// answered (that is what its 400 Missing X says): the reply copies the
+// headers that are there. It returns false only when there is no reply to
+// send: for a response, an ACK (never answered) or a request without a top
+// Via that parses (nowhere to send it).
 func appendReply(out, in []byte, m *sipmsg.Msg, src netip.AddrPort, code int, reason string) ([]byte, bool) {
 	if !m.IsRequest || string(m.Method.Bytes(in)) == "ACK" || m.NumVias == 0 || m.TopVia.Err != nil {
 		return out, false
@@ -26,9 +29,6 @@ func appendReply(out, in []byte, m *sipmsg.Msg, src netip.AddrPort, code int, re
 	to, okTo := m.First(sipmsg.KindTo)
 	callID, okCallID := m.First(sipmsg.KindCallID)
 	cseq, okCSeq := m.First(sipmsg.KindCSeq)
-	if !okFrom || !okTo || !okCallID || !okCSeq {
-		return out, false
-	}
 
 	out = append(out, "SIP/2.0 "...)
 	out = strconv.AppendInt(out, int64(code), 10)
@@ -50,10 +50,14 @@ func appendReply(out, in []byte, m *sipmsg.Msg, src netip.AddrPort, code int, re
 		topDone = true
 		out = appendTopVia(out, in, h, &m.TopVia, src)
 	}
-	out = append(out, from.Line.Bytes(in)...)
-	if m.To.HasTag || code == 100 {
+	if okFrom {
+		out = append(out, from.Line.Bytes(in)...)
+	}
+	switch {
+	case !okTo:
+	case m.To.HasTag || code == 100 || m.To.Err != nil:
 		out = append(out, to.Line.Bytes(in)...)
-	} else {
+	default:
 		// A final or provisional reply other than 100 carries a To tag
 		// (RFC 3261 §8.2.6.2). It is a function of the request, so a
 		// retransmitted request gets the same reply.
@@ -64,8 +68,12 @@ func appendReply(out, in []byte, m *sipmsg.Msg, src netip.AddrPort, code int, re
 		out = appendHex64(out, BranchToken(m.From.Tag.Bytes(in), nil, m.CallID.Bytes(in)))
 		out = append(out, line[cut:]...)
 	}
-	out = append(out, callID.Line.Bytes(in)...)
-	out = append(out, cseq.Line.Bytes(in)...)
+	if okCallID {
+		out = append(out, callID.Line.Bytes(in)...)
+	}
+	if okCSeq {
+		out = append(out, cseq.Line.Bytes(in)...)
+	}
 	out = append(out, "Content-Length: 0\r\n\r\n"...)
 	return out, true
 }

@@ -39,6 +39,7 @@ const (
 	replyDuplicateContentLength
 	replyBadRoute
 	replyTooManyHops
+	replyLoopDetected
 	replyUnsupportedScheme
 	replyNoSet
 	replySelectError
@@ -93,6 +94,8 @@ func (r reply) info() (code int, phrase, label string) {
 		return 400, "Bad Route", "bad_request"
 	case replyTooManyHops:
 		return 483, "Too Many Hops", "max_forwards_zero"
+	case replyLoopDetected:
+		return 482, "Loop Detected", "loop_detected"
 	case replyUnsupportedScheme:
 		return 416, "Unsupported URI Scheme", "unsupported_uri_scheme"
 	case replyNoSet:

@@ -75,6 +75,14 @@ func (f *Forwarder) response(l *listener, in []byte, m *sipmsg.Msg, out []byte) 
 		}
 		res.Dst = netipAddrPort(a, port)
 	}
+	if res.Action == ActionForward {
+		switch f.nextHop(l, res.Dst) {
+		case nextHopUnroutable:
+			return drop(DropNextHopUnroutable)
+		case nextHopLoop:
+			return drop(DropNextHopLoop)
+		}
+	}
 	return res
 }
 

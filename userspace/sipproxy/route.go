@@ -107,5 +107,11 @@ func (rc *reqCtx) toURI(out []byte, u *sipmsg.URI) Result {
 		return res
 	}
 	res.Dst = netipAddrPort(addr, port)
+	// A next hop that reflects to this host is a loop (RFC 3261 §16.3
+	// step 4: 482). Multicast and broadcast Request-URIs are not refused:
+	// RFC 3261 §18.1.1 allows multicast requests.
+	if rc.f.nextHop(rc.l, res.Dst) == nextHopLoop || addr.IsUnspecified() {
+		return replyLoopDetected.result(rc.l, rc.ack)
+	}
 	return res
 }
