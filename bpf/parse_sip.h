@@ -1380,6 +1380,11 @@ __noinline int sip_parse(struct scratch *s)
 		return PASS_MISSING_HEADER;
 	if (m->n_via_vals > SLOW_MAX_VIAS || m->n_route_vals > SLOW_MAX_ROUTES || m->n_rr_vals > SLOW_MAX_RECORD_ROUTES)
 		return PASS_TOO_MANY_VALUES;
+	/* A forwarded request gains our Via (and maybe our Record-Route): one at
+	 * the slow path's bound would leave past it, which the slow path answers
+	 * with 483. The counts are upper bounds, so passing is always safe. */
+	if (m->is_request && (m->n_via_vals >= SLOW_MAX_VIAS || m->n_rr_vals >= SLOW_MAX_RECORD_ROUTES))
+		return PASS_TOO_MANY_VALUES;
 
 	/* Content-Length, when present, is the body's length (RFC 3261 18.3). */
 	if (m->clen_h.line) {

@@ -61,7 +61,7 @@ enum pass_reason {
 	PASS_ADJUST, /* bpf_xdp_adjust_head refused */
 	PASS_INTERNAL, /* a map lookup that cannot fail failed */
 	/* SIP syntax (added after the list above; numbers of existing reasons stay) */
-	PASS_TOO_MANY_VALUES, /* maybe more Via, Route or Record-Route values than the slow path takes (commas + 1 per line) */
+	PASS_TOO_MANY_VALUES, /* maybe more Via, Route or Record-Route values than the slow path takes (commas + 1 per line), or a request at the bound that forwarding would pass */
 	/* Next hops taken from the message (added later; numbers of existing reasons stay) */
 	PASS_NEXT_HOP_UNROUTABLE, /* a response's next hop (next Via, received) is 0.0.0.0/::, 255.255.255.255 or multicast: the slow path drops it */
 	PASS_NEXT_HOP_LOOP, /* the next hop reflects to this host (a listener, loopback not on a loopback listener, a request's 0.0.0.0/::): the slow path drops a response, answers a request 482 */

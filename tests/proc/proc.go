@@ -157,27 +157,11 @@ func (p *Process) Wait(ctx context.Context) (int, error) {
 // whole process group. It returns the exit code; calling it again is
 // harmless.
 func (p *Process) Stop() int {
-	p.mu.Lock()
-	first := !p.stopped
-	p.stopped = true
-	p.mu.Unlock()
-	if first && p.Exited() {
-		p.mu.Lock()
-		p.early = true
-		p.mu.Unlock()
+	code, killed := p.StopWithin(p.opts.StopGrace)
+	if killed {
+		p.t.Logf("%s ignored %v for %v: killed it", p.Name, p.opts.StopSignal, p.opts.StopGrace)
 	}
-	if first && !p.Exited() {
-		_ = p.cmd.Process.Signal(p.opts.StopSignal)
-		select {
-		case <-p.done:
-		case <-time.After(p.opts.StopGrace):
-			p.t.Logf("%s ignored %v for %v: killing it", p.Name, p.opts.StopSignal, p.opts.StopGrace)
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			_ = p.cmd.Process.Kill()
-		}
-	}
-	<-p.done
-	return p.ExitCode()
+	return code
 }
 
 // Signal sends sig to the process (to the prefix, when Options.Exec

@@ -39,6 +39,7 @@ const (
 	replyDuplicateContentLength
 	replyBadRoute
 	replyTooManyHops
+	replyTooManyValues
 	replyLoopDetected
 	replyUnsupportedScheme
 	replyNoSet
@@ -94,6 +95,8 @@ func (r reply) info() (code int, phrase, label string) {
 		return 400, "Bad Route", "bad_request"
 	case replyTooManyHops:
 		return 483, "Too Many Hops", "max_forwards_zero"
+	case replyTooManyValues:
+		return 483, "Too Many Hops", "too_many_values"
 	case replyLoopDetected:
 		return 482, "Loop Detected", "loop_detected"
 	case replyUnsupportedScheme:
@@ -317,6 +320,13 @@ func dialogForming(method []byte) bool {
 // the edits could not be written.
 func (rc *reqCtx) finish(out []byte) (Result, bool) {
 	m, in := rc.m, rc.in
+	// Our Via, and our Record-Route when the rule adds one, must leave a
+	// message that every parser bounded as ours is (sipmsg.MaxVias,
+	// MaxRecordRoutes) still takes; a request already at the bound has
+	// passed that many proxies.
+	if m.NumVias >= sipmsg.MaxVias || rc.ed.block.rr && m.NumRecordRoutes >= sipmsg.MaxRecordRoutes {
+		return replyTooManyValues.result(rc.l, rc.ack), false
+	}
 	rc.ed.setSrc(rc.src)
 	if !senderVia(&rc.ed, in, &m.TopVia) {
 		return drop(DropInternal), false
