@@ -37,18 +37,18 @@ func TestFreshHostBPFFSError(t *testing.T) {
 		{
 			name:  "tmpfs at the pin root",
 			setup: netns.FreshBPFRoot + "\nmount -t tmpfs tmpfs /sys/fs/bpf",
-			want:  "sipedge: host: /sys/fs/bpf is a tmpfs mount, not a BPF filesystem; fix: umount /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf",
+			want:  "sipedge: fast path: host: /sys/fs/bpf is a tmpfs mount, not a BPF filesystem; fix: umount /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf",
 		},
 		{
 			name:  "no pin root, read-only parent",
 			setup: netns.FreshBPFRoot + "\nmount -t tmpfs -o ro tmpfs /sys/fs",
-			want:  "sipedge: host: /sys/fs/bpf does not exist and cannot be created (read-only file system); fix: mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf",
+			want:  "sipedge: fast path: host: /sys/fs/bpf does not exist and cannot be created (read-only file system); fix: mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf",
 		},
 		{
 			name:  "no CAP_SYS_ADMIN",
 			setup: netns.FreshBPFRoot,
 			exec:  []string{"setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"},
-			want:  "sipedge: host: /sys/fs/bpf is not a BPF filesystem and mounting one failed (operation not permitted); fix: as root: mount -t bpf bpf /sys/fs/bpf",
+			want:  "sipedge: fast path: host: /sys/fs/bpf is not a BPF filesystem and mounting one failed (operation not permitted); fix: as root: mount -t bpf bpf /sys/fs/bpf",
 		},
 	}
 	for _, tc := range cases {
