@@ -197,7 +197,13 @@ func (a *Agent) start(s Subsystem, failed chan<- *running) *running {
 	go func() {
 		defer close(r.done)
 		r.err = s.Run(ctx)
-		if r.err != nil && ctx.Err() == nil {
+		if ctx.Err() == nil {
+			// Every subsystem serves until its context ends: one that
+			// returns before, even without an error, is gone, and the
+			// agent must not run on without it.
+			if r.err == nil {
+				r.err = errors.New("stopped by itself")
+			}
 			failed <- r
 		}
 	}()

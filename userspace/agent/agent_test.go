@@ -19,6 +19,7 @@ type fake struct {
 	log    *events
 	hang   bool          // ignores its context (never stops)
 	fail   error         // returned at once
+	quit   bool          // returns nil at once, as if it had nothing to serve
 	ready  chan struct{} // nil: no Ready
 	cancel chan struct{} // closed at the end of the test, releasing a hang
 }
@@ -46,6 +47,9 @@ func (f *fake) Run(ctx context.Context) error {
 	f.log.add("start " + f.name)
 	if f.fail != nil {
 		return f.fail
+	}
+	if f.quit {
+		return nil
 	}
 	if f.ready != nil {
 		close(f.ready)
@@ -90,7 +94,7 @@ func TestStopReverseOrder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	waitEvents(t, ev, 3)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run = %v", err)
@@ -98,6 +102,37 @@ func TestStopReverseOrder(t *testing.T) {
 	got := ev.list()
 	if want := []string{"start a", "stop c", "stop b", "stop a"}; !slices.Equal(append(got[:1:1], got[3:]...), want) {
 		t.Errorf("events %v, want a started first and %v", got, want)
+	}
+}
+
+// waitEvents waits until ev holds n events (every fake started).
+func waitEvents(t *testing.T, ev *events, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(ev.list()) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v: want %d", ev.list(), n)
+		}
+	}
+}
+
+// TestSubsystemStopsByItself: a subsystem whose Run returns nil while the
+// agent runs (its sockets gone, say) is a failure: the agent stops and
+// names it, rather than running on without it.
+func TestSubsystemStopsByItself(t *testing.T) {
+	ev := &events{}
+	a := testAgent(t, &fake{name: "first", log: ev}, &fake{name: "quitter", log: ev, quit: true})
+	done := make(chan error, 1)
+	go func() { done <- a.run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "quitter") {
+			t.Errorf("run = %v, want the subsystem that stopped named", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run goes on after a subsystem stopped by itself")
+	}
+	if !slices.Contains(ev.list(), "stop first") {
+		t.Errorf("events %v: first was not stopped", ev.list())
 	}
 }
 

@@ -159,6 +159,9 @@ func (*control) Name() string { return "control" }
 
 func (c *control) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// Serve until ctx ends even with no endpoint configured: a subsystem
+	// that returns early is taken for one that failed.
+	g.Go(func() error { <-ctx.Done(); return nil })
 	if c.socket != "" {
 		g.Go(func() error { return c.srv.ServeUnix(ctx, c.socket) })
 	}

@@ -28,23 +28,23 @@ const (
 // wait for a writer) and refuses anything but a regular file before
 // reading: a FIFO could block forever and /dev/zero never ends.
 func readFile(ctx context.Context, p string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := checkRegular(p, fi, limit); err != nil {
-		f.Close()
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	defer cancel()
+	// The open and the stat are inside the deadline too: on a hung
+	// network mount they block as long as a read does.
 	return finishRead(ctx, p, func() ([]byte, error) {
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+		if err != nil {
+			return nil, err
+		}
 		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRegular(p, fi, limit); err != nil {
+			return nil, err
+		}
 		return readLimited(f, p, limit)
 	})
 }

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -91,6 +92,13 @@ func ensureBPFFS(root string) error {
 		if fstype, mounted := mountedFS(root); mounted {
 			return &HostError{Path: root, Problem: "is a " + fstype + " mount, not a BPF filesystem", Fix: "umount " + root + " && " + fix}
 		}
+		// A mount over a folder that holds something would hide it (a
+		// custom pin_dir under /run/sipedge would hide the control
+		// socket): only an empty folder is taken.
+		if empty, err := emptyDir(root); err != nil || !empty {
+			return &HostError{Path: root, Problem: "is not a BPF filesystem and is not an empty folder to mount one on", Err: err,
+				Fix: "choose an xdp pin folder whose parent is a BPF filesystem or an empty folder, or " + fix}
+		}
 	}
 	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
 		return &HostError{Path: root, Problem: "is not a BPF filesystem and mounting one failed", Err: err, Fix: "as root: " + fix}
@@ -99,6 +107,20 @@ func ensureBPFFS(root string) error {
 		return &HostError{Path: root, Problem: "is still not a BPF filesystem after mounting one", Err: err, Fix: fix}
 	}
 	return nil
+}
+
+// emptyDir reports whether dir holds nothing.
+func emptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0 && err == nil, err
 }
 
 // raiseMemlock lifts RLIMIT_MEMLOCK on kernels before 5.11, which charge

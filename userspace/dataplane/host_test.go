@@ -119,6 +119,17 @@ func TestEnsureBPFFS(t *testing.T) {
 			want:    []string{"tmpfs"},
 		},
 		{
+			name: "folder with contents",
+			setup: func(t *testing.T, dir string) string {
+				root := mkdir(t, dir, "run")
+				if err := os.WriteFile(filepath.Join(root, "sipedge.sock"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return root
+			},
+			wantErr: []string{"is not a BPF filesystem and is not an empty folder to mount one on", "mount -t bpf bpf ROOT"},
+		},
+		{
 			name: "folder cannot be created",
 			setup: func(t *testing.T, dir string) string {
 				ro := mkdir(t, dir, "ro")
