@@ -276,3 +276,27 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check = %v, output %q", err, out.String())
 	}
 }
+
+// TestCheckWarnsPendingFeatures: a config that sets ds_ping_interval is
+// accepted, and `sipedge check` says that no probe is sent.
+func TestCheckWarnsPendingFeatures(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "d.list"), []byte("1 sip:127.0.0.1:5080\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sipedge.yaml")
+	yaml := strings.Replace(agentYAML, "dispatcher:\n", "dispatcher:\n  ds_ping_interval: 10s\n", 1)
+	if yaml == agentYAML {
+		t.Fatal("agentYAML has no dispatcher section to add ds_ping_interval to")
+	}
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Check(context.Background(), cfg, &out); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	if !strings.Contains(out.String(), "warning: dispatcher.ds_ping_interval is set, but OPTIONS probing is not implemented yet") {
+		t.Errorf("Check output %q does not warn that probing is not implemented", out.String())
+	}
+}
