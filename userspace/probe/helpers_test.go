@@ -127,3 +127,5 @@ func run(e *Engine, c *fakeClock, d time.Duration) {
 		c.Add(w)
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
