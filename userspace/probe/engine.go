@@ -330,6 +330,24 @@ func (e *Engine) Remove(key string) {
 	}
 }
 
+// ProbeNow makes key's next probe due at once, unless one is in flight or
+// waiting for a slot. It reports whether key is a target. Later probes
+// follow one interval after this one.
+func (e *Engine) ProbeNow(key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tg := e.targets[key]
+	if tg == nil {
+		return false
+	}
+	if !tg.inFlight && !tg.waiting {
+		tg.at = e.mono(e.now())
+		heap.Fix(&e.due, tg.idx)
+		e.wake()
+	}
+	return true
+}
+
 // Stats returns a copy of the counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
