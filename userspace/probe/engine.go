@@ -158,8 +158,7 @@ type target struct {
 	every  time.Duration
 	expiry time.Duration
 
-	idx      int   // position in the heap, -1 when not in it
-	at       int64 // ns since epoch: next start, or next retransmission / deadline
+	idx      int // position in the heap, -1 when not in it
 	inFlight bool
 	waiting  bool
 	start    int64 // first transmission, ns since epoch
@@ -292,8 +291,7 @@ func (e *Engine) Add(key string, t Target) error {
 	if tg == nil {
 		tg = &target{key: key, idx: -1}
 		e.targets[key] = tg
-		tg.at = e.mono(e.now()) + int64(e.rng.Uint64()%uint64(every))
-		heap.Push(&e.due, tg)
+		e.schedule(tg, e.mono(e.now())+int64(e.rng.Uint64()%uint64(every)))
 		e.wake()
 	}
 	tg.req.method, tg.req.uri, tg.req.from = e.cfg.Method, t.URI, from
@@ -341,8 +339,7 @@ func (e *Engine) ProbeNow(key string) bool {
 		return false
 	}
 	if !tg.inFlight && !tg.waiting {
-		tg.at = e.mono(e.now())
-		heap.Fix(&e.due, tg.idx)
+		e.schedule(tg, e.mono(e.now()))
 		e.wake()
 	}
 	return true
@@ -365,7 +362,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		wait := e.step()
 		if wait > 0 {
-			timer.Reset(wait)
+			// Sleep at least one tick: what falls due meanwhile is
+			// done in one step, one wake-up for many probes.
+			timer.Reset(max(wait, tick))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -382,6 +381,11 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // maxBatch bounds the work of one step, so the lock is never held long.
 const maxBatch = 256
+
+// tick is the scheduler's resolution: Run sleeps at least this long
+// between steps, so starts, retransmissions and deadlines fire up to one
+// tick late (RTTs are measured when a reply arrives, not at the tick).
+const tick = 5 * time.Millisecond
 
 // step does the work due now: it starts, retransmits and expires probes
 // under the lock, then sends and reports outside it. It returns how long
@@ -430,10 +434,10 @@ func (e *Engine) collect(now int64) time.Duration {
 		e.begin(tg, now)
 	}
 	for e.due.Len() > 0 && len(e.sends)+len(e.results) < maxBatch {
-		tg := e.due[0]
-		if tg.at > now {
-			return time.Duration(tg.at - now)
+		if at := e.due[0].at; at > now {
+			return time.Duration(at - now)
 		}
+		tg := e.due[0].t
 		switch {
 		case !tg.inFlight:
 			if len(e.inflight) >= e.cfg.MaxInFlight {
@@ -452,8 +456,7 @@ func (e *Engine) collect(now int64) time.Duration {
 			tg.sent++
 			e.queue(tg, false)
 			tg.rto = min(2*tg.rto, e.cfg.T2)
-			tg.at = min(now+int64(tg.rto), tg.deadline)
-			heap.Fix(&e.due, tg.idx)
+			e.schedule(tg, min(now+int64(tg.rto), tg.deadline))
 		}
 	}
 	// Here the heap is empty or the batch is full.
@@ -473,15 +476,10 @@ func (e *Engine) begin(tg *target, now int64) {
 	tg.req.seq, tg.req.nonce = e.seq, e.rng.Uint64()
 	tg.inFlight, tg.start, tg.deadline, tg.sent = true, now, now+int64(tg.expiry), 1
 	tg.rto = min(e.cfg.T1, e.cfg.T2)
-	tg.at = min(now+int64(tg.rto), tg.deadline)
 	e.inflight[tg.req.seq] = tg
 	e.stats.Probes++
 	e.queue(tg, true)
-	if tg.idx >= 0 {
-		heap.Fix(&e.due, tg.idx)
-	} else {
-		heap.Push(&e.due, tg)
-	}
+	e.schedule(tg, min(now+int64(tg.rto), tg.deadline))
 }
 
 // queue builds tg's current message into e.buf and queues its send.
@@ -505,9 +503,8 @@ func (e *Engine) finish(tg *target, now int64, r Result) Result {
 	if j := int64(float64(tg.every) * e.cfg.Jitter); j > 0 {
 		next += int64(e.rng.Uint64()%uint64(2*j+1)) - j
 	}
-	tg.at = max(next, now)
 	if tg.idx >= 0 {
-		heap.Fix(&e.due, tg.idx)
+		e.schedule(tg, max(next, now))
 	}
 	if len(e.waiting) > 0 {
 		e.wake()
@@ -525,25 +522,43 @@ func (e *Engine) wake() {
 
 func (e *Engine) mono(t time.Time) int64 { return int64(t.Sub(e.epoch)) }
 
-// timerHeap orders targets by their next deadline (container/heap).
-type timerHeap []*target
+// schedule sets tg's next event to at (ns since epoch): its next start,
+// or its next retransmission or deadline while a probe is in flight.
+func (e *Engine) schedule(tg *target, at int64) {
+	if tg.idx < 0 {
+		heap.Push(&e.due, slot{at: at, t: tg})
+		return
+	}
+	e.due[tg.idx].at = at
+	heap.Fix(&e.due, tg.idx)
+}
+
+// slot is one heap entry; the time sits in the heap array itself, so
+// sifting does not chase target pointers.
+type slot struct {
+	at int64
+	t  *target
+}
+
+// timerHeap orders targets by their next event (container/heap).
+type timerHeap []slot
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+	h[i].t.idx, h[j].t.idx = i, j
 }
 func (h *timerHeap) Push(x any) {
-	t := x.(*target)
-	t.idx = len(*h)
-	*h = append(*h, t)
+	s := x.(slot)
+	s.t.idx = len(*h)
+	*h = append(*h, s)
 }
 func (h *timerHeap) Pop() any {
 	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	t.idx = -1
+	s := old[len(old)-1]
+	old[len(old)-1] = slot{}
+	s.t.idx = -1
 	*h = old[:len(old)-1]
-	return t
+	return s
 }

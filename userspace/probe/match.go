@@ -2,7 +2,6 @@ package probe
 
 import (
 	"bytes"
-	"container/heap"
 	"net/netip"
 	"sync"
 
@@ -74,9 +73,8 @@ func (e *Engine) HandleResponse(data []byte, src netip.AddrPort) bool {
 		e.stats.Provisional++
 		if tg.rto < e.cfg.T2 {
 			tg.rto = e.cfg.T2
-			tg.at = min(now+int64(tg.rto), tg.deadline)
 			if tg.idx >= 0 {
-				heap.Fix(&e.due, tg.idx)
+				e.schedule(tg, min(now+int64(tg.rto), tg.deadline))
 			}
 		}
 		e.mu.Unlock()
