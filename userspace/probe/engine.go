@@ -149,14 +149,22 @@ type Engine struct {
 	buf     []byte
 }
 
-// target is one scheduled destination and its probe in flight, if any.
-type target struct {
-	key    string
-	req    request // method, URIs, sent-by; seq and nonce of the current probe
+// spec is what Add set for a target; immutable, replaced by the next Add.
+type spec struct {
+	req    request // method, URIs, sent-by (seq and nonce unused)
 	addr   netip.AddrPort
 	local  netip.AddrPort
 	every  time.Duration
 	expiry time.Duration
+}
+
+// target is one scheduled destination and its probe in flight, if any.
+type target struct {
+	key  string
+	next *spec // for the probes to come
+	cur  *spec // of the probe in flight (or the last one)
+	// seq and nonce of the probe in flight (or the last one).
+	seq, nonce uint64
 
 	idx      int // position in the heap, -1 when not in it
 	inFlight bool
@@ -294,9 +302,13 @@ func (e *Engine) Add(key string, t Target) error {
 		e.schedule(tg, e.mono(e.now())+int64(e.rng.Uint64()%uint64(every)))
 		e.wake()
 	}
-	tg.req.method, tg.req.uri, tg.req.from = e.cfg.Method, t.URI, from
-	tg.req.sentBy, tg.req.userAgent = sentBy, e.cfg.UserAgent
-	tg.addr, tg.local, tg.every, tg.expiry = t.Addr, t.Local, every, expiry
+	// A probe in flight keeps its spec: its retransmissions stay
+	// identical and its reply is checked against the address it went to.
+	tg.next = &spec{
+		req:   request{method: e.cfg.Method, uri: t.URI, from: from, sentBy: sentBy, userAgent: e.cfg.UserAgent},
+		addr:  t.Addr,
+		local: t.Local, every: every, expiry: expiry,
+	}
 	return nil
 }
 
@@ -311,7 +323,7 @@ func (e *Engine) Remove(key string) {
 	}
 	delete(e.targets, key)
 	if tg.inFlight {
-		delete(e.inflight, tg.req.seq)
+		delete(e.inflight, tg.seq)
 		tg.inFlight = false
 	}
 	if tg.idx >= 0 {
@@ -405,7 +417,7 @@ func (e *Engine) step() time.Duration {
 		}
 		e.mu.Lock()
 		e.stats.SendErrors++
-		if op.first && op.t.inFlight && op.t.req.seq == op.seq && e.inflight[op.seq] == op.t {
+		if op.first && op.t.inFlight && op.t.seq == op.seq && e.inflight[op.seq] == op.t {
 			results = append(results, e.finish(op.t, e.mono(e.now()), Result{Err: err}))
 		}
 		e.mu.Unlock()
@@ -473,10 +485,10 @@ func (e *Engine) collect(now int64) time.Duration {
 // first transmission queued, Timer E armed. Called with mu held.
 func (e *Engine) begin(tg *target, now int64) {
 	e.seq++
-	tg.req.seq, tg.req.nonce = e.seq, e.rng.Uint64()
-	tg.inFlight, tg.start, tg.deadline, tg.sent = true, now, now+int64(tg.expiry), 1
+	tg.cur, tg.seq, tg.nonce = tg.next, e.seq, e.rng.Uint64()
+	tg.inFlight, tg.start, tg.deadline, tg.sent = true, now, now+int64(tg.cur.expiry), 1
 	tg.rto = min(e.cfg.T1, e.cfg.T2)
-	e.inflight[tg.req.seq] = tg
+	e.inflight[tg.seq] = tg
 	e.stats.Probes++
 	e.queue(tg, true)
 	e.schedule(tg, min(now+int64(tg.rto), tg.deadline))
@@ -485,22 +497,22 @@ func (e *Engine) begin(tg *target, now int64) {
 // queue builds tg's current message into e.buf and queues its send.
 func (e *Engine) queue(tg *target, first bool) {
 	off := len(e.buf)
-	e.buf = appendRequest(e.buf, &tg.req)
-	e.sends = append(e.sends, sendOp{t: tg, seq: tg.req.seq, local: tg.local, dst: tg.addr, off: off, end: len(e.buf), first: first})
+	e.buf = appendRequest(e.buf, &tg.cur.req, tg.seq, tg.nonce)
+	e.sends = append(e.sends, sendOp{t: tg, seq: tg.seq, local: tg.cur.local, dst: tg.cur.addr, off: off, end: len(e.buf), first: first})
 }
 
 // finish ends tg's probe in flight at now with r and schedules its next
 // start: one interval (±jitter) after this probe's start, and not before
 // now. It frees an in-flight slot. Called with mu held.
 func (e *Engine) finish(tg *target, now int64, r Result) Result {
-	delete(e.inflight, tg.req.seq)
+	delete(e.inflight, tg.seq)
 	tg.inFlight = false
 	r.Key, r.Sent = tg.key, tg.sent
 	if r.Code != 0 {
 		r.RTT = time.Duration(now - tg.start)
 	}
-	next := tg.start + int64(tg.every)
-	if j := int64(float64(tg.every) * e.cfg.Jitter); j > 0 {
+	next := tg.start + int64(tg.next.every)
+	if j := int64(float64(tg.next.every) * e.cfg.Jitter); j > 0 {
 		next += int64(e.rng.Uint64()%uint64(2*j+1)) - j
 	}
 	if tg.idx >= 0 {

@@ -55,15 +55,15 @@ func (e *Engine) HandleResponse(data []byte, src netip.AddrPort) bool {
 		}
 		e.mu.Unlock()
 		return true
-	case tg.req.nonce != nonce:
+	case tg.nonce != nonce:
 		e.stats.UnknownBranch++
 		e.mu.Unlock()
 		return true
-	case !bytes.Equal(method, []byte(tg.req.method)):
+	case !bytes.Equal(method, []byte(tg.cur.req.method)):
 		e.stats.Malformed++
 		e.mu.Unlock()
 		return true
-	case src.Addr().Unmap() != tg.addr.Addr().Unmap() || src.Port() != tg.addr.Port():
+	case src.Addr().Unmap() != tg.cur.addr.Addr().Unmap() || src.Port() != tg.cur.addr.Port():
 		e.stats.WrongSource++
 		e.mu.Unlock()
 		return true

@@ -384,3 +384,28 @@ func flipNonce(b []byte) []byte {
 	}
 	return b
 }
+
+// TestUpdateInFlight: Add on a target with a probe in flight changes the
+// next probes only; the one in flight retransmits the same bytes and is
+// answered from the address it went to.
+func TestUpdateInFlight(t *testing.T) {
+	e, s, c, r, req := startOne(t, Config{})
+	moved := netip.MustParseAddrPort("192.0.2.20:5060")
+	if err := e.Add("dst1", Target{URI: "sip:192.0.2.20", Addr: moved, Local: testLocal, From: "sip:new@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	run(e, c, 600*time.Millisecond) // past T1: one retransmission
+	sent := s.all()
+	if len(sent) != 2 || !bytes.Equal(sent[1].msg, req) || sent[1].dst != testDst {
+		t.Fatalf("after the update: %d sends, last to %v; want the same request retransmitted to %v", len(sent), sent[len(sent)-1].dst, testDst)
+	}
+	if !e.HandleResponse(answer(req, 200, "OK"), testDst) || len(r.get()) != 1 {
+		t.Fatalf("reply from the old address not matched: %+v", e.Stats())
+	}
+	run(e, c, 2*time.Second)
+	sent = s.all()
+	last := sent[len(sent)-1]
+	if last.dst != moved || !bytes.HasPrefix(last.msg, []byte("OPTIONS sip:192.0.2.20 SIP/2.0\r\n")) || !bytes.Contains(last.msg, []byte("From: <sip:new@example.com>;tag=")) {
+		t.Errorf("next probe to %v:\n%s\nwant the updated target", last.dst, last.msg)
+	}
+}

@@ -83,12 +83,12 @@ func checkSentBy(s string) error {
 	return nil
 }
 
-// request is what one probe's message is built from. The message is a
-// pure function of it, so a retransmission rebuilds identical bytes and
-// nothing is kept per probe but these numbers.
+// request is what a target's probes are built from. A probe's message is
+// a pure function of it and the probe's sequence number and nonce, so a
+// retransmission rebuilds identical bytes and nothing is kept per probe
+// but these numbers.
 type request struct {
 	method, uri, from, sentBy, userAgent string
-	seq, nonce                           uint64
 }
 
 // appendHex64 appends v as 16 lower-case hex digits.
@@ -112,26 +112,26 @@ func appendBranch(b []byte, seq, nonce uint64) []byte {
 // order Kamailio's tm writes them) to b: Request-URI and To are the
 // destination URI, From carries a tag, Via has rport (RFC 3581) and the
 // probe branch, Max-Forwards 70, Content-Length 0, no body and no Contact.
-func appendRequest(b []byte, r *request) []byte {
+func appendRequest(b []byte, r *request, seq, nonce uint64) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	b = append(b, r.uri...)
 	b = append(b, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
 	b = append(b, r.sentBy...)
 	b = append(b, ";rport;branch="...)
-	b = appendBranch(b, r.seq, r.nonce)
+	b = appendBranch(b, seq, nonce)
 	b = append(b, "\r\nTo: <"...)
 	b = append(b, r.uri...)
 	b = append(b, ">\r\nFrom: <"...)
 	b = append(b, r.from...)
 	b = append(b, ">;tag="...)
-	b = appendHex64(b, r.nonce^r.seq)
+	b = appendHex64(b, nonce^seq)
 	b = append(b, "\r\nCSeq: "+cseqNum+" "...)
 	b = append(b, r.method...)
 	b = append(b, "\r\nCall-ID: "...)
-	b = appendHex64(b, r.nonce)
+	b = appendHex64(b, nonce)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, r.seq, 10)
+	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, '@')
 	b = append(b, r.sentBy...)
 	b = append(b, "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n"...)

@@ -11,7 +11,7 @@ import (
 
 func TestAppendRequestExact(t *testing.T) {
 	r := request{method: "OPTIONS", uri: "sip:10.0.0.2:5080", from: "sip:dispatcher@localhost",
-		sentBy: "10.0.0.1:5060", seq: 1, nonce: 0x0123456789abcdef}
+		sentBy: "10.0.0.1:5060"}
 	want := "OPTIONS sip:10.0.0.2:5080 SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKpr00000000000000010123456789abcdef\r\n" +
 		"To: <sip:10.0.0.2:5080>\r\n" +
@@ -21,11 +21,11 @@ func TestAppendRequestExact(t *testing.T) {
 		"Max-Forwards: 70\r\n" +
 		"Content-Length: 0\r\n" +
 		"\r\n"
-	if got := string(appendRequest(nil, &r)); got != want {
+	if got := string(appendRequest(nil, &r, 1, 0x0123456789abcdef)); got != want {
 		t.Errorf("request:\n%s\nwant:\n%s", got, want)
 	}
 	r.userAgent = "sipedge"
-	if got := string(appendRequest(nil, &r)); !strings.HasSuffix(got, "Content-Length: 0\r\nUser-Agent: sipedge\r\n\r\n") {
+	if got := string(appendRequest(nil, &r, 1, 0x0123456789abcdef)); !strings.HasSuffix(got, "Content-Length: 0\r\nUser-Agent: sipedge\r\n\r\n") {
 		t.Errorf("request with User-Agent:\n%s", got)
 	}
 }
