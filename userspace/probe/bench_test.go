@@ -220,3 +220,38 @@ func BenchmarkEngineNoIO(b *testing.B) {
 }
 
 var crlf = []byte("\r\n")
+
+// BenchmarkSocketFloor10k is the baseline of BenchmarkProbe10k without
+// the engine: the same probe bytes sent with one sendto each, 100 every
+// 10 ms (10,000/s), to the same child responder, the replies read and
+// dropped. Its cpu-ns/probe is what the sockets alone cost on the
+// machine; BenchmarkProbe10k minus this is the engine's share.
+func BenchmarkSocketFloor10k(b *testing.B) {
+	addrs := spawnResponder(b, 1)
+	conn, _ := listenUDP(b)
+	conn.SetReadBuffer(4 << 20)
+	var got atomic.Int64
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	msg := appendRequest(nil, &request{method: "OPTIONS", uri: "sip:dst1@" + addrs[0].String(), from: DefaultFrom, sentBy: "127.0.0.1:5060"}, 1, 2)
+	b.ResetTimer()
+	cpu0, t0 := cpuTime(), time.Now()
+	for i := 0; i < b.N; i += 100 {
+		for range 100 {
+			conn.WriteToUDPAddrPort(msg, addrs[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/probe")
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%core")
+	b.ReportMetric(float64(got.Load())/float64(b.N), "replies/probe")
+}
