@@ -78,9 +78,10 @@ type Config struct {
 	// default 0.1. The first probe of a target is drawn uniformly inside
 	// its first interval, so targets added together do not fire together.
 	Jitter float64
-	// MaxInFlight bounds the probes waiting for a reply; a target due
-	// while the bound is reached waits for a free slot (Stats.Deferred).
-	// Default 8192.
+	// MaxInFlight bounds the probes waiting for a reply (each costs a map
+	// entry); a target due while the bound is reached waits for a free
+	// slot (Stats.Deferred). A destination has one probe in flight at
+	// most, so the default, 65536, binds only above that many.
 	MaxInFlight int
 	// OnResult receives every probe's outcome. It runs on the engine's
 	// goroutine (timeouts, send errors) or on the goroutine calling
@@ -100,7 +101,7 @@ const (
 	DefaultT1          = 500 * time.Millisecond
 	DefaultT2          = 4 * time.Second
 	DefaultJitter      = 0.1
-	DefaultMaxInFlight = 8192
+	DefaultMaxInFlight = 65536
 )
 
 // Stats are the engine's counters since New.
@@ -367,7 +368,8 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// Run schedules probes until ctx ends. Call it once.
+// Run schedules probes until ctx ends, then returns nil; probes in flight
+// then get no result. Call it once.
 func (e *Engine) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
