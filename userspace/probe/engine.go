@@ -44,6 +44,12 @@ type Target struct {
 // Result is the outcome of one probe.
 type Result struct {
 	Key string
+	// Seq numbers the probe: the engine numbers probes from 1 in the
+	// order it starts them. Results of one key normally arrive in Seq
+	// order; a consumer that must not act on a probe started before some
+	// change (a reload, a state set over RPC) compares Seq with
+	// Engine.Issued taken at that change.
+	Seq uint64
 	// Code is the final reply's status code, 0 when there was none.
 	Code int
 	// Timeout: no final reply before the deadline (Kamailio's local 408).
@@ -358,6 +364,13 @@ func (e *Engine) ProbeNow(key string) bool {
 	return true
 }
 
+// Issued returns the Seq of the last probe started (0 before the first).
+func (e *Engine) Issued() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.seq
+}
+
 // Stats returns a copy of the counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
@@ -509,7 +522,7 @@ func (e *Engine) queue(tg *target, first bool) {
 func (e *Engine) finish(tg *target, now int64, r Result) Result {
 	delete(e.inflight, tg.seq)
 	tg.inFlight = false
-	r.Key, r.Sent = tg.key, tg.sent
+	r.Key, r.Seq, r.Sent = tg.key, tg.seq, tg.sent
 	if r.Code != 0 {
 		r.RTT = time.Duration(now - tg.start)
 	}

@@ -409,3 +409,31 @@ func TestUpdateInFlight(t *testing.T) {
 		t.Errorf("next probe to %v:\n%s\nwant the updated target", last.dst, last.msg)
 	}
 }
+
+// TestResultSeq: results carry their probe's number; a probe started after
+// Issued() has a higher one.
+func TestResultSeq(t *testing.T) {
+	e, _, c, r := newFakeEngine(t, Config{Interval: time.Second, Timeout: 100 * time.Millisecond})
+	for _, k := range []string{"a", "b"} {
+		if err := e.Add(k, Target{URI: "sip:192.0.2.10:5080", Addr: testDst, Local: testLocal}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(e, c, 2*time.Second)
+	mark := e.Issued()
+	run(e, c, 2*time.Second)
+	last := map[string]uint64{}
+	after := 0
+	for _, x := range r.get() {
+		if x.Seq <= last[x.Key] || x.Seq == 0 || x.Seq > e.Issued() {
+			t.Errorf("result %+v after seq %d for its key (issued %d)", x, last[x.Key], e.Issued())
+		}
+		last[x.Key] = x.Seq
+		if x.Seq > mark {
+			after++
+		}
+	}
+	if mark < 2 || after < 2 {
+		t.Errorf("issued %d at the mark, %d results after it: want probes on both sides", mark, after)
+	}
+}
