@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	crand "crypto/rand"
@@ -39,6 +40,8 @@ type Target struct {
 	From string
 	// Interval between probe starts; zero means Config.Interval.
 	Interval time.Duration
+	// Timeout is this target's probe deadline; zero means Config.Timeout.
+	Timeout time.Duration
 }
 
 // Result is the outcome of one probe.
@@ -295,9 +298,9 @@ func (e *Engine) Add(key string, t Target) error {
 	if every < 0 {
 		return fmt.Errorf("add probe target %q: interval %v: want > 0", key, every)
 	}
-	expiry := e.cfg.Timeout
-	if expiry == 0 {
-		expiry = min(every, DefaultMaxTimeout)
+	expiry := cmp.Or(t.Timeout, e.cfg.Timeout, min(every, DefaultMaxTimeout))
+	if expiry < 0 {
+		return fmt.Errorf("add probe target %q: timeout %v: want > 0", key, expiry)
 	}
 
 	e.mu.Lock()

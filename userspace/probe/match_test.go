@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"cmp"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,11 +13,17 @@ import (
 // is sent; it returns the probe's bytes.
 func startOne(t *testing.T, cfg Config) (*Engine, *fakeSender, *fakeClock, *results, []byte) {
 	t.Helper()
+	return startOneTarget(t, cfg, Target{URI: "sip:192.0.2.10:5080", Addr: testDst, Local: testLocal})
+}
+
+// startOneTarget is startOne with the target given.
+func startOneTarget(t *testing.T, cfg Config, tg Target) (*Engine, *fakeSender, *fakeClock, *results, []byte) {
+	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
 	}
 	e, s, c, r := newFakeEngine(t, cfg)
-	if err := e.Add("dst1", Target{URI: "sip:192.0.2.10:5080", Addr: testDst, Local: testLocal}); err != nil {
+	if err := e.Add("dst1", tg); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -234,6 +241,7 @@ func TestTimerE(t *testing.T) {
 		name        string
 		cfg         Config
 		provisional time.Duration // a 100 arrives this long after the first send (0: none)
+		tgTimeout   time.Duration // Target.Timeout
 		want        []time.Duration
 	}{
 		{
@@ -245,6 +253,12 @@ func TestTimerE(t *testing.T) {
 			name: "deadline 10 s: T2 caps the interval at 4 s",
 			cfg:  Config{Timeout: 10 * time.Second},
 			want: []time.Duration{0, 500 * ms, 1500 * ms, 3500 * ms, 7500 * ms},
+		},
+		{
+			name:      "the target's own deadline wins",
+			cfg:       Config{Timeout: 10 * time.Second},
+			tgTimeout: 2 * time.Second,
+			want:      []time.Duration{0, 500 * ms, 1500 * ms},
 		},
 		{
 			name: "short timers",
@@ -261,12 +275,9 @@ func TestTimerE(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Interval = 30 * time.Second
-			e, s, c, r, req := startOne(t, tc.cfg)
+			e, s, c, r, req := startOneTarget(t, tc.cfg, Target{URI: "sip:192.0.2.10:5080", Addr: testDst, Local: testLocal, Timeout: tc.tgTimeout})
 			t0 := s.all()[0].at
-			deadline := tc.cfg.Timeout
-			if deadline == 0 {
-				deadline = DefaultMaxTimeout
-			}
+			deadline := cmp.Or(tc.tgTimeout, tc.cfg.Timeout, DefaultMaxTimeout)
 			if tc.provisional > 0 {
 				run(e, c, tc.provisional-c.Now().Sub(t0))
 				e.HandleResponse(answer(req, 100, "Trying"), testDst)
