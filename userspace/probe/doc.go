@@ -52,9 +52,9 @@
 // Retransmissions follow RFC 3261 §17.1.2.2 for a non-INVITE request over
 // UDP: the first after T1, each next one after twice the previous interval
 // capped at T2, after a provisional reply every T2, until the probe's
-// deadline (Target.Timeout, else Config.Timeout, else min(interval,
-// 5 s), instead of Timer
-// F's 32 s: sipgo's transaction default is what issue 8 asks to avoid).
+// deadline: Target.Timeout, else Config.Timeout, else min(interval, 5 s),
+// instead of Timer F's 32 s (sipgo's transaction default, which issue 8
+// asks to avoid).
 // Retransmissions are byte-identical: the message is a pure function of
 // the destination and the probe's sequence number and nonce, rebuilt into
 // a scratch buffer for each send, so nothing is stored per probe but
