@@ -7,7 +7,6 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -97,8 +96,6 @@ type Config struct {
 	// HandleResponse (replies), possibly concurrently: it must be quick
 	// and must not block.
 	OnResult func(Result)
-	// Logger; default slog.Default().
-	Logger *slog.Logger
 }
 
 // Defaults.
@@ -139,7 +136,6 @@ type Stats struct {
 type Engine struct {
 	cfg    Config
 	sender Sender
-	log    *slog.Logger
 	epoch  time.Time
 	now    func() time.Time // time source, replaced in tests
 	kick   chan struct{}    // wakes Run: a target was added or a slot freed
@@ -220,9 +216,6 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	var errs []error
 	if err := checkMethod(cfg.Method); err != nil {
 		errs = append(errs, err)
@@ -255,7 +248,6 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	return &Engine{
 		cfg:      cfg,
 		sender:   s,
-		log:      cfg.Logger,
 		epoch:    time.Now(),
 		now:      time.Now,
 		kick:     make(chan struct{}, 1),
@@ -446,6 +438,7 @@ func (e *Engine) step() time.Duration {
 		}
 	}
 	clear(sends)
+	clear(results)
 	e.sends, e.results = sends[:0], results[:0]
 	return wait
 }
