@@ -159,9 +159,9 @@ func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
 		p.txs.byBranch[b.id] = tx
 		p.send(tx.local, b.out, b.dst)
 		b.state = brCalling
-		b.interval = timerT1
-		b.tA = now.Add(timerT1)
-		b.tEnd = now.Add(min(p.cfg.FailoverTimeout, timer64T1))
+		b.interval = p.tm.t1
+		b.tA = now.Add(p.tm.t1)
+		b.tEnd = now.Add(min(p.cfg.FailoverTimeout, p.tm.t64()))
 		return
 	}
 	p.stats.stateful(statAllFailed)
@@ -190,9 +190,9 @@ func (p *Proxy) finalUp(tx *invTx, code int, reason string, now time.Time) {
 func (p *Proxy) enterCompleted(tx *invTx, final []byte, now time.Time) {
 	tx.state = srvCompleted
 	tx.last = final
-	tx.interval = timerT1
-	tx.tG = now.Add(timerT1)
-	tx.tEnd = now.Add(timer64T1)
+	tx.interval = p.tm.t1
+	tx.tG = now.Add(p.tm.t1)
+	tx.tEnd = now.Add(p.tm.t64())
 }
 
 // statefulAck absorbs the caller's ACK of a non-2xx final response this
@@ -218,7 +218,7 @@ func (p *Proxy) statefulAck(data []byte) {
 	if tx.state == srvCompleted {
 		tx.state = srvConfirmed
 		tx.tG = time.Time{}
-		tx.tEnd = time.Now().Add(timerT4)
+		tx.tEnd = time.Now().Add(p.tm.t4)
 		t.reschedule(tx)
 	}
 }
@@ -251,7 +251,7 @@ func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
 	if b := tx.current(); b != nil {
 		switch b.state {
 		case brCalling:
-			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(timer64T1)
+			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(p.tm.t64())
 		case brProceeding:
 			p.sendCancel(tx, b, now)
 		}
@@ -271,9 +271,9 @@ func (p *Proxy) sendCancel(tx *invTx, b *branch, now time.Time) {
 	b.cancel = out
 	p.write(tx.local, out, b.dst)
 	b.state = brCancelling
-	b.interval = timerT1
-	b.tA = now.Add(timerT1)
-	b.tEnd = now.Add(timer64T1)
+	b.interval = p.tm.t1
+	b.tA = now.Add(p.tm.t1)
+	b.tEnd = now.Add(p.tm.t64())
 }
 
 // statefulResponse takes a response to one of our branches.
@@ -314,7 +314,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 	if code < 200 {
 		switch b.state {
 		case brCalling:
-			b.state, b.tA, b.tEnd = brProceeding, time.Time{}, now.Add(timerC)
+			b.state, b.tA, b.tEnd = brProceeding, time.Time{}, now.Add(p.tm.c)
 		case brCancelPending:
 			p.sendCancel(tx, b, now)
 		}
@@ -415,7 +415,7 @@ func (p *Proxy) relayUp(tx *invTx, data []byte, m *sipmsg.Msg, now time.Time) {
 		tx.state = srvAccepted
 		tx.last = nil
 		tx.tG = time.Time{}
-		tx.tEnd = now.Add(timer64T1)
+		tx.tEnd = now.Add(p.tm.t64())
 	default:
 		p.enterCompleted(tx, out, now)
 	}
@@ -427,7 +427,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 	if due(tx.tG) { // Timer G
 		p.write(tx.local, tx.last, tx.up)
-		tx.interval = min(2*tx.interval, timerT2)
+		tx.interval = min(2*tx.interval, p.tm.t2)
 		tx.tG = now.Add(tx.interval)
 	}
 	if due(tx.tEnd) { // Timer H, I or L
@@ -444,7 +444,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 				b.interval *= 2
 			case brCancelling: // Timer E of the CANCEL
 				p.write(tx.local, b.cancel, b.dst)
-				b.interval = min(2*b.interval, timerT2)
+				b.interval = min(2*b.interval, p.tm.t2)
 			}
 			b.tA = now.Add(b.interval)
 		}

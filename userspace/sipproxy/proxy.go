@@ -33,6 +33,11 @@ type Config struct {
 	// Resolver resolves next hops that are names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	Logger   *slog.Logger
+
+	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
+	timers timerValues
+	// writeTo, when set, replaces the listener sockets' sendto. Tests set it.
+	writeTo func(local netip.AddrPort, b []byte, dst netip.AddrPort) error
 }
 
 // Proxy is the slow path: it reads the listener sockets, applies the
@@ -46,6 +51,7 @@ type Proxy struct {
 	stats    *Stats
 	resolver *net.Resolver
 	logs     logLimiter
+	tm       timerValues
 
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
@@ -79,12 +85,16 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
+	if cfg.timers == (timerValues{}) {
+		cfg.timers = rfcTimers
+	}
 	p := &Proxy{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sipproxy"),
 		txs:      newTxTable(cfg.MaxTransactions),
 		stats:    newStats(),
 		resolver: cfg.Resolver,
+		tm:       cfg.timers,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
 	}
@@ -286,6 +296,13 @@ func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
 
 // write writes b from the listener's socket to dst.
 func (p *Proxy) write(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
+	if p.cfg.writeTo != nil {
+		if err := p.cfg.writeTo(local, b, dst); err != nil {
+			p.stats.drop("send_error")
+			return false
+		}
+		return true
+	}
 	c := p.conn(local)
 	if c == nil {
 		p.stats.drop("no_socket")

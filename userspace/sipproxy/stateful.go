@@ -8,17 +8,20 @@ import (
 	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
-// RFC 3261 §17 timer values for UDP (Kamailio's tm defaults alike).
-const (
-	timerT1 = 500 * time.Millisecond
-	timerT2 = 4 * time.Second
-	timerT4 = 5 * time.Second
-	// timer64T1 is Timers B, D (non-2xx ACK absorption), F, H and L.
-	timer64T1 = 64 * timerT1
-	// timerC bounds a branch that sent a provisional and nothing after
-	// (RFC 3261 §16.6 step 11: more than 3 minutes).
-	timerC = 181 * time.Second
-)
+// timerValues are the RFC 3261 §17 timers a Proxy runs its failover
+// transactions with: per Proxy, so that tests can shrink or stretch them.
+type timerValues struct {
+	t1, t2, t4 time.Duration
+	// c bounds a branch that sent a provisional and nothing after (RFC 3261
+	// §16.6 step 11: more than 3 minutes).
+	c time.Duration
+}
+
+// rfcTimers are the RFC 3261 values for UDP (Kamailio's tm defaults alike).
+var rfcTimers = timerValues{t1: 500 * time.Millisecond, t2: 4 * time.Second, t4: 5 * time.Second, c: 181 * time.Second}
+
+// t64 is 64*T1: Timers B, D (non-2xx ACK absorption), F, H and L.
+func (tv timerValues) t64() time.Duration { return 64 * tv.t1 }
 
 // DefaultMaxTransactions is the default cap of the failover transaction
 // table (config failover.max_transactions).
