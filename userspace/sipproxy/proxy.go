@@ -113,8 +113,13 @@ func (p *Proxy) Stats() *Stats { return p.stats }
 // Ready is closed once every listener socket is bound.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
-// Run binds every listener and serves until ctx ends.
+// Run binds every listener and serves until ctx ends. It returns nil
+// then; it returns early, with an error naming the listener, when a
+// listener's socket fails for good, having stopped everything else it
+// started.
 func (p *Proxy) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p.mu.Lock()
 	p.ctx = ctx
 	p.mu.Unlock()
@@ -163,7 +168,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize))
+			if err := p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize)); err != nil {
+				errc <- fmt.Errorf("listener %s (%s): %w", l.Name, l.Addr, err)
+			}
 		}()
 	}
 	p.mu.Unlock()
@@ -178,6 +185,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// The timers and the other read loops stop with ctx, a read loop
+	// blocked in its socket when the socket closes.
+	cancel()
 	p.closeConns()
 	wg.Wait()
 	return err
