@@ -149,13 +149,19 @@ func newTxTable(max int) *txTable {
 	}
 }
 
-// owns implements Options.OwnsTransaction: a CANCEL or ACK with this top
-// Via branch and sent-by belongs to a failover INVITE.
-func (t *txTable) owns(branch, sentBy []byte) bool {
+// owns implements Options.OwnsTransaction: a CANCEL with this top Via
+// branch and sent-by belongs to a failover INVITE; an ACK does only while
+// the INVITE's non-2xx final is out (Completed, Confirmed: RFC 3261
+// §17.2.3). The ACK of a 2xx is a transaction of its own, end to end,
+// even when a UA reuses the INVITE's branch in it: it goes to the callee.
+func (t *txTable) owns(branch, sentBy []byte, ack bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tx, ok := t.byKey[string(branch)]
-	return ok && tx.sentBy == string(sentBy)
+	if !ok || tx.sentBy != string(sentBy) {
+		return false
+	}
+	return !ack || tx.state == srvCompleted || tx.state == srvConfirmed
 }
 
 // Len is the number of failover transactions in the table.
