@@ -1,6 +1,7 @@
 package sipproxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -43,6 +44,7 @@ const (
 	statBranchFailed         = "branch_failed"         // a destination timed out or answered 5xx
 	statAllFailed            = "all_failed"            // every destination failed: 503
 	statCancelled            = "cancelled"             // the caller's CANCEL: 487
+	statStray2xx             = "stray_2xx"             // a 2xx from a branch given up on: ACKed and ended with BYE, not relayed
 )
 
 // statefulInvite starts the failover transaction of a handed-off INVITE, or
@@ -324,6 +326,12 @@ func (p *Proxy) statefulResponse(data []byte) {
 		t.reschedule(tx)
 		return
 	}
+	if code < 300 && !p.answers(tx, b) {
+		p.stray2xx(tx, b, data, &m)
+		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+		t.reschedule(tx)
+		return
+	}
 	if b.state == brDone {
 		// A retransmission of the final (our ACK was lost), a 2xx the
 		// callee retransmits (RFC 6026), which goes up, or a late final of
@@ -352,7 +360,8 @@ func (p *Proxy) statefulResponse(data []byte) {
 	}
 	switch {
 	case code < 300:
-		// Every 2xx goes up, whatever the state (RFC 3261 §16.7 step 5).
+		// The answer of the current branch (answers said so).
+		tx.answered = b
 		p.relayUp(tx, data, &m, now)
 	case tx.state != srvProceeding || !current:
 		// The caller has its final already, or this branch was left for a
@@ -366,6 +375,121 @@ func (p *Proxy) statefulResponse(data []byte) {
 		p.relayUp(tx, data, &m, now)
 	}
 	t.reschedule(tx)
+}
+
+// answers says whether a 2xx from branch b goes up to the caller: the
+// first 2xx of the current branch while no final went up, and the
+// retransmissions of the 2xx that did. A proxy relays every 2xx (RFC 3261
+// §16.7 step 5), but this one tries one destination at a time and answers
+// the caller itself (503, 487): a 2xx from a branch it gave up on, or
+// after its own final, would be a second answered call or a 2xx after a
+// final. Such a 2xx is ended downstream instead (stray2xx).
+func (p *Proxy) answers(tx *invTx, b *branch) bool {
+	if tx.answered != nil {
+		return tx.answered == b
+	}
+	return tx.state == srvProceeding && b == tx.current() && (b.state == brCalling || b.state == brProceeding)
+}
+
+// stray2xx ends the dialog a 2xx from a branch given up on set up, as
+// Kamailio's tm does for a 2xx after a CANCEL: the ACK the callee waits
+// for, then a BYE. Both go to the destination the INVITE went to, with the
+// 2xx's Contact as Request-URI. A retransmission of the 2xx gets the ACK
+// again; the BYE is sent once.
+func (p *Proxy) stray2xx(tx *invTx, b *branch, data []byte, m *sipmsg.Msg) {
+	if b.ack2xx != nil {
+		p.write(tx.local, b.ack2xx, b.dst)
+		return
+	}
+	l, ok := p.listener(tx.local)
+	if !ok {
+		return
+	}
+	p.stats.stateful(statStray2xx)
+	p.logs.info(p.log, "failover: 2xx from a destination given up on, ended with ACK and BYE",
+		"call_id", tx.callID, "dst", b.dst.String())
+	ack, okAck := appendDialogRequest(nil, "ACK", b.out, data, m, advText(l), newBranchID())
+	bye, okBye := appendDialogRequest(nil, "BYE", b.out, data, m, advText(l), newBranchID())
+	if !okAck || !okBye {
+		p.stats.drop(DropInternal)
+		return
+	}
+	b.ack2xx = ack
+	p.write(tx.local, ack, b.dst)
+	p.write(tx.local, bye, b.dst)
+}
+
+// newBranchID is a fresh branch of ours (RFC 3261 §8.1.1.7), in the
+// stateful space so that responses to it come to the transaction layer.
+// crypto/rand.Read never fails (Go 1.24).
+func newBranchID() string {
+	var token [8]byte
+	_, _ = rand.Read(token[:])
+	return statefulBranchPrefix + hex.EncodeToString(token[:])
+}
+
+// appendDialogRequest appends the ACK or BYE the agent sends, as the
+// caller would, in the dialog a 2xx (res) to the INVITE inv set up: the
+// 2xx's Contact as Request-URI (inv's when it has none), our Via with
+// branch, inv's From, Call-ID and CSeq number (plus one for BYE), the 2xx's
+// To (with the callee's tag).
+func appendDialogRequest(out []byte, method string, inv, res []byte, rm *sipmsg.Msg, sentBy, branch string) ([]byte, bool) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(inv, &m) != nil || m.CSeq.Err != nil {
+		return out, false
+	}
+	from, okFrom := m.First(sipmsg.KindFrom)
+	callID, okCallID := m.First(sipmsg.KindCallID)
+	to, okTo := rm.First(sipmsg.KindTo)
+	if !okFrom || !okCallID || !okTo {
+		return out, false
+	}
+	ruri := m.RURI.Bytes(inv)
+	if c, ok := rm.First(sipmsg.KindContact); ok {
+		if u := contactURI(c.Value.Bytes(res)); len(u) > 0 {
+			ruri = u
+		}
+	}
+	seq := m.CSeq.Seq
+	if method == "BYE" {
+		seq++
+	}
+	out = append(out, method...)
+	out = append(out, ' ')
+	out = append(out, ruri...)
+	out = append(out, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
+	out = append(out, sentBy...)
+	out = append(out, ";branch="...)
+	out = append(out, branch...)
+	out = append(out, "\r\nMax-Forwards: 70\r\n"...)
+	out = append(out, from.Line.Bytes(inv)...)
+	out = append(out, to.Line.Bytes(res)...)
+	out = append(out, callID.Line.Bytes(inv)...)
+	out = append(out, "CSeq: "...)
+	out = strconv.AppendUint(out, uint64(seq), 10)
+	out = append(out, ' ')
+	out = append(out, method...)
+	out = append(out, "\r\nContent-Length: 0\r\n\r\n"...)
+	return out, true
+}
+
+// contactURI is the URI of a Contact value: between the angle brackets,
+// or up to the first ';' or ',' without them. Nil when there is none.
+func contactURI(v []byte) []byte {
+	if i := bytes.IndexByte(v, '<'); i >= 0 {
+		j := bytes.IndexByte(v[i:], '>')
+		if j < 0 {
+			return nil
+		}
+		v = v[i+1 : i+j]
+	} else if i := bytes.IndexAny(v, ";,"); i >= 0 {
+		v = v[:i]
+	}
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || bytes.ContainsAny(v, " \t\r\n") {
+		return nil
+	}
+	return v
 }
 
 // cancelAnswered stops the CANCEL retransmissions of branch id.
@@ -452,13 +576,20 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 			continue
 		}
 		state := b.state
-		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
-		if state != brCalling && state != brProceeding {
-			continue // the wait for a cancelled branch's final is over
-		}
-		if state == brProceeding {
+		switch state {
+		case brCalling:
+			// Given up on before any provisional: no CANCEL may go yet
+			// (RFC 3261 §9.1); one goes if a provisional comes, and its
+			// final is awaited until 64*T1 (Kamailio's tm alike), so a
+			// destination that answers late is cancelled, not left ringing.
+			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(p.tm.t64())
+		case brProceeding:
 			// Timer C: it rang and never answered.
 			p.sendCancel(tx, b, now)
+		default:
+			// The wait for a cancelled branch's final is over.
+			b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+			continue
 		}
 		if b == tx.current() && tx.state == srvProceeding {
 			p.stats.stateful(statBranchFailed)
@@ -487,11 +618,7 @@ func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination, req *sip.Request)
 			return nil, err
 		}
 	}
-	token := make([]byte, 8)
-	if _, err := rand.Read(token); err != nil {
-		return nil, fmt.Errorf("branch: %w", err)
-	}
-	id := statefulBranchPrefix + hex.EncodeToString(token)
+	id := newBranchID()
 	if via := req.Via(); via != nil {
 		// tx.up is the caller's source when it asked for rport.
 		src := tx.up

@@ -62,6 +62,7 @@ type branch struct {
 	out    []byte
 	cancel []byte // the CANCEL as sent, once sent
 	ack    []byte // the ACK sent for its non-2xx final, resent on retransmissions
+	ack2xx []byte // the ACK of a stray 2xx (stray2xx), resent on retransmissions
 	state  branchState
 	// interval is Timer A's (INVITE) or Timer E's (CANCEL) current value.
 	interval time.Duration
@@ -88,6 +89,7 @@ type invTx struct {
 	tEnd     time.Time // Timer H, I or L: the server side ends
 
 	branches []*branch // every branch tried; the last one is current
+	answered *branch   // the branch whose 2xx went up, if one did
 
 	due time.Time // earliest of the timers above: the heap key
 	idx int       // index in txTable.heap, -1 when not in it
