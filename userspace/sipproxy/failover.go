@@ -44,6 +44,7 @@ const (
 	statBranchFailed         = "branch_failed"         // a destination timed out or answered 5xx
 	statAllFailed            = "all_failed"            // every destination failed: 503
 	statCancelled            = "cancelled"             // the caller's CANCEL: 487
+	statStuck                = "stuck"                 // a transaction waiting for nothing, unfinished: ended (500 up when no final went)
 	statStray2xx             = "stray_2xx"             // a 2xx from a branch given up on: ACKed and ended with BYE, not relayed
 )
 
@@ -111,7 +112,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx
 	p.startNextBranch(tx, req, now)
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // trying sends 100 Trying for the INVITE data: a stateful proxy answers
@@ -221,7 +222,7 @@ func (p *Proxy) statefulAck(data []byte) {
 		tx.state = srvConfirmed
 		tx.tG = time.Time{}
 		tx.tEnd = time.Now().Add(p.tm.t4)
-		t.reschedule(tx)
+		p.reschedule(tx)
 	}
 }
 
@@ -259,7 +260,7 @@ func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
 		}
 	}
 	p.finalUp(tx, 487, "Request Terminated", now)
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // sendCancel cancels branch b downstream; Timer E's doubling to T2
@@ -323,13 +324,13 @@ func (p *Proxy) statefulResponse(data []byte) {
 		if code > 100 && current && b.state == brProceeding && tx.state == srvProceeding {
 			p.relayUp(tx, data, &m, now)
 		}
-		t.reschedule(tx)
+		p.reschedule(tx)
 		return
 	}
 	if code < 300 && !p.answers(tx, b) {
 		p.stray2xx(tx, b, data, &m)
 		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
-		t.reschedule(tx)
+		p.reschedule(tx)
 		return
 	}
 	if b.state == brDone {
@@ -374,7 +375,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 	default:
 		p.relayUp(tx, data, &m, now)
 	}
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // answers says whether a 2xx from branch b goes up to the caller: the
@@ -492,6 +493,31 @@ func contactURI(v []byte) []byte {
 	return v
 }
 
+// reschedule puts tx under its next deadline in the timer heap, or ends it
+// when it has finished. A transaction with nothing left to wait for (no
+// timer) that has not finished would keep its slot forever: a final that
+// could not be relayed up leaves one so. It is ended here: the caller gets
+// 500 when it has no final yet (then Completed runs as for any final), and
+// whatever still has no timer is over. The caller holds p.txs.mu.
+func (p *Proxy) reschedule(tx *invTx) {
+	if !tx.finished() && tx.nextDue().IsZero() {
+		p.stats.stateful(statStuck)
+		p.logs.warn(p.log, "failover: transaction waiting for nothing ended", "call_id", tx.callID, "state", int(tx.state))
+		if tx.state == srvProceeding {
+			p.finalUp(tx, 500, "Server Internal Error", time.Now())
+		}
+		for _, b := range tx.branches {
+			if b.tA.IsZero() && b.tEnd.IsZero() {
+				b.state = brDone
+			}
+		}
+		if tx.tG.IsZero() && tx.tEnd.IsZero() {
+			tx.state = srvTerminated
+		}
+	}
+	p.txs.reschedule(tx)
+}
+
 // cancelAnswered stops the CANCEL retransmissions of branch id.
 func (p *Proxy) cancelAnswered(id string) {
 	t := p.txs
@@ -507,7 +533,7 @@ func (p *Proxy) cancelAnswered(id string) {
 			b.tA = time.Time{}
 		}
 	}
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // relayUp sends a downstream response to the caller without our Via. A

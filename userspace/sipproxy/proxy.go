@@ -228,7 +228,7 @@ func (p *Proxy) runTimers(ctx context.Context) {
 		for len(t.heap) > 0 && !t.heap[0].due.After(now) {
 			tx := t.heap[0]
 			p.fire(tx, now)
-			t.reschedule(tx)
+			p.reschedule(tx)
 		}
 		wait := time.Hour
 		if len(t.heap) > 0 {
