@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"time"
@@ -61,6 +62,10 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		p.stats.drop(DropMalformed)
 		return
 	}
+	up, ok := p.upstream(data, &m, src, local)
+	if !ok {
+		return
+	}
 	now := time.Now()
 	t := p.txs
 	t.mu.Lock()
@@ -103,7 +108,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		key:    string(branch),
 		sentBy: string(sentBy),
 		local:  local,
-		up:     replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum),
+		up:     up,
 		in:     append([]byte(nil), data...),
 		dests:  sel.Dests,
 		callID: string(m.CallID.Bytes(data)),
@@ -113,6 +118,21 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	t.byKey[tx.key] = tx
 	p.startNextBranch(tx, req, now)
 	p.reschedule(tx)
+}
+
+// upstream is where the replies to a request go (replyAddr), checked once
+// like every next hop taken from a message (issue 7 item 7, nexthop.go): a
+// caller whose Via points at nowhere, everyone or the agent itself gets no
+// reply and no transaction; the request is dropped and counted.
+func (p *Proxy) upstream(data []byte, m *sipmsg.Msg, src, local netip.AddrPort) (netip.AddrPort, bool) {
+	up := replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)
+	if reason := p.fwd.resolvedNextHop(local, up, false); reason != "" {
+		p.stats.drop(reason)
+		p.logs.log(p.log, slog.LevelDebug, "failover: request dropped, its replies would go to "+up.String(),
+			"reason", reason, "src", src.String(), "call_id", string(m.CallID.Bytes(data)))
+		return up, false
+	}
+	return up, true
 }
 
 // trying sends 100 Trying for the INVITE data: a stateful proxy answers
@@ -236,6 +256,9 @@ func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
 		return
 	}
 	branch, sentBy, _ := m.TopViaKey(data)
+	if _, ok := p.upstream(data, &m, src, local); !ok {
+		return
+	}
 	now := time.Now()
 	t := p.txs
 	t.mu.Lock()
