@@ -42,6 +42,7 @@ const (
 	statAckAbsorbed          = "ack_absorbed"          // the ACK of a non-2xx final the agent sent
 	statAckTimeout           = "ack_timeout"           // Timer H: the caller never ACKed the final
 	statTableFull            = "table_full"            // INVITE refused (503 Retry-After): the table is at its cap
+	statTableBytesFull       = "table_bytes_full"      // INVITE refused (503 Retry-After): the table holds its byte budget
 	statBranchFailed         = "branch_failed"         // a destination timed out or answered 5xx
 	statAllFailed            = "all_failed"            // every destination failed: 503
 	statCancelled            = "cancelled"             // the caller's CANCEL: 487
@@ -87,10 +88,10 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		}
 		return
 	}
-	if len(t.byKey) >= t.max {
-		p.stats.stateful(statTableFull)
-		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503",
-			"max_transactions", t.max, "call_id", string(m.CallID.Bytes(data)))
+	if why := t.full(len(data)); why != "" {
+		p.stats.stateful(why)
+		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
+			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
 		p.replyLocked(data, &m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
 		return
 	}

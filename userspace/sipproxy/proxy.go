@@ -27,6 +27,12 @@ type Config struct {
 	// INVITE beyond it is answered 503 with Retry-After. 0 means
 	// DefaultMaxTransactions.
 	MaxTransactions int
+	// MaxTransactionBytes caps the bytes of SIP messages the failover
+	// transactions hold together (the caller's INVITE, the INVITE sent to
+	// each destination, the responses kept for retransmission); an INVITE
+	// that would go beyond it is answered 503 with Retry-After. 0 means
+	// DefaultMaxTransactionBytes.
+	MaxTransactionBytes int64
 	// ReceiveBuffer is the SO_RCVBUF asked for each listener socket, in
 	// bytes; 0 means DefaultReceiveBuffer.
 	ReceiveBuffer int
@@ -76,6 +82,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxTransactions < 0 {
 		return nil, fmt.Errorf("sipproxy: max transactions %d < 0", cfg.MaxTransactions)
 	}
+	if cfg.MaxTransactionBytes < 0 {
+		return nil, fmt.Errorf("sipproxy: max transaction bytes %d < 0", cfg.MaxTransactionBytes)
+	}
 	if cfg.ReceiveBuffer < 0 {
 		return nil, fmt.Errorf("sipproxy: receive buffer %d < 0", cfg.ReceiveBuffer)
 	}
@@ -91,14 +100,14 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sipproxy"),
-		txs:      newTxTable(cfg.MaxTransactions),
+		txs:      newTxTable(cfg.MaxTransactions, cfg.MaxTransactionBytes),
 		stats:    newStats(),
 		resolver: cfg.Resolver,
 		tm:       cfg.timers,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
 	}
-	p.stats.pending = p.txs.Len
+	p.stats.pending = p.txs.usage
 	fwd, err := NewForwarder(cfg.Dispatcher, cfg.Listeners, Options{OwnsTransaction: p.txs.owns})
 	if err != nil {
 		return nil, fmt.Errorf("sipproxy: %w", err)

@@ -2,6 +2,7 @@ package sipproxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -207,4 +208,65 @@ func TestFailoverReplyNextHopChecked(t *testing.T) {
 	if n := counterOf(s.Drops, DropNextHopLoop); n != 1 {
 		t.Errorf("%s = %d, want 1 (the agent answered itself?)", DropNextHopLoop, n)
 	}
+}
+
+// Item 10 with large INVITEs: the table is bounded by the bytes its
+// transactions hold, not only by their count. 64 kB INVITEs fill a byte
+// budget long before the count cap; beyond it, 503 with Retry-After,
+// counted; and the bytes go back to zero when the transactions end.
+func TestFailoverTableByteBudget(t *testing.T) {
+	silent := startBackend(t, backendSilent)
+	const budget = 1 << 20
+	p, edge := startTestProxy(t, Rule{Failover: true}, func(c *Config) {
+		c.MaxTransactions = 1000
+		c.MaxTransactionBytes = budget
+		c.FailoverTimeout = 100 * time.Millisecond
+		c.timers = timerValues{t1: 10 * time.Millisecond, t2: 40 * time.Millisecond, t4: 20 * time.Millisecond, c: time.Second}
+	}, silent)
+	c := newClient(t, edge)
+	me := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	body := strings.Repeat("a=x-padding:0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 500) // 31 kB
+	const n = 40
+	for i := range n {
+		msg := fmt.Sprintf("INVITE sip:bob@example.com SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bKbig%d\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"+
+			"Call-ID: big-%d\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n"+
+			"Content-Length: %d\r\n\r\n%s", me, i, i, len(body), body)
+		if _, err := c.conn.WriteToUDPAddrPort([]byte(msg), edge); err != nil {
+			t.Fatal(err)
+		}
+		if i == n/2 {
+			// Half of them in, nothing has ended yet (failover timeout
+			// 100 ms): the table holds its budget.
+			waitFor(t, 2*time.Second, "20 INVITEs taken", func() bool {
+				return counterOf(p.Stats().Snapshot().Handoffs, HandoffStatefulInvite) > n/2
+			})
+			s := p.Stats().Snapshot()
+			if s.PendingBytes > budget {
+				t.Errorf("pending bytes %d over the budget %d", s.PendingBytes, budget)
+			}
+			if counterOf(s.Stateful, statTableBytesFull) == 0 || s.Pending >= n/2 {
+				t.Errorf("%d pending, %d refused by the byte budget: the budget did not hold", s.Pending, counterOf(s.Stateful, statTableBytesFull))
+			}
+		}
+	}
+	rs := c.readResponses(t, 3*time.Second, func(rs []response) bool { return calls(rs, "INVITE", 503) == n })
+	refused := 0
+	for _, r := range rs {
+		if r.code == 503 && strings.Contains(string(r.raw), "\r\nRetry-After: 5\r\n") {
+			refused++
+		}
+	}
+	s := p.Stats().Snapshot()
+	if refused == 0 || uint64(refused) != counterOf(s.Stateful, statTableBytesFull) {
+		t.Errorf("%d 503s with Retry-After, table_bytes_full %d", refused, counterOf(s.Stateful, statTableBytesFull))
+	}
+	if n := counterOf(s.Stateful, statTableFull); n != 0 {
+		t.Errorf("table_full = %d: the count cap (1000) was hit", n)
+	}
+	waitFor(t, 5*time.Second, "the table to empty", func() bool {
+		s := p.Stats().Snapshot()
+		return s.Pending == 0 && s.PendingBytes == 0
+	})
 }

@@ -27,6 +27,12 @@ func (tv timerValues) t64() time.Duration { return 64 * tv.t1 }
 // table (config failover.max_transactions).
 const DefaultMaxTransactions = 32768
 
+// DefaultMaxTransactionBytes is the default byte budget of the failover
+// transaction table (config failover.max_transaction_bytes): about what
+// the default count cap holds with 1 kB INVITEs, so that INVITEs up to
+// 64 kB cannot make the table hold more than small ones at the cap.
+const DefaultMaxTransactionBytes = 64 << 20
+
 // overflowRetryAfter is the Retry-After of the 503 a full table answers.
 const overflowRetryAfter = 5
 
@@ -91,8 +97,18 @@ type invTx struct {
 	branches []*branch // every branch tried; the last one is current
 	answered *branch   // the branch whose 2xx went up, if one did
 
-	due time.Time // earliest of the timers above: the heap key
-	idx int       // index in txTable.heap, -1 when not in it
+	due  time.Time // earliest of the timers above: the heap key
+	idx  int       // index in txTable.heap, -1 when not in it
+	held int       // bytes counted in txTable.bytes for it
+}
+
+// size is the bytes of messages tx holds.
+func (tx *invTx) size() int {
+	n := len(tx.in) + len(tx.last)
+	for _, b := range tx.branches {
+		n += len(b.out) + len(b.cancel) + len(b.ack) + len(b.ack2xx)
+	}
+	return n
 }
 
 func (tx *invTx) current() *branch {
@@ -130,21 +146,27 @@ func (tx *invTx) finished() bool {
 // branches (the client side, §17.1.3). One mutex guards it and the timer
 // heap; the work under it is a few map operations and sendto calls.
 type txTable struct {
-	max int
+	max      int
+	maxBytes int64
 
 	mu       sync.Mutex
 	byKey    map[string]*invTx
 	byBranch map[string]*invTx
 	heap     txHeap
 	wake     chan struct{}
+	bytes    int64 // sum of the transactions' held bytes
 }
 
-func newTxTable(max int) *txTable {
+func newTxTable(max int, maxBytes int64) *txTable {
 	if max <= 0 {
 		max = DefaultMaxTransactions
 	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxTransactionBytes
+	}
 	return &txTable{
 		max:      max,
+		maxBytes: maxBytes,
 		byKey:    make(map[string]*invTx),
 		byBranch: make(map[string]*invTx),
 		wake:     make(chan struct{}, 1),
@@ -166,6 +188,26 @@ func (t *txTable) owns(branch, sentBy []byte, ack bool) bool {
 	return !ack || tx.state == srvCompleted || tx.state == srvConfirmed
 }
 
+// full says why an INVITE of n bytes cannot start a transaction now (the
+// stateful counter), or "". It holds n twice: the caller's copy and the
+// INVITE sent to the first destination. The caller holds t.mu.
+func (t *txTable) full(n int) string {
+	switch {
+	case len(t.byKey) >= t.max:
+		return statTableFull
+	case t.bytes+2*int64(n) > t.maxBytes:
+		return statTableBytesFull
+	}
+	return ""
+}
+
+// usage is the number of transactions and the bytes they hold.
+func (t *txTable) usage() (int, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byKey), t.bytes
+}
+
 // Len is the number of failover transactions in the table.
 func (t *txTable) Len() int {
 	t.mu.Lock()
@@ -176,7 +218,12 @@ func (t *txTable) Len() int {
 // reschedule puts tx under its next deadline, or drops it from the table
 // when it has finished. The caller holds t.mu.
 func (t *txTable) reschedule(tx *invTx) {
+	n := tx.size()
+	t.bytes += int64(n - tx.held)
+	tx.held = n
 	if tx.finished() {
+		t.bytes -= int64(tx.held)
+		tx.held = 0
 		t.heap.schedule(tx, time.Time{})
 		delete(t.byKey, tx.key)
 		for _, b := range tx.branches {
