@@ -59,9 +59,10 @@ type Proxy struct {
 	logs     logLimiter
 	tm       timerValues
 
+	names chan nameJob // next hops to resolve (forwardToName)
+
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
-	ctx   context.Context                 // the Run context
 	ready chan struct{}
 }
 
@@ -106,6 +107,7 @@ func New(cfg Config) (*Proxy, error) {
 		tm:       cfg.timers,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
+		names:    make(chan nameJob, nameQueueSize),
 	}
 	p.stats.pending = p.txs.usage
 	fwd, err := NewForwarder(cfg.Dispatcher, cfg.Listeners, Options{OwnsTransaction: p.txs.owns})
@@ -129,10 +131,6 @@ func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 func (p *Proxy) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p.mu.Lock()
-	p.ctx = ctx
-	p.mu.Unlock()
-
 	var lc net.ListenConfig
 	warnedClamp := false
 	ovfs := make(map[netip.AddrPort]*overflowCounter, len(p.cfg.Listeners))
@@ -188,6 +186,13 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer wg.Done()
 		p.runTimers(ctx)
 	}()
+	for range nameWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.resolveNames(ctx)
+		}()
+	}
 
 	var err error
 	select {
@@ -214,15 +219,6 @@ func (p *Proxy) conn(local netip.AddrPort) *net.UDPConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.conns[local]
-}
-
-func (p *Proxy) runContext() context.Context {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ctx == nil {
-		return context.Background()
-	}
-	return p.ctx
 }
 
 // runTimers serves the failover transactions' timers (timers.go) until ctx
@@ -366,39 +362,77 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 	}
 }
 
-// forwardToName resolves a next hop that is a host name (RFC 3263 A/AAAA;
-// SRV is not used for an explicit port) off the reader goroutine, then sends.
+// Next hops that are host names (RFC 3263 A/AAAA; SRV is not used for an
+// explicit port) are resolved off the reader goroutines by nameWorkers
+// workers, from a queue of nameQueueSize messages: a DNS server that hangs
+// holds at most that many messages and goroutines, whatever comes in. A
+// message the queue cannot take is dropped and counted.
+const (
+	nameWorkers   = 4
+	nameQueueSize = 256
+)
+
+// DropNextHopQueueFull counts messages whose next hop is a name, dropped
+// because the resolver queue was full.
+const DropNextHopQueueFull = "next_hop_queue_full"
+
+// nameJob is one message waiting for its next hop's address.
+type nameJob struct {
+	local netip.AddrPort
+	host  string
+	port  int
+	out   []byte
+}
+
+// forwardToName queues a message whose next hop is a name.
 func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
-	host, port := res.DstHost, res.DstPort
-	if host == "" {
+	if res.DstHost == "" {
 		p.stats.drop("next_hop_unknown")
 		return
 	}
-	if port == 0 {
-		port = 5060
+	j := nameJob{local: local, host: res.DstHost, port: res.DstPort, out: append([]byte(nil), res.Out...)}
+	if j.port == 0 {
+		j.port = 5060
 	}
-	out := append([]byte(nil), res.Out...)
-	ctx := p.runContext()
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		network := "ip4"
-		if local.Addr().Is6() {
-			network = "ip6"
-		}
-		addrs, err := p.resolver.LookupNetIP(ctx, network, host)
-		if err != nil || len(addrs) == 0 {
-			p.stats.drop("next_hop_unresolved")
-			p.logs.warn(p.log, "next hop does not resolve", "host", host, "error", err)
+	select {
+	case p.names <- j:
+	default:
+		p.stats.drop(DropNextHopQueueFull)
+		p.logs.warn(p.log, "next hop resolver queue full, message dropped", "host", j.host, "queue", nameQueueSize)
+	}
+}
+
+// resolveNames is one resolver worker; it ends with ctx.
+func (p *Proxy) resolveNames(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case j := <-p.names:
+			p.resolveAndSend(ctx, j)
 		}
-		dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(port))
-		if reason := p.fwd.resolvedNextHop(local, dst, isRequest(out)); reason != "" {
-			p.stats.drop(reason)
-			return
-		}
-		p.send(local, out, dst)
-	}()
+	}
+}
+
+func (p *Proxy) resolveAndSend(ctx context.Context, j nameJob) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	network := "ip4"
+	if j.local.Addr().Is6() {
+		network = "ip6"
+	}
+	addrs, err := p.resolver.LookupNetIP(ctx, network, j.host)
+	if err != nil || len(addrs) == 0 {
+		p.stats.drop("next_hop_unresolved")
+		p.logs.warn(p.log, "next hop does not resolve", "host", j.host, "error", err)
+		return
+	}
+	dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(j.port))
+	if reason := p.fwd.resolvedNextHop(j.local, dst, isRequest(j.out)); reason != "" {
+		p.stats.drop(reason)
+		return
+	}
+	p.send(j.local, j.out, dst)
 }
 
 // isRequest tells a request from a response by the start line.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -269,4 +270,39 @@ func TestFailoverTableByteBudget(t *testing.T) {
 		s := p.Stats().Snapshot()
 		return s.Pending == 0 && s.PendingBytes == 0
 	})
+}
+
+// Next hops that are names are resolved by a fixed pool of workers from a
+// bounded queue: a flood of them while DNS hangs costs no goroutine per
+// message; what the queue cannot take is dropped and counted.
+func TestNextHopNameQueueBounded(t *testing.T) {
+	hang := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	var w capture
+	p, edge := startTestProxy(t, Rule{SetID: 1}, func(c *Config) {
+		c.Resolver = hang
+		c.writeTo = w.write
+	}, startBackend(t, backendSilent))
+	before := runtime.NumGoroutine()
+	const n = 2000
+	for i := range n {
+		msg := crlf(fmt.Sprintf("SIP/2.0 200 OK\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK0123456789abcdef0\n"+
+			"Via: SIP/2.0/UDP host%d.example.invalid:5060;branch=z9hG4bKc\n"+
+			"To: <sip:b@x>;tag=2\nFrom: <sip:a@y>;tag=1\nCall-ID: r%d\nCSeq: 1 INVITE\nContent-Length: 0\n\n", edge, i, i))
+		p.handle(msg, netip.MustParseAddrPort("127.0.0.1:5999"), edge, nil)
+	}
+	s := p.Stats().Snapshot()
+	if got := counterOf(s.Handoffs, HandoffNextHopName); got != n {
+		t.Fatalf("%d next-hop-name hand-offs, want %d", got, n)
+	}
+	dropped := counterOf(s.Drops, DropNextHopQueueFull)
+	if dropped < n-nameQueueSize-nameWorkers || dropped > n-nameQueueSize {
+		t.Errorf("%s = %d for %d messages with DNS hanging, want about %d", DropNextHopQueueFull, dropped, n, n-nameQueueSize)
+	}
+	if more := runtime.NumGoroutine() - before; more > 2*nameWorkers+10 {
+		t.Errorf("%d more goroutines for %d next hops to resolve", more, n)
+	}
 }
