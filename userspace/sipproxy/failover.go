@@ -67,38 +67,18 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	if !ok {
 		return
 	}
-	now := time.Now()
 	t := p.txs
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if tx, ok := t.byKey[string(branch)]; ok {
-		if tx.sentBy != string(sentBy) {
-			// Another client reused the branch: RFC 3261 §17.2.3 says it is
-			// another transaction, which this table cannot hold beside the
-			// first. Refuse it rather than mix the two.
-			p.replyLocked(data, &m, src, local, 482, "Loop Detected", "")
-			return
-		}
-		p.stats.stateful(statInviteRetransmission)
-		switch {
-		case tx.last != nil:
-			p.write(tx.local, tx.last, tx.up)
-		case tx.state == srvProceeding:
-			p.trying(tx, data, &m, src)
-		}
+	done := p.admitInvite(data, &m, src, local, branch, sentBy)
+	t.mu.Unlock()
+	if done {
 		return
 	}
-	if why := t.full(len(data)); why != "" {
-		p.stats.stateful(why)
-		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
-			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
-		p.replyLocked(data, &m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
-		return
-	}
-	// The outgoing INVITEs are built with sipgo, which is stricter than the
-	// contract's scanner: what it refuses is answered here. Parsed once a
-	// transaction is sure to start: retransmissions and refusals cost no
-	// sipgo parse.
+	// The outgoing INVITE is built outside the lock (sipgo's parse and
+	// print, the random branch): the timers and the other calls go on
+	// meanwhile. sipgo is stricter than the contract's scanner: what it
+	// refuses is answered here. Retransmissions and refusals above cost
+	// no sipgo parse.
 	req, err := parseRequest(data)
 	if err != nil {
 		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
@@ -115,10 +95,56 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		callID: string(m.CallID.Bytes(data)),
 		idx:    -1,
 	}
+	first := p.nextBranch(tx, req)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A copy of the INVITE may have started the transaction meanwhile, or
+	// other calls filled the table.
+	if p.admitInvite(data, &m, src, local, branch, sentBy) {
+		return
+	}
+	now := time.Now()
 	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx
-	p.startNextBranch(tx, req, now)
+	if first != nil {
+		p.launch(tx, first, now)
+	} else {
+		p.allFailed(tx, now)
+	}
 	p.reschedule(tx)
+}
+
+// admitInvite answers an INVITE that starts no transaction: a
+// retransmission (absorbed, the last response sent again), a branch
+// another client reuses (482), a full table (503 Retry-After). It says
+// whether it did. The caller holds p.txs.mu.
+func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPort, branch, sentBy []byte) bool {
+	t := p.txs
+	if tx, ok := t.byKey[string(branch)]; ok {
+		if tx.sentBy != string(sentBy) {
+			// Another client reused the branch: RFC 3261 §17.2.3 says it is
+			// another transaction, which this table cannot hold beside the
+			// first. Refuse it rather than mix the two.
+			p.replyLocked(data, m, src, local, 482, "Loop Detected", "")
+			return true
+		}
+		p.stats.stateful(statInviteRetransmission)
+		switch {
+		case tx.last != nil:
+			p.write(tx.local, tx.last, tx.up)
+		case tx.state == srvProceeding:
+			p.trying(tx, data, m, src)
+		}
+		return true
+	}
+	if why := t.full(len(data)); why != "" {
+		p.stats.stateful(why)
+		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
+			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
+		p.replyLocked(data, m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
+		return true
+	}
+	return false
 }
 
 // upstream is where the replies to a request go (replyAddr), checked once
@@ -166,10 +192,20 @@ func (p *Proxy) replyLocked(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 
 // startNextBranch sends the INVITE to the next destination of the failover
 // list, or answers 503 when none is left. The caller holds p.txs.mu.
-//
-// req, when not nil, is tx.in parsed by sipgo, which the first branch
-// consumes; later branches parse tx.in again.
-func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
+func (p *Proxy) startNextBranch(tx *invTx, now time.Time) {
+	if b := p.nextBranch(tx, nil); b != nil {
+		p.launch(tx, b, now)
+		return
+	}
+	p.allFailed(tx, now)
+}
+
+// nextBranch builds the INVITE for the next destination of tx that takes
+// one, or returns nil when none is left. req, when not nil, is tx.in
+// parsed by sipgo, which it consumes; else it parses tx.in again. It only
+// reads and advances tx.next: tx is not in the table yet, or the caller
+// holds p.txs.mu.
+func (p *Proxy) nextBranch(tx *invTx, req *sip.Request) *branch {
 	for tx.next < len(tx.dests) {
 		dst := tx.dests[tx.next]
 		tx.next++
@@ -179,15 +215,25 @@ func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
 			p.logs.warn(p.log, "failover: cannot build INVITE", "dst", dst.URI, "error", err)
 			continue
 		}
-		tx.branches = append(tx.branches, b)
-		p.txs.byBranch[b.id] = tx
-		p.send(tx.local, b.out, b.dst)
-		b.state = brCalling
-		b.interval = p.tm.t1
-		b.tA = now.Add(p.tm.t1)
-		b.tEnd = now.Add(min(p.cfg.FailoverTimeout, p.tm.t64()))
-		return
+		return b
 	}
+	return nil
+}
+
+// launch sends branch b's INVITE and starts its timers. The caller holds
+// p.txs.mu.
+func (p *Proxy) launch(tx *invTx, b *branch, now time.Time) {
+	tx.branches = append(tx.branches, b)
+	p.txs.byBranch[b.id] = tx
+	p.send(tx.local, b.out, b.dst)
+	b.state = brCalling
+	b.interval = p.tm.t1
+	b.tA = now.Add(p.tm.t1)
+	b.tEnd = now.Add(min(p.cfg.FailoverTimeout, p.tm.t64()))
+}
+
+// allFailed answers 503: no destination is left.
+func (p *Proxy) allFailed(tx *invTx, now time.Time) {
 	p.stats.stateful(statAllFailed)
 	p.logs.warn(p.log, "failover: every destination failed", "call_id", tx.callID, "tried", len(tx.dests))
 	p.finalUp(tx, 503, "Service Unavailable", now)
@@ -395,7 +441,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 		p.stats.stateful(statBranchFailed)
 		p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 			"dst", b.dst.String(), "attempt", len(tx.branches), "status", code)
-		p.startNextBranch(tx, nil, now)
+		p.startNextBranch(tx, now)
 	default:
 		p.relayUp(tx, data, &m, now)
 	}
@@ -645,7 +691,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 			p.stats.stateful(statBranchFailed)
 			p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 				"dst", b.dst.String(), "attempt", len(tx.branches), "status", "timeout")
-			p.startNextBranch(tx, nil, now)
+			p.startNextBranch(tx, now)
 		}
 	}
 }

@@ -221,6 +221,9 @@ func (p *Proxy) conn(local netip.AddrPort) *net.UDPConn {
 	return p.conns[local]
 }
 
+// timerBatch is how many due transactions fire under one hold of the lock.
+const timerBatch = 256
+
 // runTimers serves the failover transactions' timers (timers.go) until ctx
 // ends.
 func (p *Proxy) runTimers(ctx context.Context) {
@@ -230,16 +233,25 @@ func (p *Proxy) runTimers(ctx context.Context) {
 	for {
 		t.mu.Lock()
 		now := time.Now()
-		for len(t.heap) > 0 && !t.heap[0].due.After(now) {
+		// Due transactions fire in batches; the lock is let go between
+		// them, so that a burst of expiries does not hold up the reader
+		// goroutines.
+		for n := 0; n < timerBatch && len(t.heap) > 0 && !t.heap[0].due.After(now); n++ {
 			tx := t.heap[0]
 			p.fire(tx, now)
 			p.reschedule(tx)
 		}
 		wait := time.Hour
 		if len(t.heap) > 0 {
-			wait = t.heap[0].due.Sub(now)
+			wait = max(t.heap[0].due.Sub(now), 0)
 		}
 		t.mu.Unlock()
+		if wait == 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the next batch
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
