@@ -357,10 +357,20 @@ func (p *Proxy) statefulResponse(data []byte) {
 		return
 	}
 	id := string(m.TopVia.Branch.Bytes(data))
-	if string(m.CSeq.Method.Bytes(data)) == "CANCEL" {
+	// A response matches a client transaction by branch and CSeq method
+	// (RFC 3261 §17.1.3): ours are INVITEs and their CANCELs. One without
+	// a CSeq, or for another method, is none of ours.
+	switch method := string(m.CSeq.Method.Bytes(data)); {
+	case m.CSeq.Err != nil:
+		p.stats.drop(DropMalformed)
+		return
+	case method == "CANCEL":
 		// The 200 to our CANCEL: the INVITE's final response is what ends
 		// the branch; stop retransmitting the CANCEL only.
 		p.cancelAnswered(id)
+		return
+	case method != "INVITE":
+		p.stats.drop("response_no_transaction")
 		return
 	}
 	now := time.Now()

@@ -117,6 +117,18 @@ func (c *capture) write(_ netip.AddrPort, b []byte, _ netip.AddrPort) error {
 	return nil
 }
 
+func (c *capture) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = nil
+}
+
+func (c *capture) all() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.out...)
+}
+
 func (c *capture) codes() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -304,5 +316,37 @@ func TestNextHopNameQueueBounded(t *testing.T) {
 	}
 	if more := runtime.NumGoroutine() - before; more > 2*nameWorkers+10 {
 		t.Errorf("%d more goroutines for %d next hops to resolve", more, n)
+	}
+}
+
+// A response matches a client transaction by its branch and its CSeq
+// method (RFC 3261 §17.1.3): one that carries an INVITE branch of ours
+// but another method, or no CSeq, is not the INVITE's and goes nowhere.
+// (Found by FuzzStateful: a 110 without CSeq was relayed to the caller.)
+func TestFailoverResponseMatchesCSeqMethod(t *testing.T) {
+	for _, cseq := range []string{"CSeq: 1 BYE\n", ""} {
+		var w capture
+		b := startBackend(t, backendSilent)
+		p, edge := startTestProxy(t, Rule{Failover: true}, func(c *Config) {
+			c.writeTo = w.write
+			c.FailoverTimeout = 10 * time.Second
+		}, b)
+		caller := netip.MustParseAddrPort("192.0.2.99:5060")
+		p.handle(crlf("INVITE sip:bob@example.com SIP/2.0\n"+
+			"Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKcseq\n"+
+			"Max-Forwards: 70\nFrom: <sip:a@example.com>;tag=a\nTo: <sip:b@example.com>\n"+
+			"Call-ID: cseq\nCSeq: 1 INVITE\nContent-Length: 0\n\n"), caller, edge, nil)
+		p.txs.mu.Lock()
+		id := p.txs.byKey["z9hG4bKcseq"].current().id
+		p.txs.mu.Unlock()
+		w.reset()
+		p.handle(crlf("SIP/2.0 180 Ringing\n"+
+			"Via: SIP/2.0/UDP "+edge.String()+";branch="+id+"\n"+
+			"Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKcseq\n"+
+			"From: <sip:a@example.com>;tag=a\nTo: <sip:b@example.com>;tag=b\nCall-ID: cseq\n"+
+			cseq+"Content-Length: 0\n\n"), b.addr(), edge, nil)
+		if out := w.all(); len(out) != 0 {
+			t.Errorf("%q: a response that is not the INVITE's was relayed: %q", cseq, out[0])
+		}
 	}
 }
