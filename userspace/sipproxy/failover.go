@@ -428,6 +428,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 		default:
 			p.write(tx.local, b.ack, b.dst)
 		}
+		p.reschedule(tx) // the ACK it may hold now counts
 		return
 	}
 	cancelled := b.state == brCancelPending || b.state == brCancelling
