@@ -75,21 +75,24 @@ bench:
 	$(GO) test -run '^$$' -bench . ./bench/
 
 # The fuzz targets: the SIP scanner, the slow path's handling of one
-# datagram, the probe engine's reply matching, and the differential
-# XDP-vs-slow-path comparison (root). `make test` runs the first three for
-# FUZZ_SHORT each (new inputs on top of the seed corpora, which plain `go
-# test` already runs); `make fuzz` runs all four for FUZZTIME each.
+# datagram, its stateful (failover-mode) handling of a sequence of them,
+# the probe engine's reply matching, and the differential XDP-vs-slow-path
+# comparison (root). `make test` runs the first four for FUZZ_SHORT each
+# (new inputs on top of the seed corpora, which plain `go test` already
+# runs); `make fuzz` runs all five for FUZZTIME each.
 FUZZ_SHORT ?= 5s
 FUZZTIME   ?= 10m
 
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_SHORT) ./userspace/sipmsg/
 	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZ_SHORT) ./userspace/sipproxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzStateful$$' -fuzztime $(FUZZ_SHORT) ./userspace/sipproxy/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandleResponse$$' -fuzztime $(FUZZ_SHORT) ./userspace/probe/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./userspace/sipmsg/
 	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME) ./userspace/sipproxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzStateful$$' -fuzztime $(FUZZTIME) ./userspace/sipproxy/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandleResponse$$' -fuzztime $(FUZZTIME) ./userspace/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME) ./tests/
 

@@ -174,7 +174,7 @@ func (h *diffHarness) configure(t testing.TB, s diffSetup) {
 		Name: "diff", Addr: s.Listener, Advertise: s.Advertise,
 		Rule: sipproxy.Rule{SetID: r.SetID, Alg: dispatch.Alg(r.Alg), Limit: r.Limit, RecordRoute: r.RecordRoute,
 			Failover: r.Failover, HashPVar: r.HashPVar, NoDestinationCode: r.NoDestinationCode},
-	}}, sipproxy.Options{OwnsTransaction: func([]byte, []byte) bool { return s.OwnsTransaction }})
+	}}, sipproxy.Options{OwnsTransaction: func([]byte, []byte, bool) bool { return s.OwnsTransaction }})
 	if err != nil {
 		t.Fatalf("slow path, %s: %v", s, err)
 	}

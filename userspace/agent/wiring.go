@@ -18,12 +18,13 @@ import (
 // path (when xdp.mode is not off), control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	px, err := sipproxy.New(sipproxy.Config{
-		Listeners:       proxyListeners(cfg),
-		Dispatcher:      a.d,
-		FailoverTimeout: cfg.Failover.Timeout,
-		MaxTransactions: cfg.Failover.MaxTransactions,
-		ReceiveBuffer:   cfg.UDP.ReceiveBuffer,
-		Logger:          a.log,
+		Listeners:           proxyListeners(cfg),
+		Dispatcher:          a.d,
+		FailoverTimeout:     cfg.Failover.Timeout,
+		MaxTransactions:     cfg.Failover.MaxTransactions,
+		ReceiveBuffer:       cfg.UDP.ReceiveBuffer,
+		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
+		Logger:              a.log,
 	})
 	if err != nil {
 		return nil, err

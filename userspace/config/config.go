@@ -104,9 +104,14 @@ const (
 const (
 	DefaultMaxTransactions = 32768
 	MaxMaxTransactions     = 1 << 20
-	DefaultReceiveBuffer   = 8 << 20
-	MinReceiveBuffer       = 64 << 10
-	MaxReceiveBuffer       = 1 << 30
+	// The byte budget of the failover transactions: at least a few
+	// 64 kB INVITEs, at most 16 GiB.
+	DefaultMaxTransactionBytes = 64 << 20
+	MinMaxTransactionBytes     = 1 << 20
+	MaxMaxTransactionBytes     = 16 << 30
+	DefaultReceiveBuffer       = 8 << 20
+	MinReceiveBuffer           = 64 << 10
+	MaxReceiveBuffer           = 1 << 30
 )
 
 // Failover configures failover-mode rules.
@@ -117,6 +122,10 @@ type Failover struct {
 	// MaxTransactions caps the failover transactions in progress; an
 	// INVITE beyond it is answered 503 with Retry-After.
 	MaxTransactions int `key:"max_transactions"`
+	// MaxTransactionBytes caps the bytes of SIP messages the failover
+	// transactions hold together; an INVITE that would go beyond it is
+	// answered 503 with Retry-After.
+	MaxTransactionBytes int `key:"max_transaction_bytes"`
 }
 
 // UDP configures the listener sockets.
@@ -175,7 +184,7 @@ func Defaults() Config {
 			ProbingThreshold:  1,
 			InactiveThreshold: 1,
 		},
-		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions},
+		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions, MaxTransactionBytes: DefaultMaxTransactionBytes},
 		UDP:      UDP{ReceiveBuffer: DefaultReceiveBuffer},
 		Control:  Control{Socket: "/run/sipedge/sipedge.sock", HTTPAuth: HTTPAuthToken},
 		Log:      Log{Level: "info", Format: "text"},

@@ -143,6 +143,7 @@ func (d *decoder) top(root *yaml.Node) {
 		{"failover", d.section([]field{
 			{"timeout", d.duration(&fo.Timeout)},
 			{"max_transactions", d.integer(&fo.MaxTransactions)},
+			{"max_transaction_bytes", d.integer(&fo.MaxTransactionBytes)},
 		})},
 		{"udp", d.section([]field{
 			{"receive_buffer", d.integer(&c.UDP.ReceiveBuffer)},

@@ -108,14 +108,16 @@ func TestLoadBad(t *testing.T) {
 			name: "limits.yaml",
 			want: []string{
 				`limits.yaml:8: failover.max_transactions: want 1 to 1048576, got 0`,
-				`limits.yaml:10: udp.receive_buffer: want 65536 to 1073741824 bytes, got 1024`,
+				`limits.yaml:9: failover.max_transaction_bytes: want 1048576 to 17179869184 bytes, got 4096`,
+				`limits.yaml:11: udp.receive_buffer: want 65536 to 1073741824 bytes, got 1024`,
 			},
 		},
 		{
 			name: "limits_high.yaml",
 			want: []string{
 				`limits_high.yaml:8: failover.max_transactions: want 1 to 1048576, got 2000000`,
-				`limits_high.yaml:10: udp.receive_buffer: want 65536 to 1073741824 bytes, got 2147483648`,
+				`limits_high.yaml:9: failover.max_transaction_bytes: want 1048576 to 17179869184 bytes, got 17179869185`,
+				`limits_high.yaml:11: udp.receive_buffer: want 65536 to 1073741824 bytes, got 2147483648`,
 			},
 		},
 		{
@@ -199,7 +201,7 @@ func TestLoadFull(t *testing.T) {
 			PingReplyCodes:    "class=2;code=403;code=488;class=3;",
 			ProbingMode:       3,
 		},
-		Failover: Failover{Timeout: 1500 * time.Millisecond, MaxTransactions: 1000},
+		Failover: Failover{Timeout: 1500 * time.Millisecond, MaxTransactions: 1000, MaxTransactionBytes: 32 << 20},
 		UDP:      UDP{ReceiveBuffer: 4 << 20},
 		Control:  Control{Socket: "", HTTP: "[::1]:8080", HTTPAuth: HTTPAuthToken, HTTPTokenFile: "/etc/sipedge/rpc.token"},
 		Log:      Log{Level: "debug", Format: "json"},

@@ -258,6 +258,9 @@ func (v *validator) rest() {
 	if n := c.Failover.MaxTransactions; n < 1 || n > MaxMaxTransactions {
 		v.check("failover.max_transactions", 0, "want 1 to %d, got %d", MaxMaxTransactions, n)
 	}
+	if n := c.Failover.MaxTransactionBytes; n < MinMaxTransactionBytes || n > MaxMaxTransactionBytes {
+		v.check("failover.max_transaction_bytes", 0, "want %d to %d bytes, got %d", MinMaxTransactionBytes, MaxMaxTransactionBytes, n)
+	}
 	if n := c.UDP.ReceiveBuffer; n < MinReceiveBuffer || n > MaxReceiveBuffer {
 		v.check("udp.receive_buffer", 0, "want %d to %d bytes, got %d", MinReceiveBuffer, MaxReceiveBuffer, n)
 	}

@@ -1,9 +1,11 @@
 package sipproxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"time"
@@ -40,9 +42,12 @@ const (
 	statAckAbsorbed          = "ack_absorbed"          // the ACK of a non-2xx final the agent sent
 	statAckTimeout           = "ack_timeout"           // Timer H: the caller never ACKed the final
 	statTableFull            = "table_full"            // INVITE refused (503 Retry-After): the table is at its cap
+	statTableBytesFull       = "table_bytes_full"      // INVITE refused (503 Retry-After): the table holds its byte budget
 	statBranchFailed         = "branch_failed"         // a destination timed out or answered 5xx
 	statAllFailed            = "all_failed"            // every destination failed: 503
 	statCancelled            = "cancelled"             // the caller's CANCEL: 487
+	statStuck                = "stuck"                 // a transaction waiting for nothing, unfinished: ended (500 up when no final went)
+	statStray2xx             = "stray_2xx"             // a 2xx from a branch given up on: ACKed and ended with BYE, not relayed
 )
 
 // statefulInvite starts the failover transaction of a handed-off INVITE, or
@@ -58,38 +63,22 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		p.stats.drop(DropMalformed)
 		return
 	}
-	now := time.Now()
+	up, ok := p.upstream(data, &m, src, local)
+	if !ok {
+		return
+	}
 	t := p.txs
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if tx, ok := t.byKey[string(branch)]; ok {
-		if tx.sentBy != string(sentBy) {
-			// Another client reused the branch: RFC 3261 §17.2.3 says it is
-			// another transaction, which this table cannot hold beside the
-			// first. Refuse it rather than mix the two.
-			p.replyLocked(data, &m, src, local, 482, "Loop Detected", "")
-			return
-		}
-		p.stats.stateful(statInviteRetransmission)
-		switch {
-		case tx.last != nil:
-			p.write(tx.local, tx.last, tx.up)
-		case tx.state == srvProceeding:
-			p.trying(tx, data, &m, src)
-		}
+	done := p.admitInvite(data, &m, src, local, branch, sentBy)
+	t.mu.Unlock()
+	if done {
 		return
 	}
-	if len(t.byKey) >= t.max {
-		p.stats.stateful(statTableFull)
-		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503",
-			"max_transactions", t.max, "call_id", string(m.CallID.Bytes(data)))
-		p.replyLocked(data, &m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
-		return
-	}
-	// The outgoing INVITEs are built with sipgo, which is stricter than the
-	// contract's scanner: what it refuses is answered here. Parsed once a
-	// transaction is sure to start: retransmissions and refusals cost no
-	// sipgo parse.
+	// The outgoing INVITE is built outside the lock (sipgo's parse and
+	// print, the random branch): the timers and the other calls go on
+	// meanwhile. sipgo is stricter than the contract's scanner: what it
+	// refuses is answered here. Retransmissions and refusals above cost
+	// no sipgo parse.
 	req, err := parseRequest(data)
 	if err != nil {
 		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
@@ -100,16 +89,77 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		key:    string(branch),
 		sentBy: string(sentBy),
 		local:  local,
-		up:     replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum),
+		up:     up,
 		in:     append([]byte(nil), data...),
 		dests:  sel.Dests,
 		callID: string(m.CallID.Bytes(data)),
 		idx:    -1,
 	}
+	first := p.nextBranch(tx, req)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A copy of the INVITE may have started the transaction meanwhile, or
+	// other calls filled the table.
+	if p.admitInvite(data, &m, src, local, branch, sentBy) {
+		return
+	}
+	now := time.Now()
 	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx
-	p.startNextBranch(tx, req, now)
-	t.reschedule(tx)
+	if first != nil {
+		p.launch(tx, first, now)
+	} else {
+		p.allFailed(tx, now)
+	}
+	p.reschedule(tx)
+}
+
+// admitInvite answers an INVITE that starts no transaction: a
+// retransmission (absorbed, the last response sent again), a branch
+// another client reuses (482), a full table (503 Retry-After). It says
+// whether it did. The caller holds p.txs.mu.
+func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPort, branch, sentBy []byte) bool {
+	t := p.txs
+	if tx, ok := t.byKey[string(branch)]; ok {
+		if tx.sentBy != string(sentBy) {
+			// Another client reused the branch: RFC 3261 §17.2.3 says it is
+			// another transaction, which this table cannot hold beside the
+			// first. Refuse it rather than mix the two.
+			p.replyLocked(data, m, src, local, 482, "Loop Detected", "")
+			return true
+		}
+		p.stats.stateful(statInviteRetransmission)
+		switch {
+		case tx.last != nil:
+			p.write(tx.local, tx.last, tx.up)
+		case tx.state == srvProceeding:
+			p.trying(tx, data, m, src)
+		}
+		return true
+	}
+	if why := t.full(len(data)); why != "" {
+		p.stats.stateful(why)
+		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
+			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
+		p.replyLocked(data, m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
+		return true
+	}
+	return false
+}
+
+// upstream is where the replies to a request go (replyAddr), checked once
+// like every next hop taken from a message (issue 7 item 7, nexthop.go): a
+// caller whose Via points at nowhere, everyone or the agent itself gets no
+// reply and no transaction; the request is dropped and counted.
+func (p *Proxy) upstream(data []byte, m *sipmsg.Msg, src, local netip.AddrPort) (netip.AddrPort, bool) {
+	up := replyAddr(src, m.TopVia.HasRport, m.TopVia.PortNum)
+	if reason := p.fwd.resolvedNextHop(local, up, false); reason != "" {
+		p.stats.drop(reason)
+		p.logs.log(p.log, slog.LevelDebug, "failover: request dropped, its replies would go to "+up.String(),
+			"reason", reason, "src", src.String(), "call_id", string(m.CallID.Bytes(data)))
+		return up, false
+	}
+	return up, true
 }
 
 // trying sends 100 Trying for the INVITE data: a stateful proxy answers
@@ -142,10 +192,20 @@ func (p *Proxy) replyLocked(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 
 // startNextBranch sends the INVITE to the next destination of the failover
 // list, or answers 503 when none is left. The caller holds p.txs.mu.
-//
-// req, when not nil, is tx.in parsed by sipgo, which the first branch
-// consumes; later branches parse tx.in again.
-func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
+func (p *Proxy) startNextBranch(tx *invTx, now time.Time) {
+	if b := p.nextBranch(tx, nil); b != nil {
+		p.launch(tx, b, now)
+		return
+	}
+	p.allFailed(tx, now)
+}
+
+// nextBranch builds the INVITE for the next destination of tx that takes
+// one, or returns nil when none is left. req, when not nil, is tx.in
+// parsed by sipgo, which it consumes; else it parses tx.in again. It only
+// reads and advances tx.next: tx is not in the table yet, or the caller
+// holds p.txs.mu.
+func (p *Proxy) nextBranch(tx *invTx, req *sip.Request) *branch {
 	for tx.next < len(tx.dests) {
 		dst := tx.dests[tx.next]
 		tx.next++
@@ -155,15 +215,25 @@ func (p *Proxy) startNextBranch(tx *invTx, req *sip.Request, now time.Time) {
 			p.logs.warn(p.log, "failover: cannot build INVITE", "dst", dst.URI, "error", err)
 			continue
 		}
-		tx.branches = append(tx.branches, b)
-		p.txs.byBranch[b.id] = tx
-		p.send(tx.local, b.out, b.dst)
-		b.state = brCalling
-		b.interval = timerT1
-		b.tA = now.Add(timerT1)
-		b.tEnd = now.Add(min(p.cfg.FailoverTimeout, timer64T1))
-		return
+		return b
 	}
+	return nil
+}
+
+// launch sends branch b's INVITE and starts its timers. The caller holds
+// p.txs.mu.
+func (p *Proxy) launch(tx *invTx, b *branch, now time.Time) {
+	tx.branches = append(tx.branches, b)
+	p.txs.byBranch[b.id] = tx
+	p.send(tx.local, b.out, b.dst)
+	b.state = brCalling
+	b.interval = p.tm.t1
+	b.tA = now.Add(p.tm.t1)
+	b.tEnd = now.Add(min(p.cfg.FailoverTimeout, p.tm.t64()))
+}
+
+// allFailed answers 503: no destination is left.
+func (p *Proxy) allFailed(tx *invTx, now time.Time) {
 	p.stats.stateful(statAllFailed)
 	p.logs.warn(p.log, "failover: every destination failed", "call_id", tx.callID, "tried", len(tx.dests))
 	p.finalUp(tx, 503, "Service Unavailable", now)
@@ -190,9 +260,9 @@ func (p *Proxy) finalUp(tx *invTx, code int, reason string, now time.Time) {
 func (p *Proxy) enterCompleted(tx *invTx, final []byte, now time.Time) {
 	tx.state = srvCompleted
 	tx.last = final
-	tx.interval = timerT1
-	tx.tG = now.Add(timerT1)
-	tx.tEnd = now.Add(timer64T1)
+	tx.interval = p.tm.t1
+	tx.tG = now.Add(p.tm.t1)
+	tx.tEnd = now.Add(p.tm.t64())
 }
 
 // statefulAck absorbs the caller's ACK of a non-2xx final response this
@@ -218,8 +288,8 @@ func (p *Proxy) statefulAck(data []byte) {
 	if tx.state == srvCompleted {
 		tx.state = srvConfirmed
 		tx.tG = time.Time{}
-		tx.tEnd = time.Now().Add(timerT4)
-		t.reschedule(tx)
+		tx.tEnd = time.Now().Add(p.tm.t4)
+		p.reschedule(tx)
 	}
 }
 
@@ -233,6 +303,9 @@ func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
 		return
 	}
 	branch, sentBy, _ := m.TopViaKey(data)
+	if _, ok := p.upstream(data, &m, src, local); !ok {
+		return
+	}
 	now := time.Now()
 	t := p.txs
 	t.mu.Lock()
@@ -251,13 +324,13 @@ func (p *Proxy) statefulCancel(data []byte, src, local netip.AddrPort) {
 	if b := tx.current(); b != nil {
 		switch b.state {
 		case brCalling:
-			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(timer64T1)
+			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(p.tm.t64())
 		case brProceeding:
 			p.sendCancel(tx, b, now)
 		}
 	}
 	p.finalUp(tx, 487, "Request Terminated", now)
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // sendCancel cancels branch b downstream; Timer E's doubling to T2
@@ -271,9 +344,9 @@ func (p *Proxy) sendCancel(tx *invTx, b *branch, now time.Time) {
 	b.cancel = out
 	p.write(tx.local, out, b.dst)
 	b.state = brCancelling
-	b.interval = timerT1
-	b.tA = now.Add(timerT1)
-	b.tEnd = now.Add(timer64T1)
+	b.interval = p.tm.t1
+	b.tA = now.Add(p.tm.t1)
+	b.tEnd = now.Add(p.tm.t64())
 }
 
 // statefulResponse takes a response to one of our branches.
@@ -284,10 +357,20 @@ func (p *Proxy) statefulResponse(data []byte) {
 		return
 	}
 	id := string(m.TopVia.Branch.Bytes(data))
-	if string(m.CSeq.Method.Bytes(data)) == "CANCEL" {
+	// A response matches a client transaction by branch and CSeq method
+	// (RFC 3261 §17.1.3): ours are INVITEs and their CANCELs. One without
+	// a CSeq, or for another method, is none of ours.
+	switch method := string(m.CSeq.Method.Bytes(data)); {
+	case m.CSeq.Err != nil:
+		p.stats.drop(DropMalformed)
+		return
+	case method == "CANCEL":
 		// The 200 to our CANCEL: the INVITE's final response is what ends
 		// the branch; stop retransmitting the CANCEL only.
 		p.cancelAnswered(id)
+		return
+	case method != "INVITE":
+		p.stats.drop("response_no_transaction")
 		return
 	}
 	now := time.Now()
@@ -314,14 +397,20 @@ func (p *Proxy) statefulResponse(data []byte) {
 	if code < 200 {
 		switch b.state {
 		case brCalling:
-			b.state, b.tA, b.tEnd = brProceeding, time.Time{}, now.Add(timerC)
+			b.state, b.tA, b.tEnd = brProceeding, time.Time{}, now.Add(p.tm.c)
 		case brCancelPending:
 			p.sendCancel(tx, b, now)
 		}
 		if code > 100 && current && b.state == brProceeding && tx.state == srvProceeding {
 			p.relayUp(tx, data, &m, now)
 		}
-		t.reschedule(tx)
+		p.reschedule(tx)
+		return
+	}
+	if code < 300 && !p.answers(tx, b) {
+		p.stray2xx(tx, b, data, &m)
+		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+		p.reschedule(tx)
 		return
 	}
 	if b.state == brDone {
@@ -339,6 +428,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 		default:
 			p.write(tx.local, b.ack, b.dst)
 		}
+		p.reschedule(tx) // the ACK it may hold now counts
 		return
 	}
 	cancelled := b.state == brCancelPending || b.state == brCancelling
@@ -352,7 +442,8 @@ func (p *Proxy) statefulResponse(data []byte) {
 	}
 	switch {
 	case code < 300:
-		// Every 2xx goes up, whatever the state (RFC 3261 §16.7 step 5).
+		// The answer of the current branch (answers said so).
+		tx.answered = b
 		p.relayUp(tx, data, &m, now)
 	case tx.state != srvProceeding || !current:
 		// The caller has its final already, or this branch was left for a
@@ -361,11 +452,151 @@ func (p *Proxy) statefulResponse(data []byte) {
 		p.stats.stateful(statBranchFailed)
 		p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 			"dst", b.dst.String(), "attempt", len(tx.branches), "status", code)
-		p.startNextBranch(tx, nil, now)
+		p.startNextBranch(tx, now)
 	default:
 		p.relayUp(tx, data, &m, now)
 	}
-	t.reschedule(tx)
+	p.reschedule(tx)
+}
+
+// answers says whether a 2xx from branch b goes up to the caller: the
+// first 2xx of the current branch while no final went up, and the
+// retransmissions of the 2xx that did. A proxy relays every 2xx (RFC 3261
+// §16.7 step 5), but this one tries one destination at a time and answers
+// the caller itself (503, 487): a 2xx from a branch it gave up on, or
+// after its own final, would be a second answered call or a 2xx after a
+// final. Such a 2xx is ended downstream instead (stray2xx).
+func (p *Proxy) answers(tx *invTx, b *branch) bool {
+	if tx.answered != nil {
+		return tx.answered == b
+	}
+	return tx.state == srvProceeding && b == tx.current() && (b.state == brCalling || b.state == brProceeding)
+}
+
+// stray2xx ends the dialog a 2xx from a branch given up on set up, as
+// Kamailio's tm does for a 2xx after a CANCEL: the ACK the callee waits
+// for, then a BYE. Both go to the destination the INVITE went to, with the
+// 2xx's Contact as Request-URI. A retransmission of the 2xx gets the ACK
+// again; the BYE is sent once.
+func (p *Proxy) stray2xx(tx *invTx, b *branch, data []byte, m *sipmsg.Msg) {
+	if b.ack2xx != nil {
+		p.write(tx.local, b.ack2xx, b.dst)
+		return
+	}
+	l, ok := p.listener(tx.local)
+	if !ok {
+		return
+	}
+	p.stats.stateful(statStray2xx)
+	p.logs.info(p.log, "failover: 2xx from a destination given up on, ended with ACK and BYE",
+		"call_id", tx.callID, "dst", b.dst.String())
+	ack, okAck := appendDialogRequest(nil, "ACK", b.out, data, m, advText(l), newBranchID())
+	bye, okBye := appendDialogRequest(nil, "BYE", b.out, data, m, advText(l), newBranchID())
+	if !okAck || !okBye {
+		p.stats.drop(DropInternal)
+		return
+	}
+	b.ack2xx = ack
+	p.write(tx.local, ack, b.dst)
+	p.write(tx.local, bye, b.dst)
+}
+
+// newBranchID is a fresh branch of ours (RFC 3261 §8.1.1.7), in the
+// stateful space so that responses to it come to the transaction layer.
+// crypto/rand.Read never fails (Go 1.24).
+func newBranchID() string {
+	var token [8]byte
+	_, _ = rand.Read(token[:])
+	return statefulBranchPrefix + hex.EncodeToString(token[:])
+}
+
+// appendDialogRequest appends the ACK or BYE the agent sends, as the
+// caller would, in the dialog a 2xx (res) to the INVITE inv set up: the
+// 2xx's Contact as Request-URI (inv's when it has none), our Via with
+// branch, inv's From, Call-ID and CSeq number (plus one for BYE), the 2xx's
+// To (with the callee's tag).
+func appendDialogRequest(out []byte, method string, inv, res []byte, rm *sipmsg.Msg, sentBy, branch string) ([]byte, bool) {
+	var m sipmsg.Msg
+	if sipmsg.Parse(inv, &m) != nil || m.CSeq.Err != nil {
+		return out, false
+	}
+	from, okFrom := m.First(sipmsg.KindFrom)
+	callID, okCallID := m.First(sipmsg.KindCallID)
+	to, okTo := rm.First(sipmsg.KindTo)
+	if !okFrom || !okCallID || !okTo {
+		return out, false
+	}
+	ruri := m.RURI.Bytes(inv)
+	if c, ok := rm.First(sipmsg.KindContact); ok {
+		if u := contactURI(c.Value.Bytes(res)); len(u) > 0 {
+			ruri = u
+		}
+	}
+	seq := m.CSeq.Seq
+	if method == "BYE" {
+		seq++
+	}
+	out = append(out, method...)
+	out = append(out, ' ')
+	out = append(out, ruri...)
+	out = append(out, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
+	out = append(out, sentBy...)
+	out = append(out, ";branch="...)
+	out = append(out, branch...)
+	out = append(out, "\r\nMax-Forwards: 70\r\n"...)
+	out = append(out, from.Line.Bytes(inv)...)
+	out = append(out, to.Line.Bytes(res)...)
+	out = append(out, callID.Line.Bytes(inv)...)
+	out = append(out, "CSeq: "...)
+	out = strconv.AppendUint(out, uint64(seq), 10)
+	out = append(out, ' ')
+	out = append(out, method...)
+	out = append(out, "\r\nContent-Length: 0\r\n\r\n"...)
+	return out, true
+}
+
+// contactURI is the URI of a Contact value: between the angle brackets,
+// or up to the first ';' or ',' without them. Nil when there is none.
+func contactURI(v []byte) []byte {
+	if i := bytes.IndexByte(v, '<'); i >= 0 {
+		j := bytes.IndexByte(v[i:], '>')
+		if j < 0 {
+			return nil
+		}
+		v = v[i+1 : i+j]
+	} else if i := bytes.IndexAny(v, ";,"); i >= 0 {
+		v = v[:i]
+	}
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || bytes.ContainsAny(v, " \t\r\n") {
+		return nil
+	}
+	return v
+}
+
+// reschedule puts tx under its next deadline in the timer heap, or ends it
+// when it has finished. A transaction with nothing left to wait for (no
+// timer) that has not finished would keep its slot forever: a final that
+// could not be relayed up leaves one so. It is ended here: the caller gets
+// 500 when it has no final yet (then Completed runs as for any final), and
+// whatever still has no timer is over. The caller holds p.txs.mu.
+func (p *Proxy) reschedule(tx *invTx) {
+	if !tx.finished() && tx.nextDue().IsZero() {
+		p.stats.stateful(statStuck)
+		p.logs.warn(p.log, "failover: transaction waiting for nothing ended", "call_id", tx.callID, "state", int(tx.state))
+		if tx.state == srvProceeding {
+			p.finalUp(tx, 500, "Server Internal Error", time.Now())
+		}
+		for _, b := range tx.branches {
+			if b.tA.IsZero() && b.tEnd.IsZero() {
+				b.state = brDone
+			}
+		}
+		if tx.tG.IsZero() && tx.tEnd.IsZero() {
+			tx.state = srvTerminated
+		}
+	}
+	p.txs.reschedule(tx)
 }
 
 // cancelAnswered stops the CANCEL retransmissions of branch id.
@@ -383,7 +614,7 @@ func (p *Proxy) cancelAnswered(id string) {
 			b.tA = time.Time{}
 		}
 	}
-	t.reschedule(tx)
+	p.reschedule(tx)
 }
 
 // relayUp sends a downstream response to the caller without our Via. A
@@ -415,7 +646,7 @@ func (p *Proxy) relayUp(tx *invTx, data []byte, m *sipmsg.Msg, now time.Time) {
 		tx.state = srvAccepted
 		tx.last = nil
 		tx.tG = time.Time{}
-		tx.tEnd = now.Add(timer64T1)
+		tx.tEnd = now.Add(p.tm.t64())
 	default:
 		p.enterCompleted(tx, out, now)
 	}
@@ -427,7 +658,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 	if due(tx.tG) { // Timer G
 		p.write(tx.local, tx.last, tx.up)
-		tx.interval = min(2*tx.interval, timerT2)
+		tx.interval = min(2*tx.interval, p.tm.t2)
 		tx.tG = now.Add(tx.interval)
 	}
 	if due(tx.tEnd) { // Timer H, I or L
@@ -444,7 +675,7 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 				b.interval *= 2
 			case brCancelling: // Timer E of the CANCEL
 				p.write(tx.local, b.cancel, b.dst)
-				b.interval = min(2*b.interval, timerT2)
+				b.interval = min(2*b.interval, p.tm.t2)
 			}
 			b.tA = now.Add(b.interval)
 		}
@@ -452,19 +683,26 @@ func (p *Proxy) fire(tx *invTx, now time.Time) {
 			continue
 		}
 		state := b.state
-		b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
-		if state != brCalling && state != brProceeding {
-			continue // the wait for a cancelled branch's final is over
-		}
-		if state == brProceeding {
+		switch state {
+		case brCalling:
+			// Given up on before any provisional: no CANCEL may go yet
+			// (RFC 3261 §9.1); one goes if a provisional comes, and its
+			// final is awaited until 64*T1 (Kamailio's tm alike), so a
+			// destination that answers late is cancelled, not left ringing.
+			b.state, b.tA, b.tEnd = brCancelPending, time.Time{}, now.Add(p.tm.t64())
+		case brProceeding:
 			// Timer C: it rang and never answered.
 			p.sendCancel(tx, b, now)
+		default:
+			// The wait for a cancelled branch's final is over.
+			b.state, b.tA, b.tEnd = brDone, time.Time{}, time.Time{}
+			continue
 		}
 		if b == tx.current() && tx.state == srvProceeding {
 			p.stats.stateful(statBranchFailed)
 			p.logs.info(p.log, "failover: destination failed", "call_id", tx.callID,
 				"dst", b.dst.String(), "attempt", len(tx.branches), "status", "timeout")
-			p.startNextBranch(tx, nil, now)
+			p.startNextBranch(tx, now)
 		}
 	}
 }
@@ -487,11 +725,7 @@ func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination, req *sip.Request)
 			return nil, err
 		}
 	}
-	token := make([]byte, 8)
-	if _, err := rand.Read(token); err != nil {
-		return nil, fmt.Errorf("branch: %w", err)
-	}
-	id := statefulBranchPrefix + hex.EncodeToString(token)
+	id := newBranchID()
 	if via := req.Via(); via != nil {
 		// tx.up is the caller's source when it asked for rport.
 		src := tx.up

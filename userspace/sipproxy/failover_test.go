@@ -25,6 +25,7 @@ const (
 	backend503                             // 503 Service Unavailable
 	backendRinging                         // 180 and then nothing; 487 on CANCEL
 	backendLate503                         // 503 after 400 ms, past the tests' failover timeout
+	backendLate200                         // 180 after 400 ms, past the tests' failover timeout, 200 after 600 ms whatever came
 )
 
 // testBackend is a UDP SIP endpoint that answers INVITEs as told and
@@ -92,6 +93,9 @@ func (b *testBackend) serve() {
 			answer(180, "Ringing")
 		case b.how == backendLate503:
 			time.AfterFunc(400*time.Millisecond, func() { answer(503, "Service Unavailable") })
+		case b.how == backendLate200:
+			time.AfterFunc(400*time.Millisecond, func() { answer(180, "Ringing") })
+			time.AfterFunc(600*time.Millisecond, func() { answer(200, "OK") })
 		}
 	}
 }

@@ -53,7 +53,7 @@ func fixtureForwarder(t testing.TB, d *dispatch.Dispatcher, c fixtures.Case) *Fo
 			HashPVar:          c.Rule.HashPVar,
 			NoDestinationCode: c.Rule.NoDestinationCode,
 		},
-	}}, Options{OwnsTransaction: func(branch, sentBy []byte) bool { return owns }})
+	}}, Options{OwnsTransaction: func(branch, sentBy []byte, ack bool) bool { return owns }})
 	if err != nil {
 		t.Fatalf("%s: %v", c.File, err)
 	}

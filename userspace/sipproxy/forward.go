@@ -117,7 +117,7 @@ type Options struct {
 	// transaction exists for this top Via branch and sent-by; ACK and
 	// CANCEL matching one are handed off instead of forwarded. It must not
 	// keep the slices.
-	OwnsTransaction func(branch, sentBy []byte) bool
+	OwnsTransaction func(branch, sentBy []byte, ack bool) bool
 }
 
 // Forwarder applies the stateless forwarding contract. It is safe for

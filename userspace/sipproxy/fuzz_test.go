@@ -32,7 +32,7 @@ func FuzzProcess(f *testing.F) {
 	}
 	d := fixtureDispatcher(f)
 	l := Listener{Addr: testLocal, Rule: Rule{SetID: 2, RecordRoute: true}}
-	fwd, err := NewForwarder(d, []Listener{l}, Options{OwnsTransaction: func(b, s []byte) bool { return len(b)%7 == 3 }})
+	fwd, err := NewForwarder(d, []Listener{l}, Options{OwnsTransaction: func(b, s []byte, ack bool) bool { return len(b)%7 == 3 }})
 	if err != nil {
 		f.Fatal(err)
 	}

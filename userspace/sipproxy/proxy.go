@@ -27,12 +27,23 @@ type Config struct {
 	// INVITE beyond it is answered 503 with Retry-After. 0 means
 	// DefaultMaxTransactions.
 	MaxTransactions int
+	// MaxTransactionBytes caps the bytes of SIP messages the failover
+	// transactions hold together (the caller's INVITE, the INVITE sent to
+	// each destination, the responses kept for retransmission); an INVITE
+	// that would go beyond it is answered 503 with Retry-After. 0 means
+	// DefaultMaxTransactionBytes.
+	MaxTransactionBytes int64
 	// ReceiveBuffer is the SO_RCVBUF asked for each listener socket, in
 	// bytes; 0 means DefaultReceiveBuffer.
 	ReceiveBuffer int
 	// Resolver resolves next hops that are names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	Logger   *slog.Logger
+
+	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
+	timers timerValues
+	// writeTo, when set, replaces the listener sockets' sendto. Tests set it.
+	writeTo func(local netip.AddrPort, b []byte, dst netip.AddrPort) error
 }
 
 // Proxy is the slow path: it reads the listener sockets, applies the
@@ -46,10 +57,12 @@ type Proxy struct {
 	stats    *Stats
 	resolver *net.Resolver
 	logs     logLimiter
+	tm       timerValues
+
+	names chan nameJob // next hops to resolve (forwardToName)
 
 	mu    sync.Mutex
 	conns map[netip.AddrPort]*net.UDPConn // listener sockets by local address
-	ctx   context.Context                 // the Run context
 	ready chan struct{}
 }
 
@@ -70,6 +83,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxTransactions < 0 {
 		return nil, fmt.Errorf("sipproxy: max transactions %d < 0", cfg.MaxTransactions)
 	}
+	if cfg.MaxTransactionBytes < 0 {
+		return nil, fmt.Errorf("sipproxy: max transaction bytes %d < 0", cfg.MaxTransactionBytes)
+	}
 	if cfg.ReceiveBuffer < 0 {
 		return nil, fmt.Errorf("sipproxy: receive buffer %d < 0", cfg.ReceiveBuffer)
 	}
@@ -79,16 +95,21 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
+	if cfg.timers == (timerValues{}) {
+		cfg.timers = rfcTimers
+	}
 	p := &Proxy{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sipproxy"),
-		txs:      newTxTable(cfg.MaxTransactions),
+		txs:      newTxTable(cfg.MaxTransactions, cfg.MaxTransactionBytes),
 		stats:    newStats(),
 		resolver: cfg.Resolver,
+		tm:       cfg.timers,
 		conns:    make(map[netip.AddrPort]*net.UDPConn),
 		ready:    make(chan struct{}),
+		names:    make(chan nameJob, nameQueueSize),
 	}
-	p.stats.pending = p.txs.Len
+	p.stats.pending = p.txs.usage
 	fwd, err := NewForwarder(cfg.Dispatcher, cfg.Listeners, Options{OwnsTransaction: p.txs.owns})
 	if err != nil {
 		return nil, fmt.Errorf("sipproxy: %w", err)
@@ -103,12 +124,13 @@ func (p *Proxy) Stats() *Stats { return p.stats }
 // Ready is closed once every listener socket is bound.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
-// Run binds every listener and serves until ctx ends.
+// Run binds every listener and serves until ctx ends. It returns nil
+// then; it returns early, with an error naming the listener, when a
+// listener's socket fails for good, having stopped everything else it
+// started.
 func (p *Proxy) Run(ctx context.Context) error {
-	p.mu.Lock()
-	p.ctx = ctx
-	p.mu.Unlock()
-
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var lc net.ListenConfig
 	warnedClamp := false
 	ovfs := make(map[netip.AddrPort]*overflowCounter, len(p.cfg.Listeners))
@@ -153,7 +175,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize))
+			if err := p.readLoop(ctx, conn, l.Addr, ovf, make([]byte, readBufferSize)); err != nil {
+				errc <- fmt.Errorf("listener %s (%s): %w", l.Name, l.Addr, err)
+			}
 		}()
 	}
 	p.mu.Unlock()
@@ -162,12 +186,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer wg.Done()
 		p.runTimers(ctx)
 	}()
+	for range nameWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.resolveNames(ctx)
+		}()
+	}
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	// The timers and the other read loops stop with ctx, a read loop
+	// blocked in its socket when the socket closes.
+	cancel()
 	p.closeConns()
 	wg.Wait()
 	return err
@@ -187,14 +221,8 @@ func (p *Proxy) conn(local netip.AddrPort) *net.UDPConn {
 	return p.conns[local]
 }
 
-func (p *Proxy) runContext() context.Context {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ctx == nil {
-		return context.Background()
-	}
-	return p.ctx
-}
+// timerBatch is how many due transactions fire under one hold of the lock.
+const timerBatch = 256
 
 // runTimers serves the failover transactions' timers (timers.go) until ctx
 // ends.
@@ -205,16 +233,25 @@ func (p *Proxy) runTimers(ctx context.Context) {
 	for {
 		t.mu.Lock()
 		now := time.Now()
-		for len(t.heap) > 0 && !t.heap[0].due.After(now) {
+		// Due transactions fire in batches; the lock is let go between
+		// them, so that a burst of expiries does not hold up the reader
+		// goroutines.
+		for n := 0; n < timerBatch && len(t.heap) > 0 && !t.heap[0].due.After(now); n++ {
 			tx := t.heap[0]
 			p.fire(tx, now)
-			t.reschedule(tx)
+			p.reschedule(tx)
 		}
 		wait := time.Hour
 		if len(t.heap) > 0 {
-			wait = t.heap[0].due.Sub(now)
+			wait = max(t.heap[0].due.Sub(now), 0)
 		}
 		t.mu.Unlock()
+		if wait == 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the next batch
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -286,6 +323,13 @@ func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
 
 // write writes b from the listener's socket to dst.
 func (p *Proxy) write(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
+	if p.cfg.writeTo != nil {
+		if err := p.cfg.writeTo(local, b, dst); err != nil {
+			p.stats.drop("send_error")
+			return false
+		}
+		return true
+	}
 	c := p.conn(local)
 	if c == nil {
 		p.stats.drop("no_socket")
@@ -330,39 +374,77 @@ func (p *Proxy) reply(data []byte, src, local netip.AddrPort, code int, reason s
 	}
 }
 
-// forwardToName resolves a next hop that is a host name (RFC 3263 A/AAAA;
-// SRV is not used for an explicit port) off the reader goroutine, then sends.
+// Next hops that are host names (RFC 3263 A/AAAA; SRV is not used for an
+// explicit port) are resolved off the reader goroutines by nameWorkers
+// workers, from a queue of nameQueueSize messages: a DNS server that hangs
+// holds at most that many messages and goroutines, whatever comes in. A
+// message the queue cannot take is dropped and counted.
+const (
+	nameWorkers   = 4
+	nameQueueSize = 256
+)
+
+// DropNextHopQueueFull counts messages whose next hop is a name, dropped
+// because the resolver queue was full.
+const DropNextHopQueueFull = "next_hop_queue_full"
+
+// nameJob is one message waiting for its next hop's address.
+type nameJob struct {
+	local netip.AddrPort
+	host  string
+	port  int
+	out   []byte
+}
+
+// forwardToName queues a message whose next hop is a name.
 func (p *Proxy) forwardToName(local netip.AddrPort, res Result) {
-	host, port := res.DstHost, res.DstPort
-	if host == "" {
+	if res.DstHost == "" {
 		p.stats.drop("next_hop_unknown")
 		return
 	}
-	if port == 0 {
-		port = 5060
+	j := nameJob{local: local, host: res.DstHost, port: res.DstPort, out: append([]byte(nil), res.Out...)}
+	if j.port == 0 {
+		j.port = 5060
 	}
-	out := append([]byte(nil), res.Out...)
-	ctx := p.runContext()
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		network := "ip4"
-		if local.Addr().Is6() {
-			network = "ip6"
-		}
-		addrs, err := p.resolver.LookupNetIP(ctx, network, host)
-		if err != nil || len(addrs) == 0 {
-			p.stats.drop("next_hop_unresolved")
-			p.logs.warn(p.log, "next hop does not resolve", "host", host, "error", err)
+	select {
+	case p.names <- j:
+	default:
+		p.stats.drop(DropNextHopQueueFull)
+		p.logs.warn(p.log, "next hop resolver queue full, message dropped", "host", j.host, "queue", nameQueueSize)
+	}
+}
+
+// resolveNames is one resolver worker; it ends with ctx.
+func (p *Proxy) resolveNames(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case j := <-p.names:
+			p.resolveAndSend(ctx, j)
 		}
-		dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(port))
-		if reason := p.fwd.resolvedNextHop(local, dst, isRequest(out)); reason != "" {
-			p.stats.drop(reason)
-			return
-		}
-		p.send(local, out, dst)
-	}()
+	}
+}
+
+func (p *Proxy) resolveAndSend(ctx context.Context, j nameJob) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	network := "ip4"
+	if j.local.Addr().Is6() {
+		network = "ip6"
+	}
+	addrs, err := p.resolver.LookupNetIP(ctx, network, j.host)
+	if err != nil || len(addrs) == 0 {
+		p.stats.drop("next_hop_unresolved")
+		p.logs.warn(p.log, "next hop does not resolve", "host", j.host, "error", err)
+		return
+	}
+	dst := netip.AddrPortFrom(addrs[0].Unmap(), uint16(j.port))
+	if reason := p.fwd.resolvedNextHop(j.local, dst, isRequest(j.out)); reason != "" {
+		p.stats.drop(reason)
+		return
+	}
+	p.send(j.local, j.out, dst)
 }
 
 // isRequest tells a request from a response by the start line.

@@ -202,7 +202,7 @@ func (f *Forwarder) request(l *listener, in []byte, src netip.AddrPort, m *sipms
 	// layer owns goes there.
 	if f.opt.OwnsTransaction != nil && (rc.ack || string(method) == "CANCEL") {
 		branch, sentBy, _ := m.TopViaKey(in)
-		if f.opt.OwnsTransaction(branch, sentBy) {
+		if f.opt.OwnsTransaction(branch, sentBy, rc.ack) {
 			if rc.ack {
 				return handoff(HandoffStatefulAck)
 			}

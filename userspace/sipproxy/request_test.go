@@ -123,7 +123,7 @@ func TestHashKey(t *testing.T) {
 // TestRequestHandoffs covers the failover rule and the transaction hook.
 func TestRequestHandoffs(t *testing.T) {
 	var hookBranch, hookSentBy string
-	owns := func(branch, sentBy []byte) bool {
+	owns := func(branch, sentBy []byte, ack bool) bool {
 		hookBranch, hookSentBy = string(branch), string(sentBy)
 		return true
 	}
@@ -141,7 +141,7 @@ func TestRequestHandoffs(t *testing.T) {
 		{"failover with no destination replies", Rule{SetID: 3, Failover: true}, Options{}, testRequest("INVITE", ""), ActionReply, "Service Unavailable"},
 		{"owned CANCEL", Rule{SetID: 2}, Options{OwnsTransaction: owns}, testRequest("CANCEL", ""), ActionHandoff, HandoffStatefulCancel},
 		{"owned ACK", Rule{SetID: 2}, Options{OwnsTransaction: owns}, testRequest("ACK", ""), ActionHandoff, HandoffStatefulAck},
-		{"BYE never asks the hook", Rule{SetID: 2}, Options{OwnsTransaction: func([]byte, []byte) bool { panic("asked") }}, testRequest("BYE", ""), ActionForward, ""},
+		{"BYE never asks the hook", Rule{SetID: 2}, Options{OwnsTransaction: func([]byte, []byte, bool) bool { panic("asked") }}, testRequest("BYE", ""), ActionForward, ""},
 		{"unsupported algorithm", Rule{SetID: 2, Alg: dispatch.AlgParallel}, Options{}, testRequest("BYE", ""), ActionReply, "Server Internal Error"},
 		{"alg 2 with a tel To hashes the number, as Kamailio", Rule{SetID: 2, Alg: dispatch.AlgToURI}, Options{},
 			[]byte(strings.Replace(string(testRequest("BYE", "")), "To: <sip:bob@biloxi.example.com>", "To: <tel:+1555>", 1)), ActionForward, ""},

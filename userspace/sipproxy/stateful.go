@@ -8,21 +8,30 @@ import (
 	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
-// RFC 3261 §17 timer values for UDP (Kamailio's tm defaults alike).
-const (
-	timerT1 = 500 * time.Millisecond
-	timerT2 = 4 * time.Second
-	timerT4 = 5 * time.Second
-	// timer64T1 is Timers B, D (non-2xx ACK absorption), F, H and L.
-	timer64T1 = 64 * timerT1
-	// timerC bounds a branch that sent a provisional and nothing after
-	// (RFC 3261 §16.6 step 11: more than 3 minutes).
-	timerC = 181 * time.Second
-)
+// timerValues are the RFC 3261 §17 timers a Proxy runs its failover
+// transactions with: per Proxy, so that tests can shrink or stretch them.
+type timerValues struct {
+	t1, t2, t4 time.Duration
+	// c bounds a branch that sent a provisional and nothing after (RFC 3261
+	// §16.6 step 11: more than 3 minutes).
+	c time.Duration
+}
+
+// rfcTimers are the RFC 3261 values for UDP (Kamailio's tm defaults alike).
+var rfcTimers = timerValues{t1: 500 * time.Millisecond, t2: 4 * time.Second, t4: 5 * time.Second, c: 181 * time.Second}
+
+// t64 is 64*T1: Timers B, D (non-2xx ACK absorption), F, H and L.
+func (tv timerValues) t64() time.Duration { return 64 * tv.t1 }
 
 // DefaultMaxTransactions is the default cap of the failover transaction
 // table (config failover.max_transactions).
 const DefaultMaxTransactions = 32768
+
+// DefaultMaxTransactionBytes is the default byte budget of the failover
+// transaction table (config failover.max_transaction_bytes): about what
+// the default count cap holds with 1 kB INVITEs, so that INVITEs up to
+// 64 kB cannot make the table hold more than small ones at the cap.
+const DefaultMaxTransactionBytes = 64 << 20
 
 // overflowRetryAfter is the Retry-After of the 503 a full table answers.
 const overflowRetryAfter = 5
@@ -59,6 +68,7 @@ type branch struct {
 	out    []byte
 	cancel []byte // the CANCEL as sent, once sent
 	ack    []byte // the ACK sent for its non-2xx final, resent on retransmissions
+	ack2xx []byte // the ACK of a stray 2xx (stray2xx), resent on retransmissions
 	state  branchState
 	// interval is Timer A's (INVITE) or Timer E's (CANCEL) current value.
 	interval time.Duration
@@ -85,9 +95,20 @@ type invTx struct {
 	tEnd     time.Time // Timer H, I or L: the server side ends
 
 	branches []*branch // every branch tried; the last one is current
+	answered *branch   // the branch whose 2xx went up, if one did
 
-	due time.Time // earliest of the timers above: the heap key
-	idx int       // index in txTable.heap, -1 when not in it
+	due  time.Time // earliest of the timers above: the heap key
+	idx  int       // index in txTable.heap, -1 when not in it
+	held int       // bytes counted in txTable.bytes for it
+}
+
+// size is the bytes of messages tx holds.
+func (tx *invTx) size() int {
+	n := len(tx.in) + len(tx.last)
+	for _, b := range tx.branches {
+		n += len(b.out) + len(b.cancel) + len(b.ack) + len(b.ack2xx)
+	}
+	return n
 }
 
 func (tx *invTx) current() *branch {
@@ -125,34 +146,66 @@ func (tx *invTx) finished() bool {
 // branches (the client side, §17.1.3). One mutex guards it and the timer
 // heap; the work under it is a few map operations and sendto calls.
 type txTable struct {
-	max int
+	max      int
+	maxBytes int64
 
 	mu       sync.Mutex
 	byKey    map[string]*invTx
 	byBranch map[string]*invTx
 	heap     txHeap
 	wake     chan struct{}
+	bytes    int64 // sum of the transactions' held bytes
 }
 
-func newTxTable(max int) *txTable {
+func newTxTable(max int, maxBytes int64) *txTable {
 	if max <= 0 {
 		max = DefaultMaxTransactions
 	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxTransactionBytes
+	}
 	return &txTable{
 		max:      max,
+		maxBytes: maxBytes,
 		byKey:    make(map[string]*invTx),
 		byBranch: make(map[string]*invTx),
 		wake:     make(chan struct{}, 1),
 	}
 }
 
-// owns implements Options.OwnsTransaction: a CANCEL or ACK with this top
-// Via branch and sent-by belongs to a failover INVITE.
-func (t *txTable) owns(branch, sentBy []byte) bool {
+// owns implements Options.OwnsTransaction: a CANCEL with this top Via
+// branch and sent-by belongs to a failover INVITE; an ACK does only while
+// the INVITE's non-2xx final is out (Completed, Confirmed: RFC 3261
+// §17.2.3). The ACK of a 2xx is a transaction of its own, end to end,
+// even when a UA reuses the INVITE's branch in it: it goes to the callee.
+func (t *txTable) owns(branch, sentBy []byte, ack bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tx, ok := t.byKey[string(branch)]
-	return ok && tx.sentBy == string(sentBy)
+	if !ok || tx.sentBy != string(sentBy) {
+		return false
+	}
+	return !ack || tx.state == srvCompleted || tx.state == srvConfirmed
+}
+
+// full says why an INVITE of n bytes cannot start a transaction now (the
+// stateful counter), or "". It holds n twice: the caller's copy and the
+// INVITE sent to the first destination. The caller holds t.mu.
+func (t *txTable) full(n int) string {
+	switch {
+	case len(t.byKey) >= t.max:
+		return statTableFull
+	case t.bytes+2*int64(n) > t.maxBytes:
+		return statTableBytesFull
+	}
+	return ""
+}
+
+// usage is the number of transactions and the bytes they hold.
+func (t *txTable) usage() (int, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byKey), t.bytes
 }
 
 // Len is the number of failover transactions in the table.
@@ -165,7 +218,12 @@ func (t *txTable) Len() int {
 // reschedule puts tx under its next deadline, or drops it from the table
 // when it has finished. The caller holds t.mu.
 func (t *txTable) reschedule(tx *invTx) {
+	n := tx.size()
+	t.bytes += int64(n - tx.held)
+	tx.held = n
 	if tx.finished() {
+		t.bytes -= int64(tx.held)
+		tx.held = 0
 		t.heap.schedule(tx, time.Time{})
 		delete(t.byKey, tx.key)
 		for _, b := range tx.branches {

@@ -18,8 +18,9 @@ type Stats struct {
 	replies  map[string]*atomic.Uint64
 	txs      map[string]*atomic.Uint64
 	sockets  []*socketStats
-	// pending reports the failover transactions in the table.
-	pending func() int
+	// pending reports the failover transactions in the table and the
+	// bytes of messages they hold.
+	pending func() (int, int64)
 }
 
 // socketStats is one listener socket's setup and kernel drop counter.
@@ -95,17 +96,19 @@ type StatsSnapshot struct {
 	Drops     []Counter `json:"drops"`
 	Handoffs  []Counter `json:"handoffs"`
 	// Stateful counts what failover-mode transactions did; Pending is how
-	// many are in the table now.
-	Stateful []Counter     `json:"stateful"`
-	Pending  int           `json:"pending_transactions"`
-	Sockets  []SocketStats `json:"sockets"`
+	// many are in the table now, PendingBytes the bytes of messages they
+	// hold (failover.max_transaction_bytes caps it).
+	Stateful     []Counter     `json:"stateful"`
+	Pending      int           `json:"pending_transactions"`
+	PendingBytes int64         `json:"pending_bytes"`
+	Sockets      []SocketStats `json:"sockets"`
 }
 
 // Snapshot copies the counters.
 func (s *Stats) Snapshot() StatsSnapshot {
-	pending := 0
+	pending, pendingBytes := 0, int64(0)
 	if s.pending != nil {
-		pending = s.pending()
+		pending, pendingBytes = s.pending()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,13 +118,14 @@ func (s *Stats) Snapshot() StatsSnapshot {
 			Forced: so.info.forced, RcvbufErrors: uint64(so.ovf.last.Load()), Counting: so.info.overflowCounting})
 	}
 	return StatsSnapshot{
-		Forwarded: s.Forwarded.Load(),
-		Replies:   sorted(s.replies),
-		Drops:     sorted(s.drops),
-		Handoffs:  sorted(s.handoffs),
-		Stateful:  sorted(s.txs),
-		Pending:   pending,
-		Sockets:   socks,
+		Forwarded:    s.Forwarded.Load(),
+		Replies:      sorted(s.replies),
+		Drops:        sorted(s.drops),
+		Handoffs:     sorted(s.handoffs),
+		Stateful:     sorted(s.txs),
+		Pending:      pending,
+		PendingBytes: pendingBytes,
+		Sockets:      socks,
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 )
 
 // The failover transactions share one timer: a min-heap of transactions
-// ordered by their next deadline, served by one goroutine (txTable.run).
+// ordered by their next deadline, served by one goroutine (Proxy.runTimers).
 // A transaction is in the heap at most once, under its earliest deadline;
 // when it fires, the table works out which of its timers (A, B/C, D, G, H,
 // I, L) are due and reschedules it. A pending call therefore costs a heap
