@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/probe"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+)
+
+// TestClassify: 2xx or a configured code is a success; a timeout is a
+// local 408 and a send error a local 500, each a success only when
+// ds_ping_reply_codes lists it (kamailio-behaviour §3.3).
+func TestClassify(t *testing.T) {
+	codes := func(s string) config.ReplyCodes {
+		r, err := config.ParsePingReplyCodes(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name     string
+		r        probe.Result
+		codes    string
+		wantCode int
+		wantOK   bool
+	}{
+		{"200", probe.Result{Code: 200}, "", 200, true},
+		{"202", probe.Result{Code: 202}, "", 202, true},
+		{"503", probe.Result{Code: 503}, "", 503, false},
+		{"503 listed", probe.Result{Code: 503}, "code=503", 503, true},
+		{"404 class 4", probe.Result{Code: 404}, "class=4", 404, true},
+		{"302", probe.Result{Code: 302}, "code=503", 302, false},
+		{"timeout", probe.Result{Timeout: true}, "", 408, false},
+		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", 408, false},
+		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", 408, true},
+		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", 408, true},
+		{"send error", probe.Result{Err: errors.New("sendto")}, "", 500, false},
+		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", 500, true},
+	} {
+		code, ok := classify(tc.r, codes(tc.codes))
+		if code != tc.wantCode || ok != tc.wantOK {
+			t.Errorf("%s: classify = %d, %t; want %d, %t", tc.name, code, ok, tc.wantCode, tc.wantOK)
+		}
+	}
+}
+
+// testSockets are two listeners, one IPv4 and one IPv6, whose sent-by is
+// "adv-" + the address.
+func testSockets() probeSockets {
+	ls := []sipproxy.Listener{
+		{Name: "pub", Addr: netip.MustParseAddrPort("192.0.2.1:5060")},
+		{Name: "priv", Addr: netip.MustParseAddrPort("10.9.9.9:5070")},
+		{Name: "v6", Addr: netip.MustParseAddrPort("[2001:db8::1]:5060")},
+	}
+	return probeSockets{listeners: ls, sentBy: func(local netip.AddrPort) (string, bool) {
+		for _, l := range ls {
+			if l.Addr == local {
+				return "adv-" + local.String(), true
+			}
+		}
+		return "", false
+	}}
+}
+
+func buildSnap(t *testing.T, entries []dispatch.Entry) *dispatch.Snapshot {
+	t.Helper()
+	s, err := dispatch.Build(context.Background(), entries, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// uris returns the URIs of the targets, sorted.
+func uris(ts map[string]probeTarget) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.uri)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestProbeTargetsModes: which destinations each ds_probing_mode pings
+// (kamailio-behaviour §3.1): 0 and 3 those with PROBING, 1 all, 2 PROBING
+// and INACTIVE; never DISABLED or NOPING ones.
+func TestProbeTargetsModes(t *testing.T) {
+	snap := buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1:5060"},                                                      // active
+		{SetID: 1, URI: "sip:10.0.0.2:5060", Flags: dispatch.FlagProbing},                         // AP
+		{SetID: 1, URI: "sip:10.0.0.3:5060", Flags: dispatch.FlagInactive},                        // IX
+		{SetID: 1, URI: "sip:10.0.0.4:5060", Flags: dispatch.FlagInactive | dispatch.FlagProbing}, // IP
+		{SetID: 1, URI: "sip:10.0.0.5:5060", Flags: dispatch.FlagDisabled | dispatch.FlagProbing},
+		{SetID: 2, URI: "sip:10.0.0.6:5060", Flags: dispatch.FlagNoPing | dispatch.FlagProbing},
+		{SetID: 2, URI: "sip:10.0.0.7:5060", Flags: dispatch.FlagTrying | dispatch.FlagProbing}, // TP
+	})
+	for _, tc := range []struct {
+		mode dispatch.ProbingMode
+		want []string
+	}{
+		{dispatch.ProbeFlagged, []string{"sip:10.0.0.2:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+		{dispatch.ProbeAll, []string{"sip:10.0.0.1:5060", "sip:10.0.0.2:5060", "sip:10.0.0.3:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+		{dispatch.ProbeInactive, []string{"sip:10.0.0.4:5060"}},
+		{dispatch.ProbeOnlyFlagged, []string{"sip:10.0.0.2:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+	} {
+		got, problems := probeTargets(snap, dispatch.ProbeParams{Mode: tc.mode, ProbingThreshold: 1, InactiveThreshold: 1}, testSockets())
+		if !slices.Equal(uris(got), tc.want) || len(problems) != 0 {
+			t.Errorf("mode %d: targets %v, problems %v; want %v", tc.mode, uris(got), problems, tc.want)
+		}
+		for key, pt := range got {
+			if want := strings.Split(key, "/")[1]; pt.iuid != want || !strings.HasPrefix(want, "dspt-") {
+				t.Errorf("mode %d: key %q for IUID %q", tc.mode, key, pt.iuid)
+			}
+		}
+	}
+}
+
+// TestProbeTargetSockets: the send socket is ping_socket, then sockname,
+// then socket, else the first listener of the destination's family; the
+// Via sent-by is that listener's (the slow path's own); obproxy replaces
+// the address; ping_from the From. What cannot be probed is a problem,
+// not a target.
+func TestProbeTargetSockets(t *testing.T) {
+	snap := buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1:5060"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "socket=udp:192.0.2.1:5060;sockname=priv;ping_from=sip:pinger@example.com"},
+		{SetID: 1, URI: "sip:10.0.0.3:5080", Attrs: "ping_socket=udp:10.9.9.9:5070;socket=udp:192.0.2.1:5060;obproxy=sip:10.1.1.1:5062;lr"},
+		{SetID: 1, URI: "sip:[2001:db8::5]:5060"},
+		{SetID: 1, URI: "sip:10.0.0.4:5060", Attrs: "sockname=nosuch"},
+		{SetID: 1, URI: "sip:10.0.0.5:5060", Attrs: "socket=udp:192.0.2.99:5060"},
+		{SetID: 1, URI: "sip:10.0.0.6:5060", Attrs: "obproxy=sip:proxy.example.com"},
+	})
+	got, problems := probeTargets(snap, dispatch.ProbeParams{Mode: dispatch.ProbeAll}, testSockets())
+	byURI := map[string]probe.Target{}
+	for _, pt := range got {
+		byURI[pt.uri] = pt.target
+	}
+	want := map[string]probe.Target{
+		"sip:10.0.0.1:5060": {URI: "sip:10.0.0.1:5060", Addr: netip.MustParseAddrPort("10.0.0.1:5060"),
+			Local: netip.MustParseAddrPort("192.0.2.1:5060"), SentBy: "adv-192.0.2.1:5060"},
+		"sip:10.0.0.2": {URI: "sip:10.0.0.2", Addr: netip.MustParseAddrPort("10.0.0.2:5060"),
+			Local: netip.MustParseAddrPort("10.9.9.9:5070"), SentBy: "adv-10.9.9.9:5070", From: "sip:pinger@example.com"},
+		"sip:10.0.0.3:5080": {URI: "sip:10.0.0.3:5080", Addr: netip.MustParseAddrPort("10.1.1.1:5062"),
+			Local: netip.MustParseAddrPort("10.9.9.9:5070"), SentBy: "adv-10.9.9.9:5070"},
+		"sip:[2001:db8::5]:5060": {URI: "sip:[2001:db8::5]:5060", Addr: netip.MustParseAddrPort("[2001:db8::5]:5060"),
+			Local: netip.MustParseAddrPort("[2001:db8::1]:5060"), SentBy: "adv-[2001:db8::1]:5060"},
+	}
+	if !maps.Equal(byURI, want) {
+		t.Errorf("targets\n got %+v\nwant %+v", byURI, want)
+	}
+	var msgs []string
+	for _, m := range problems {
+		msgs = append(msgs, m)
+	}
+	slices.Sort(msgs)
+	wantProblems := []string{
+		`sip:10.0.0.4:5060: sockname "nosuch" names no listener`,
+		`sip:10.0.0.5:5060: socket "udp:192.0.2.99:5060" names no listener`,
+		`sip:10.0.0.6:5060: obproxy "sip:proxy.example.com": want sip:IP[:PORT] with an IP literal`,
+	}
+	if !slices.Equal(msgs, wantProblems) {
+		t.Errorf("problems\n got %q\nwant %q", msgs, wantProblems)
+	}
+}
