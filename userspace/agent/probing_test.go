@@ -3,11 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sipedge/sipedge/userspace/config"
 	"github.com/sipedge/sipedge/userspace/dispatch"
@@ -169,5 +172,117 @@ func TestProbeTargetSockets(t *testing.T) {
 	}
 	if !slices.Equal(msgs, wantProblems) {
 		t.Errorf("problems\n got %q\nwant %q", msgs, wantProblems)
+	}
+}
+
+// discardSender drops every probe.
+type discardSender struct{}
+
+func (discardSender) Send(netip.AddrPort, netip.AddrPort, []byte) error { return nil }
+
+// lockedBuffer is a log sink safe for the engine's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestProbingApply: results go through the dispatcher's thresholds
+// (probing 2, inactive 2), each up/down change is logged once, and after
+// a reload the results of probes issued before it are ignored (kamailio
+// PR #2959), while later ones count.
+func TestProbingApply(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{{SetID: 1, URI: "sip:127.0.0.1:5999"}}))
+	var logs lockedBuffer
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		d:       d,
+		socks:   testSockets(),
+		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 2, InactiveThreshold: 2},
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+	}
+	p.socks.listeners = []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}}
+	p.socks.sentBy = func(l netip.AddrPort) (string, bool) { return l.String(), true }
+	eng, err := probe.New(probe.Config{Interval: 10 * time.Millisecond, Timeout: 5 * time.Millisecond}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.eng = eng
+	p.sync(true)
+	if len(p.targets) != 1 {
+		t.Fatalf("targets %v, want the one destination", p.targets)
+	}
+	var key string
+	for k := range p.targets {
+		key = k
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for eng.Issued() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	flags := func() dispatch.Flags { return d.Snapshot().Set(1).Dests[0].Flags }
+	seq := eng.Issued() + 1000 // issued after any reload below
+	result := func(r probe.Result) {
+		seq++
+		if r.Seq == 0 {
+			r.Seq = seq
+		}
+		r.Key = key
+		p.apply(r)
+	}
+
+	result(probe.Result{Code: 503})
+	if f := flags(); f != dispatch.FlagTrying|dispatch.FlagProbing {
+		t.Fatalf("after one 503: flags %v, want trying+probing", f)
+	}
+	result(probe.Result{Timeout: true})
+	result(probe.Result{Timeout: true}) // inactive already: no second event
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
+		t.Fatalf("after the threshold: flags %v, want inactive+probing", f)
+	}
+	if n := strings.Count(logs.String(), "msg=dispatcher:dst-down"); n != 1 {
+		t.Errorf("dst-down logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	// A reload: results of probes issued before it do not count.
+	p.BeforeReload()
+	p.Apply(nil)
+	stale := eng.Issued()
+	result(probe.Result{Seq: stale, Code: 200})
+	result(probe.Result{Seq: stale - 1, Code: 200})
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing || d.Snapshot().Set(1).Dests[0].ProbingCount != 0 {
+		t.Fatalf("stale results counted: flags %v, count %d", f, d.Snapshot().Set(1).Dests[0].ProbingCount)
+	}
+	seq = stale
+	result(probe.Result{Code: 200})
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
+		t.Fatalf("after one success: flags %v, want still inactive (threshold 2)", f)
+	}
+	result(probe.Result{Code: 200})
+	if f := flags(); f != dispatch.FlagProbing {
+		t.Fatalf("after two successes: flags %v, want active+probing", f)
+	}
+	result(probe.Result{Code: 200})
+	out := logs.String()
+	if strings.Count(out, "msg=dispatcher:dst-up") != 1 || strings.Count(out, "msg=dispatcher:dst-down") != 1 {
+		t.Errorf("want one dst-down and one dst-up:\n%s", out)
+	}
+	if !strings.Contains(out, "msg=dispatcher:dst-down set=1 uri=sip:127.0.0.1:5999") || !strings.Contains(out, "code=408") {
+		t.Errorf("dst-down line lacks the destination or the local 408:\n%s", out)
 	}
 }
