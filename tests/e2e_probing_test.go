@@ -40,6 +40,12 @@ func newResponder(t testing.TB, code int) *responder {
 	if err != nil {
 		t.Fatalf("responder on %s: %v", addr, err)
 	}
+	return serveResponder(t, c, code)
+}
+
+// serveResponder runs a responder on c, closed at the test's end.
+func serveResponder(t testing.TB, c *net.UDPConn, code int) *responder {
+	addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	r := &responder{Addr: addr, conn: c, fromAddr: map[netip.AddrPort]bool{}, done: make(chan struct{})}
 	r.code.Store(int32(code))
 	go r.serve()
