@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -284,5 +285,64 @@ func TestProbingApply(t *testing.T) {
 	}
 	if !strings.Contains(out, "msg=dispatcher:dst-down set=1 uri=sip:127.0.0.1:5999") || !strings.Contains(out, "code=408") {
 		t.Errorf("dst-down line lacks the destination or the local 408:\n%s", out)
+	}
+}
+
+// TestProbingModeZeroTargets: in mode 0 a destination with PROBING is
+// probed until its first result, which clears PROBING (§3.4): the result
+// goes through the dispatcher's swap and the next sync drops the target.
+func TestProbingModeZeroTargets(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999", Flags: dispatch.FlagProbing},
+		{SetID: 1, URI: "sip:127.0.0.1:5998"},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d:       d,
+		eng:     eng,
+		params:  dispatch.DefaultProbeParams(),
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	p.sync(true)
+	if len(p.targets) != 1 || eng.Stats().Targets != 1 {
+		t.Fatalf("mode 0: %d targets (engine %d), want the one with PROBING", len(p.targets), eng.Stats().Targets)
+	}
+	var key string
+	for k := range p.targets {
+		key = k
+	}
+	if p.targets[key].uri != "sip:127.0.0.1:5999" {
+		t.Fatalf("mode 0 target %+v, want sip:127.0.0.1:5999", p.targets[key])
+	}
+	p.apply(probe.Result{Key: key, Seq: 1, Code: 200})
+	for _, dst := range d.Snapshot().Set(1).Dests {
+		if dst.Flags != 0 {
+			t.Fatalf("after a success in mode 0: %s flags %v, want 0 (PROBING cleared)", dst.URI, dst.Flags)
+		}
+	}
+	p.sync(true)
+	if len(p.targets) != 0 || eng.Stats().Targets != 0 {
+		t.Errorf("after its first result: %d targets (engine %d), want none", len(p.targets), eng.Stats().Targets)
+	}
+	// ping_active off: nothing is probed.
+	if err := d.SetState(1, "all", "ap"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(false)
+	if eng.Stats().Targets != 0 {
+		t.Errorf("ping_active off: engine has %d targets", eng.Stats().Targets)
+	}
+	p.sync(true)
+	if eng.Stats().Targets != 2 {
+		t.Errorf("ping_active on, both AP: engine has %d targets, want 2", eng.Stats().Targets)
 	}
 }
