@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -367,5 +369,45 @@ func TestProbingReplyCodes(t *testing.T) {
 				t.Errorf("only %d probes answered 503 while watched, want at least %d", n, 2*probeThreshold)
 			}
 		})
+	}
+}
+
+// TestProbingReloadAndPingActive: after dispatcher.reload with a second
+// destination in the list, the new one is probed too (targets derived
+// from the new sets: it goes AX → AP); dispatcher.ping_active 0 stops the
+// probes and 1 starts them again.
+func TestProbingReloadAndPingActive(t *testing.T) {
+	t.Parallel()
+	first, second := newResponder(t, 200), newResponder(t, 200)
+	a, _ := probingAgent(t, []*responder{first}, probeKeys)
+	waitFlags(t, a, sipURI(first.Addr), "AP", 5*time.Second)
+	if n := second.Options(); n != 0 {
+		t.Fatalf("a destination not in the list got %d probes", n)
+	}
+
+	a.Config.Dests = append(a.Config.Dests, agent.Dest{Set: 1, URI: sipURI(second.Addr)})
+	if err := os.WriteFile(filepath.Join(a.Dir, "dispatcher.list"), []byte(a.Config.List()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.MustCtl(t, "dispatcher.reload")
+	// The reload resets the flags to the list's (AX), then probing runs.
+	waitFlags(t, a, sipURI(second.Addr), "AP", 5*time.Second)
+	waitFlags(t, a, sipURI(first.Addr), "AP", 5*time.Second)
+
+	a.MustCtl(t, "dispatcher.ping_active", "0")
+	// The prober looks at ping_active once a second at most.
+	time.Sleep(time.Second + 2*probeInterval)
+	n1, n2 := first.Options(), second.Options()
+	time.Sleep(5 * probeInterval)
+	if d1, d2 := first.Options()-n1, second.Options()-n2; d1 != 0 || d2 != 0 {
+		t.Errorf("ping_active 0: still %d and %d probes over 5 intervals", d1, d2)
+	}
+	a.MustCtl(t, "dispatcher.ping_active", "1")
+	deadline := time.Now().Add(time.Second + 5*probeInterval)
+	for first.Options() == n1 || second.Options() == n2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ping_active 1: no probe within %v", time.Second+5*probeInterval)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
