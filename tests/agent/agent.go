@@ -90,6 +90,9 @@ type Config struct {
 	LogLevel string
 	// XDP is the xdp: section; nil writes none (the fast path stays off).
 	XDP *XDP
+	// DispatcherKeys are more dispatcher: keys, written in order as
+	// "key: value", the value as YAML (e.g. {"ds_ping_interval", "200ms"}).
+	DispatcherKeys [][2]string
 	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
 	// http_token_file; empty ones are not written.
 	HTTP, HTTPAuth, HTTPTokenFile string
@@ -120,6 +123,9 @@ func (c Config) YAML(socket, listFile string) string {
 			r.Listener, r.Set, r.Algorithm, r.RecordRoute, mode)
 	}
 	fmt.Fprintf(&b, "dispatcher:\n  list_file: %s\n  use_default: 0\n", listFile)
+	for _, kv := range c.DispatcherKeys {
+		fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
+	}
 	if c.FailoverTimeout > 0 {
 		fmt.Fprintf(&b, "failover:\n  timeout: %s\n", c.FailoverTimeout)
 	}

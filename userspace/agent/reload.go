@@ -44,6 +44,11 @@ func (a *Agent) Reload(ctx context.Context, rereadConfig bool) error {
 // apply swaps in s: the destination sets, the log level, then every
 // Applier. Nothing here can fail: s was validated as a whole.
 func (a *Agent) apply(s *Snapshot) {
+	for _, sub := range a.subs {
+		if w, ok := sub.(ReloadWatcher); ok {
+			w.BeforeReload()
+		}
+	}
 	a.d.Replace(s.Sets)
 	a.level.Set(logLevel(s.Config.Log.Level))
 	for _, sub := range a.subs {

@@ -36,3 +36,11 @@ type Readier interface {
 type Applier interface {
 	Apply(*Snapshot)
 }
+
+// ReloadWatcher is a Subsystem told just before a reload swaps in new
+// destination sets (before any Applier), so that it can tell its work
+// started before the reload from what follows: probing ignores the
+// results of probes issued before (kamailio PR #2959).
+type ReloadWatcher interface {
+	BeforeReload()
+}

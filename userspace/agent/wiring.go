@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"golang.org/x/sync/errgroup"
 
@@ -15,16 +16,24 @@ import (
 )
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
-// path (when xdp.mode is not off), control. It starts nothing.
+// path (when xdp.mode is not off), dispatcher probing (when
+// ds_ping_interval is set), control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
+	listeners := proxyListeners(cfg)
+	// Probing sends from the slow path's sockets and gets the replies to
+	// its probes from them: the two are built around each other.
+	var pr *probing
 	px, err := sipproxy.New(sipproxy.Config{
-		Listeners:           proxyListeners(cfg),
+		Listeners:           listeners,
 		Dispatcher:          a.d,
 		FailoverTimeout:     cfg.Failover.Timeout,
 		MaxTransactions:     cfg.Failover.MaxTransactions,
 		ReceiveBuffer:       cfg.UDP.ReceiveBuffer,
 		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
 		Logger:              a.log,
+		LocalReply: func(data []byte, src netip.AddrPort) bool {
+			return pr != nil && pr.HandleReply(data, src)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -35,6 +44,15 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if fc := fastPathConfig(cfg, a.d, a.log); fc != nil {
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
+	}
+
+	// After the slow path (a Readier): probes go out once its sockets are
+	// bound.
+	if pr, err = newProbing(cfg, a.d, px, listeners, a.log); err != nil {
+		return nil, err
+	}
+	if pr != nil {
+		subs = append(subs, pr)
 	}
 
 	ctl, err := a.newControl(ctx, cfg, px, fp)

@@ -521,3 +521,13 @@ func TestXDPInterfaces(t *testing.T) {
 		})
 	}
 }
+
+// TestPingMethodInvite: INVITE is refused as ds_ping_method at load (and
+// so by `sipedge check`), as the probe engine refuses it: before, the
+// config passed and the agent failed at start.
+func TestPingMethodInvite(t *testing.T) {
+	_, err := loadString(t, yamlConfig+"dispatcher:\n  ds_ping_method: INVITE\n")
+	if err == nil || !strings.Contains(err.Error(), "dispatcher.ds_ping_method: INVITE would need an ACK") {
+		t.Errorf("ds_ping_method INVITE: err = %v", err)
+	}
+}

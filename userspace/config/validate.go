@@ -232,6 +232,8 @@ func (v *validator) dispatcher() {
 		v.check(p+"ds_ping_method", 0, "%q is not a SIP method name", d.PingMethod)
 	case d.PingMethod == "ACK" || d.PingMethod == "CANCEL":
 		v.check(p+"ds_ping_method", 0, "%s gets no reply of its own: it cannot probe", d.PingMethod)
+	case d.PingMethod == "INVITE":
+		v.check(p+"ds_ping_method", 0, "INVITE would need an ACK and a dialog: probes are non-INVITE requests (OPTIONS, INFO, ...)")
 	}
 	if err := checkSIPURI(d.PingFrom); err != nil {
 		v.check(p+"ds_ping_from", 0, "%v", err)

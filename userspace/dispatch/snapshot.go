@@ -77,18 +77,26 @@ func (s *Snapshot) derive(id int, match destMatcher, fn func(d *Destination)) (n
 	if set == nil {
 		return nil, false
 	}
-	dests := slices.Clone(set.Dests)
-	changed := false
-	for i := range dests {
-		if !match(&dests[i]) {
+	// The set is copied only once a destination changes: most probe
+	// results change nothing, and a copy per result would cost the size
+	// of the set each time.
+	var dests []Destination
+	for i := range set.Dests {
+		if !match(&set.Dests[i]) {
 			continue
 		}
 		found = true
-		before := dests[i]
-		fn(&dests[i])
-		changed = changed || dests[i].Flags != before.Flags || dests[i].ProbingCount != before.ProbingCount
+		d := set.Dests[i]
+		fn(&d)
+		if d.Flags == set.Dests[i].Flags && d.ProbingCount == set.Dests[i].ProbingCount {
+			continue
+		}
+		if dests == nil {
+			dests = slices.Clone(set.Dests)
+		}
+		dests[i] = d
 	}
-	if !changed {
+	if dests == nil {
 		return nil, found
 	}
 	n := *s

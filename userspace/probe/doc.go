@@ -2,7 +2,8 @@
 // many destinations and reports each probe's outcome: the final reply's
 // status code and round-trip time, a timeout, or a send error. It is the
 // engine under dispatcher probing (ds_ping_*) and the keepalive module;
-// it is not yet wired into the agent.
+// the agent's dispatcher probing (userspace/agent/probing.go) runs it over
+// the slow path's sockets.
 //
 // # What it owns, and what it does not
 //

@@ -39,6 +39,14 @@ type Config struct {
 	// Resolver resolves next hops that are names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	Logger   *slog.Logger
+	// LocalReply, when set, is offered each response to the agent's own
+	// requests (probes): one whose only Via is a listener's sent-by
+	// (HandoffLocalReply), with its source address. It returns true when
+	// it took the datagram. It runs on the listener's reader goroutine, so
+	// it must be quick and must not block; data is valid only during the
+	// call. A response it does not take is dropped and counted as
+	// response_no_transaction.
+	LocalReply func(data []byte, src netip.AddrPort) bool
 
 	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
 	timers timerValues
@@ -297,7 +305,10 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 	case HandoffStatefulBranch:
 		p.statefulResponse(data)
 	case HandoffLocalReply:
-		// The agent sends no requests of its own on these sockets yet.
+		// A reply to the agent's own request (a probe, SendFrom).
+		if p.cfg.LocalReply != nil && p.cfg.LocalReply(data, src) {
+			return
+		}
 		p.stats.drop("response_no_transaction")
 	case HandoffNextHopName:
 		p.forwardToName(local, res)
@@ -341,6 +352,45 @@ func (p *Proxy) write(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
 		return false
 	}
 	return true
+}
+
+// SendFrom sends b, a request of the agent's own (a probe), from the
+// socket of the listener bound at local to dst; the zero local means the
+// first listener. It is not counted as forwarded, and an error (no such
+// listener, not bound yet or closed already, sendto failed) is returned,
+// not counted: the caller counts its own. Responses to it whose only Via
+// carries SentBy(local) reach Config.LocalReply. Safe for concurrent use.
+func (p *Proxy) SendFrom(local, dst netip.AddrPort, b []byte) error {
+	if !local.IsValid() {
+		local = p.cfg.Listeners[0].Addr
+	}
+	if p.cfg.writeTo != nil {
+		return p.cfg.writeTo(local, b, dst)
+	}
+	c := p.conn(local)
+	if c == nil {
+		return fmt.Errorf("send from %s: no listener socket bound there", local)
+	}
+	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {
+		return fmt.Errorf("send from %s to %s: %w", local, dst, err)
+	}
+	return nil
+}
+
+// SentBy returns the Via sent-by the slow path writes for the listener
+// bound at local (the zero local: the first listener): its advertised
+// host:port, else its address. A response whose top Via carries exactly
+// this text is recognised as the proxy's own. ok is false when no listener
+// is at local.
+func (p *Proxy) SentBy(local netip.AddrPort) (sentBy string, ok bool) {
+	if !local.IsValid() {
+		local = p.cfg.Listeners[0].Addr
+	}
+	l := p.fwd.listener(local)
+	if l == nil {
+		return "", false
+	}
+	return string(l.adv), true
 }
 
 // sendReply writes a reply the agent made; it is not counted as forwarded.

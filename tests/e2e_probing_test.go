@@ -1,0 +1,413 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/tests/agent"
+)
+
+// responder is a backend on loopback: it answers OPTIONS with the code it
+// is set to (0: silent) and records the INVITEs it gets.
+type responder struct {
+	Addr netip.AddrPort
+	conn *net.UDPConn
+	code atomic.Int32
+
+	mu       sync.Mutex
+	options  []probeSeen // OPTIONS received, with the code answered (0: none)
+	invites  []string    // Call-IDs of the INVITEs received
+	fromAddr map[netip.AddrPort]bool
+	done     chan struct{}
+}
+
+type probeSeen struct {
+	at   time.Time
+	code int
+}
+
+func newResponder(t testing.TB, code int) *responder {
+	t.Helper()
+	addr := freeAddr(t)
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatalf("responder on %s: %v", addr, err)
+	}
+	return serveResponder(t, c, code)
+}
+
+// serveResponder runs a responder on c, closed at the test's end.
+func serveResponder(t testing.TB, c *net.UDPConn, code int) *responder {
+	addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	r := &responder{Addr: addr, conn: c, fromAddr: map[netip.AddrPort]bool{}, done: make(chan struct{})}
+	r.code.Store(int32(code))
+	go r.serve()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *responder) serve() {
+	defer close(r.done)
+	buf := make([]byte, 65536)
+	for {
+		n, src, err := r.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		msg := strings.ReplaceAll(string(buf[:n]), "\r\n", "\n")
+		start, _, _ := strings.Cut(msg, "\n")
+		method, _, _ := strings.Cut(start, " ")
+		r.mu.Lock()
+		r.fromAddr[src] = true
+		switch method {
+		case "OPTIONS":
+			code := int(r.code.Load())
+			r.options = append(r.options, probeSeen{time.Now(), code})
+			if code != 0 {
+				_, _ = r.conn.WriteToUDPAddrPort([]byte(answer(msg, code)), src)
+			}
+		case "INVITE":
+			r.invites = append(r.invites, header(msg, "Call-ID"))
+		}
+		r.mu.Unlock()
+	}
+}
+
+// answer is a response with code to the request msg (LF line ends).
+func answer(msg string, code int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d Probe Answer\r\n", code)
+	for _, line := range strings.Split(msg, "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "from", "call-id", "cseq":
+			b.WriteString(line + "\r\n")
+		case "to":
+			b.WriteString(line + ";tag=resp1\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.String()
+}
+
+func header(msg, name string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		n, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(n), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// since counts the OPTIONS received after t that got no answer, and those
+// answered with code.
+func (r *responder) since(t time.Time) (unanswered, answered int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.options {
+		if o.at.Before(t) {
+			continue
+		}
+		if o.code == 0 {
+			unanswered++
+		} else {
+			answered++
+		}
+	}
+	return unanswered, answered
+}
+
+func (r *responder) Invites() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.invites...)
+}
+
+// Sources are the addresses datagrams came from.
+func (r *responder) Sources() []netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.AddrPort
+	for a := range r.fromAddr {
+		out = append(out, a)
+	}
+	return out
+}
+
+func (r *responder) Options() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.options)
+}
+
+// probingAgent runs sipedge with round robin over set 1 = backends and the
+// dispatcher keys given.
+func probingAgent(t *testing.T, backends []*responder, keys [][2]string) (*agent.Agent, netip.AddrPort) {
+	t.Helper()
+	edge := freeAddr(t)
+	var dests []agent.Dest
+	for _, b := range backends {
+		dests = append(dests, agent.Dest{Set: 1, URI: sipURI(b.Addr)})
+	}
+	cfg := agent.Config{
+		Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+		Dests:          dests,
+		DispatcherKeys: keys,
+	}
+	return agent.Start(t, bins, cfg, agent.Options{}), edge
+}
+
+// waitFlags polls dispatcher.list until uri's FLAGS are want, returning
+// when it saw them; it fails the test after timeout.
+func waitFlags(t *testing.T, a *agent.Agent, uri, want string, timeout time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		flags, err := agent.DestFlags(a.MustCtl(t, "dispatcher.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if last = flags["1 "+uri]; last == want {
+			return now
+		}
+		if now.After(deadline) {
+			a.LogOutput()
+			t.Fatalf("FLAGS of %s = %q after %v, want %q", uri, last, timeout, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendInvites sends n INVITEs through the edge (round robin) and returns
+// once every backend has had the time to get them.
+func sendInvites(t *testing.T, c *rawClient, edge netip.AddrPort, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		callID := fmt.Sprintf("%s-%d", prefix, i)
+		c.Send(t, fmt.Sprintf(`INVITE sip:service@%[1]s SIP/2.0
+Via: SIP/2.0/UDP %[2]s;branch=z9hG4bK-%[3]s;rport
+Max-Forwards: 70
+From: <sip:raw@%[2]s>;tag=raw1
+To: <sip:service@%[1]s>
+Call-ID: %[3]s
+CSeq: 1 INVITE
+Contact: <sip:raw@%[2]s>
+Content-Length: 0
+
+`, edge, c.Addr, callID))
+	}
+	time.Sleep(200 * time.Millisecond)
+}
+
+// eventTime is the time the agent logged event (the first such line).
+func eventTime(t *testing.T, a *agent.Agent, event string) time.Time {
+	t.Helper()
+	line := a.WaitLog(regexp.MustCompile(`time=\S+ level=INFO msg=`+regexp.QuoteMeta(event)+` `), 5*time.Second)
+	stamp, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	at, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil {
+		t.Fatalf("log line %q: %v", line, err)
+	}
+	return at
+}
+
+func countPrefix(ids []string, prefix string) int {
+	n := 0
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix+"-") {
+			n++
+		}
+	}
+	return n
+}
+
+// Probing settings of the tests: ds_ping_interval 200 ms, thresholds 2.
+// The probe deadline is min(interval, 5 s) = 200 ms, the engine's jitter
+// ±10 %. A destination that stops answering right after a good probe is
+// inactive after at most threshold × interval × 1.1 + deadline (the
+// formula of docs/config.md, "Probing"); margin covers the agent under
+// -race on a loaded machine and the polling.
+const (
+	probeInterval  = 200 * time.Millisecond
+	probeThreshold = 2
+	probeDeadline  = probeInterval
+	probeMargin    = 700 * time.Millisecond
+)
+
+var probeKeys = [][2]string{
+	{"ds_ping_interval", probeInterval.String()},
+	{"ds_probing_mode", "1"},
+	{"ds_probing_threshold", fmt.Sprint(probeThreshold)},
+	{"ds_inactive_threshold", fmt.Sprint(probeThreshold)},
+}
+
+// TestProbingDeadBackend: with OPTIONS probing (mode 1, thresholds 2), a
+// backend that stops answering goes inactive (FLAGS IP) within
+// threshold × interval × 1.1 + deadline (+ margin), after at least
+// threshold unanswered probes, and new calls avoid it; once it answers
+// again it comes back (AP) after at least threshold good probes, and gets
+// calls again. Each up/down change is logged once. With probing off the
+// backend never goes down: the test fails.
+func TestProbingDeadBackend(t *testing.T) {
+	t.Parallel()
+	flaky, good := newResponder(t, 200), newResponder(t, 200)
+	a, edge := probingAgent(t, []*responder{flaky, good}, probeKeys)
+	c := newRawClient(t, edge)
+	uri := sipURI(flaky.Addr)
+
+	// Mode 1: the first good probe keeps PROBING: AX becomes AP.
+	waitFlags(t, a, uri, "AP", 5*time.Second)
+	waitFlags(t, a, sipURI(good.Addr), "AP", 5*time.Second)
+	sendInvites(t, c, edge, "before", 10)
+	if n := countPrefix(flaky.Invites(), "before"); n == 0 {
+		t.Fatalf("the backend got no call while up: round robin is broken, the test proves nothing")
+	}
+	for _, src := range flaky.Sources() {
+		if src != edge {
+			t.Errorf("a probe came from %v, not from the listener %v", src, edge)
+		}
+	}
+
+	died := time.Now()
+	flaky.code.Store(0)
+	waitFlags(t, a, uri, "IP", 10*time.Second)
+	// The time of the change is the agent's: the dst-down log line's
+	// (dispatcher.list through sipedgectl under -race takes a second).
+	took := eventTime(t, a, "dispatcher:dst-down").Sub(died)
+	if limit := probeThreshold*probeInterval*11/10 + probeDeadline + probeMargin; took > limit {
+		t.Errorf("inactive %v after the backend went silent, want at most %v", took, limit)
+	}
+	t.Logf("inactive %v after the backend went silent", took.Round(time.Millisecond))
+	if unanswered, _ := flaky.since(died); unanswered < probeThreshold {
+		t.Errorf("inactive after %d unanswered probes, want at least ds_probing_threshold = %d", unanswered, probeThreshold)
+	}
+	sendInvites(t, c, edge, "down", 10)
+	if n := countPrefix(flaky.Invites(), "down"); n != 0 {
+		t.Errorf("the inactive backend got %d of 10 new calls, want 0", n)
+	}
+	if n := countPrefix(good.Invites(), "down"); n != 10 {
+		t.Errorf("the other backend got %d of 10 new calls, want 10", n)
+	}
+
+	revived := time.Now()
+	flaky.code.Store(200)
+	waitFlags(t, a, uri, "AP", 10*time.Second)
+	took = eventTime(t, a, "dispatcher:dst-up").Sub(revived)
+	if limit := probeThreshold*probeInterval*11/10 + probeMargin; took > limit {
+		t.Errorf("active %v after the backend answered again, want at most %v", took, limit)
+	}
+	t.Logf("active %v after the backend answered again", took.Round(time.Millisecond))
+	if _, answered := flaky.since(revived); answered < probeThreshold {
+		t.Errorf("active after %d good probes, want at least ds_inactive_threshold = %d", answered, probeThreshold)
+	}
+	sendInvites(t, c, edge, "after", 10)
+	if n := countPrefix(flaky.Invites(), "after"); n == 0 {
+		t.Errorf("the backend got no new call once active again")
+	}
+
+	out := a.Output()
+	for _, ev := range []string{"dispatcher:dst-down", "dispatcher:dst-up"} {
+		if n := strings.Count(out, ev); n != 1 {
+			t.Errorf("%s logged %d times, want once", ev, n)
+		}
+	}
+	if !strings.Contains(out, "dispatcher:dst-down") || !strings.Contains(out, `code=408`) {
+		t.Errorf("dst-down not logged with the local 408")
+	}
+}
+
+// TestProbingReplyCodes: a backend answering 503 stays up when
+// ds_ping_reply_codes lists code=503, and goes inactive without.
+func TestProbingReplyCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		codes string
+		want  string
+	}{
+		{"code=503 accepted", "code=503", "AP"},
+		{"class=5 accepted", "class=5", "AP"},
+		{"not listed", "code=404", "IP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			busy := newResponder(t, 503)
+			a, _ := probingAgent(t, []*responder{busy}, append(probeKeys[:len(probeKeys):len(probeKeys)], [2]string{"ds_ping_reply_codes", tc.codes}))
+			uri := sipURI(busy.Addr)
+			if tc.want == "IP" {
+				waitFlags(t, a, uri, "IP", 10*time.Second)
+				return
+			}
+			waitFlags(t, a, uri, "AP", 5*time.Second)
+			start := busy.Options()
+			// Well past the threshold's worth of 503s: still up.
+			deadline := time.Now().Add(4 * probeInterval * probeThreshold)
+			for time.Now().Before(deadline) {
+				flags, err := agent.DestFlags(a.MustCtl(t, "dispatcher.list"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f := flags["1 "+uri]; f != "AP" {
+					t.Fatalf("FLAGS %q with 503 accepted, want AP", f)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := busy.Options() - start; n < 2*probeThreshold {
+				t.Errorf("only %d probes answered 503 while watched, want at least %d", n, 2*probeThreshold)
+			}
+		})
+	}
+}
+
+// TestProbingReloadAndPingActive: after dispatcher.reload with a second
+// destination in the list, the new one is probed too (targets derived
+// from the new sets: it goes AX → AP); dispatcher.ping_active 0 stops the
+// probes and 1 starts them again.
+func TestProbingReloadAndPingActive(t *testing.T) {
+	t.Parallel()
+	first, second := newResponder(t, 200), newResponder(t, 200)
+	a, _ := probingAgent(t, []*responder{first}, probeKeys)
+	waitFlags(t, a, sipURI(first.Addr), "AP", 5*time.Second)
+	if n := second.Options(); n != 0 {
+		t.Fatalf("a destination not in the list got %d probes", n)
+	}
+
+	a.Config.Dests = append(a.Config.Dests, agent.Dest{Set: 1, URI: sipURI(second.Addr)})
+	if err := os.WriteFile(filepath.Join(a.Dir, "dispatcher.list"), []byte(a.Config.List()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.MustCtl(t, "dispatcher.reload")
+	// The reload resets the flags to the list's (AX), then probing runs.
+	waitFlags(t, a, sipURI(second.Addr), "AP", 5*time.Second)
+	waitFlags(t, a, sipURI(first.Addr), "AP", 5*time.Second)
+
+	a.MustCtl(t, "dispatcher.ping_active", "0")
+	// The prober looks at ping_active once a second at most.
+	time.Sleep(time.Second + 2*probeInterval)
+	n1, n2 := first.Options(), second.Options()
+	time.Sleep(5 * probeInterval)
+	if d1, d2 := first.Options()-n1, second.Options()-n2; d1 != 0 || d2 != 0 {
+		t.Errorf("ping_active 0: still %d and %d probes over 5 intervals", d1, d2)
+	}
+	a.MustCtl(t, "dispatcher.ping_active", "1")
+	deadline := time.Now().Add(time.Second + 5*probeInterval)
+	for first.Options() == n1 || second.Options() == n2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ping_active 1: no probe within %v", time.Second+5*probeInterval)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

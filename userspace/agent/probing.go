@@ -1,0 +1,417 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/probe"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+)
+
+// probing is dispatcher probing (ds_ping_*, kamailio-behaviour §3): the
+// probe engine sending over the slow path's sockets, its targets derived
+// from the dispatcher's current snapshot, each result fed into the
+// dispatcher's state machine (dispatch.Dispatcher.ProbeResult), whose
+// atomic snapshot swap the fast path and the slow path follow.
+//
+// One goroutine owns the targets and applies the results, in order; the
+// engine's callback, which runs on the slow path's reader goroutines,
+// only queues a result.
+type probing struct {
+	log    *slog.Logger
+	d      *dispatch.Dispatcher
+	eng    *probe.Engine
+	socks  probeSockets
+	params dispatch.ProbeParams
+	codes  config.ReplyCodes
+	every  time.Duration
+
+	results chan probe.Result
+	dirty   chan struct{} // the snapshot changed: derive the targets again
+	// since is the Seq of the last probe issued before the last reload:
+	// results of probes up to it are ignored (kamailio PR #2959).
+	since   atomic.Uint64
+	dropped atomic.Uint64 // results lost to a full queue
+
+	// Owned by the Run goroutine.
+	targets map[string]probeTarget
+	warned  map[string]string // key -> the problem last logged
+}
+
+// resultQueue bounds the results waiting for the probing goroutine.
+const resultQueue = 16384
+
+// probeTarget is one destination being probed.
+type probeTarget struct {
+	setID  int
+	iuid   string
+	uri    string
+	target probe.Target
+}
+
+// probeSockets are the slow path's listeners a probe can leave from.
+type probeSockets struct {
+	listeners []sipproxy.Listener
+	// sentBy is the Via sent-by the slow path recognises as its own for
+	// the listener at local (sipproxy.Proxy.SentBy).
+	sentBy func(local netip.AddrPort) (string, bool)
+}
+
+// newProbing builds dispatcher probing for cfg, or returns nil when
+// ds_ping_interval is 0 (no probing).
+func newProbing(cfg *config.Config, d *dispatch.Dispatcher, px *sipproxy.Proxy, listeners []sipproxy.Listener, logger *slog.Logger) (*probing, error) {
+	dc := cfg.Dispatcher
+	if dc.PingInterval <= 0 {
+		return nil, nil
+	}
+	codes, err := config.ParsePingReplyCodes(dc.PingReplyCodes)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher probing: ds_ping_reply_codes %w", err)
+	}
+	p := &probing{
+		log:   logger.With("component", "probing"),
+		d:     d,
+		socks: probeSockets{listeners: listeners, sentBy: px.SentBy},
+		params: dispatch.ProbeParams{
+			Mode:              dispatch.ProbingMode(dc.ProbingMode),
+			ProbingThreshold:  dc.ProbingThreshold,
+			InactiveThreshold: dc.InactiveThreshold,
+		},
+		codes:   codes,
+		every:   dc.PingInterval,
+		results: make(chan probe.Result, resultQueue),
+		dirty:   make(chan struct{}, 1),
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+	}
+	p.eng, err = probe.New(probe.Config{
+		Method:   dc.PingMethod,
+		From:     dc.PingFrom,
+		Interval: dc.PingInterval,
+		OnResult: p.queue,
+	}, proxySender{px})
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher probing: %w", err)
+	}
+	return p, nil
+}
+
+// proxySender sends the probes from the slow path's listener sockets.
+type proxySender struct{ px *sipproxy.Proxy }
+
+func (s proxySender) Send(local, dst netip.AddrPort, msg []byte) error {
+	return s.px.SendFrom(local, dst, msg)
+}
+
+// HandleReply is the slow path's LocalReply hook: a reply to a probe.
+func (p *probing) HandleReply(data []byte, src netip.AddrPort) bool {
+	return p.eng.HandleResponse(data, src)
+}
+
+// queue takes a result from the engine without blocking its caller (the
+// engine's goroutine or a slow path reader).
+func (p *probing) queue(r probe.Result) {
+	select {
+	case p.results <- r:
+	default:
+		p.dropped.Add(1)
+	}
+}
+
+func (*probing) Name() string { return "probing" }
+
+// Run probes until ctx ends.
+func (p *probing) Run(ctx context.Context) error {
+	cancel := p.d.Subscribe(func(*dispatch.Snapshot) { p.kick() })
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.eng.Run(ctx) })
+	g.Go(func() error { p.loop(ctx); return nil })
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("probing: %w", err)
+	}
+	return nil
+}
+
+func (p *probing) kick() {
+	select {
+	case p.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (p *probing) loop(ctx context.Context) {
+	// ping_active has no notification: look at it once a tick.
+	tick := time.NewTicker(min(p.every, time.Second))
+	defer tick.Stop()
+	active := p.d.PingActive()
+	p.sync(active)
+	var lost uint64
+	p.log.Info("probing", "targets", len(p.targets), "interval", p.every, "mode", int(p.params.Mode),
+		"probing_threshold", p.params.ProbingThreshold, "inactive_threshold", p.params.InactiveThreshold)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.dirty:
+			p.sync(active)
+		case <-tick.C:
+			if now := p.d.PingActive(); now != active {
+				active = now
+				p.log.Info("ping_active changed", "active", active)
+				p.sync(active)
+			}
+			if n := p.dropped.Load(); n != lost {
+				p.log.Warn("probe results lost: the queue was full", "lost", n-lost)
+				lost = n
+			}
+		case r := <-p.results:
+			p.apply(r)
+		}
+	}
+}
+
+// BeforeReload is called before a reload swaps in new sets: results of the
+// probes issued until now are ignored from here on.
+func (p *probing) BeforeReload() { p.since.Store(p.eng.Issued()) }
+
+// Apply takes a reloaded snapshot: the targets are derived again (the
+// swap already asked for it), and results of probes issued before are
+// ignored, including those started on the old targets during the swap.
+func (p *probing) Apply(*Snapshot) {
+	p.since.Store(p.eng.Issued())
+	p.kick()
+}
+
+// sync makes the engine's targets those the current snapshot asks for.
+func (p *probing) sync(active bool) {
+	want := map[string]probeTarget{}
+	problems := map[string]string{}
+	if active {
+		want, problems = probeTargets(p.d.Snapshot(), p.params, p.socks)
+	}
+	for key := range p.targets {
+		if _, ok := want[key]; !ok {
+			p.eng.Remove(key)
+			delete(p.targets, key)
+		}
+	}
+	for key, t := range want {
+		if old, ok := p.targets[key]; ok && old == t {
+			continue
+		}
+		if err := p.eng.Add(key, t.target); err != nil {
+			problems[key] = err.Error()
+			p.eng.Remove(key)
+			delete(p.targets, key)
+			continue
+		}
+		p.targets[key] = t
+	}
+	// Each problem is logged once, until it changes or goes away.
+	for key, msg := range problems {
+		if p.warned[key] != msg {
+			p.log.Warn("destination not probed", "destination", key, "reason", msg)
+		}
+	}
+	p.warned = problems
+}
+
+// apply feeds one result into the dispatcher's state machine and logs an
+// up/down change (dispatcher:dst-up, dispatcher:dst-down).
+func (p *probing) apply(r probe.Result) {
+	if r.Seq <= p.since.Load() {
+		return // issued before the last reload
+	}
+	t, ok := p.targets[r.Key]
+	if !ok {
+		return // no longer a target
+	}
+	code, success := classify(r, p.codes)
+	before := upState(p.d.Snapshot(), t.setID, t.iuid)
+	changed, err := p.d.ProbeResult(t.setID, t.iuid, success, p.params)
+	if err != nil {
+		if !errors.Is(err, dispatch.ErrUnknownDestination) && !errors.Is(err, dispatch.ErrNoSet) {
+			p.log.Warn("probe result not applied", "destination", r.Key, "error", err)
+		}
+		return
+	}
+	if !changed {
+		return
+	}
+	after := upState(p.d.Snapshot(), t.setID, t.iuid)
+	if before == after || after == "" {
+		return
+	}
+	event := "dispatcher:dst-up"
+	if after == "down" {
+		event = "dispatcher:dst-down"
+	}
+	p.log.Info(event, "set", t.setID, "uri", t.uri, "iuid", t.iuid, "code", code, "rtt", r.RTT)
+}
+
+// upState is "up" or "down" for the destination, "" when it is gone.
+func upState(s *dispatch.Snapshot, setID int, iuid string) string {
+	set := s.Set(setID)
+	if set == nil {
+		return ""
+	}
+	for i := range set.Dests {
+		if set.Dests[i].IUID == iuid {
+			if set.Dests[i].Up() {
+				return "up"
+			}
+			return "down"
+		}
+	}
+	return ""
+}
+
+// Local reply codes (kamailio-behaviour §3.2, §3.3): tm answers a probe
+// that got no final reply with a local 408, and one it could not send with
+// a 500.
+const (
+	localTimeoutCode   = 408
+	localSendErrorCode = 500
+)
+
+// classify returns a result's status code (a local 408 for a timeout, a
+// local 500 for a send error) and whether it counts as success: a 2xx or
+// a code ds_ping_reply_codes accepts. So a timeout is a success only when
+// 408 (or class 4) is listed, as in Kamailio.
+func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) {
+	switch {
+	case r.Err != nil:
+		code = localSendErrorCode
+	case r.Timeout || r.Code == 0:
+		code = localTimeoutCode
+	default:
+		code = r.Code
+	}
+	return code, codes.Accepts(code)
+}
+
+// probeTargets derives the targets of snap: every destination the probing
+// mode and its flags ask to ping (dispatch.ProbeParams.ShouldPing), keyed
+// "SET/IUID". A destination that should be pinged but cannot be (not UDP,
+// no resolved address, no socket to send from) is left out and named in
+// problems with the reason.
+func probeTargets(snap *dispatch.Snapshot, params dispatch.ProbeParams, socks probeSockets) (targets map[string]probeTarget, problems map[string]string) {
+	targets, problems = map[string]probeTarget{}, map[string]string{}
+	for _, set := range snap.Sets() {
+		for i := range set.Dests {
+			dst := &set.Dests[i]
+			if !params.ShouldPing(dst.Flags) {
+				continue
+			}
+			key := fmt.Sprintf("%d/%s", set.ID, dst.IUID)
+			t, err := socks.target(dst)
+			if err != nil {
+				problems[key] = fmt.Sprintf("%s: %v", dst.URI, err)
+				continue
+			}
+			targets[key] = probeTarget{setID: set.ID, iuid: dst.IUID, uri: dst.URI, target: t}
+		}
+	}
+	return targets, problems
+}
+
+// target is the probe of dst: sent to its address, or to the attribute
+// obproxy (an IP literal URI); from the socket the attributes ping_socket,
+// sockname or socket name (first set wins), else the first listener of
+// the address's family; From per the attribute ping_from.
+func (s probeSockets) target(dst *dispatch.Destination) (probe.Target, error) {
+	if dst.Transport != "" && !strings.EqualFold(dst.Transport, "udp") {
+		return probe.Target{}, fmt.Errorf("transport %s: only UDP destinations are probed", dst.Transport)
+	}
+	addr := dst.Addr
+	if ob := dst.Attrs.OBProxy; ob != "" {
+		a, err := literalSIPAddr(ob)
+		if err != nil {
+			return probe.Target{}, fmt.Errorf("obproxy %q: %w", ob, err)
+		}
+		addr = a
+	}
+	if !addr.IsValid() {
+		return probe.Target{}, errors.New("no resolved address")
+	}
+	local, err := s.local(dst.Attrs, addr)
+	if err != nil {
+		return probe.Target{}, err
+	}
+	sentBy, ok := s.sentBy(local)
+	if !ok {
+		return probe.Target{}, fmt.Errorf("no listener at %s", local)
+	}
+	return probe.Target{URI: dst.URI, Addr: addr, Local: local, SentBy: sentBy, From: dst.Attrs.PingFrom}, nil
+}
+
+// local picks the send socket.
+func (s probeSockets) local(a dispatch.Attrs, dst netip.AddrPort) (netip.AddrPort, error) {
+	switch {
+	case a.PingSocket != "":
+		return s.byAddress("ping_socket", a.PingSocket)
+	case a.SockName != "":
+		for _, l := range s.listeners {
+			if l.Name == a.SockName {
+				return l.Addr, nil
+			}
+		}
+		return netip.AddrPort{}, fmt.Errorf("sockname %q names no listener", a.SockName)
+	case a.Socket != "":
+		return s.byAddress("socket", a.Socket)
+	}
+	for _, l := range s.listeners {
+		if l.Addr.Addr().Is4() == dst.Addr().Unmap().Is4() {
+			return l.Addr, nil
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("no listener of the address family of %s", dst)
+}
+
+// byAddress finds the listener an attribute "udp:IP:PORT" names.
+func (s probeSockets) byAddress(attr, v string) (netip.AddrPort, error) {
+	proto, rest, ok := strings.Cut(v, ":")
+	if !ok || !strings.EqualFold(proto, "udp") {
+		return netip.AddrPort{}, fmt.Errorf("%s %q: want udp:IP:PORT", attr, v)
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%s %q: want udp:IP:PORT", attr, v)
+	}
+	for _, l := range s.listeners {
+		if l.Addr == ap {
+			return l.Addr, nil
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("%s %q names no listener", attr, v)
+}
+
+// literalSIPAddr reads sip:IP[:PORT][;params] (port 5060 by default).
+func literalSIPAddr(uri string) (netip.AddrPort, error) {
+	rest, ok := strings.CutPrefix(strings.ToLower(uri), "sip:")
+	if !ok {
+		return netip.AddrPort{}, errors.New("want sip:IP[:PORT]")
+	}
+	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if ap, err := netip.ParseAddrPort(rest); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(rest, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, errors.New("want sip:IP[:PORT] with an IP literal")
+	}
+	return netip.AddrPortFrom(a, 5060), nil
+}

@@ -1,0 +1,348 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/probe"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+)
+
+// TestClassify: 2xx or a configured code is a success; a timeout is a
+// local 408 and a send error a local 500, each a success only when
+// ds_ping_reply_codes lists it (kamailio-behaviour §3.3).
+func TestClassify(t *testing.T) {
+	codes := func(s string) config.ReplyCodes {
+		r, err := config.ParsePingReplyCodes(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name     string
+		r        probe.Result
+		codes    string
+		wantCode int
+		wantOK   bool
+	}{
+		{"200", probe.Result{Code: 200}, "", 200, true},
+		{"202", probe.Result{Code: 202}, "", 202, true},
+		{"503", probe.Result{Code: 503}, "", 503, false},
+		{"503 listed", probe.Result{Code: 503}, "code=503", 503, true},
+		{"404 class 4", probe.Result{Code: 404}, "class=4", 404, true},
+		{"302", probe.Result{Code: 302}, "code=503", 302, false},
+		{"timeout", probe.Result{Timeout: true}, "", 408, false},
+		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", 408, false},
+		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", 408, true},
+		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", 408, true},
+		{"send error", probe.Result{Err: errors.New("sendto")}, "", 500, false},
+		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", 500, true},
+	} {
+		code, ok := classify(tc.r, codes(tc.codes))
+		if code != tc.wantCode || ok != tc.wantOK {
+			t.Errorf("%s: classify = %d, %t; want %d, %t", tc.name, code, ok, tc.wantCode, tc.wantOK)
+		}
+	}
+}
+
+// testSockets are two listeners, one IPv4 and one IPv6, whose sent-by is
+// "adv-" + the address.
+func testSockets() probeSockets {
+	ls := []sipproxy.Listener{
+		{Name: "pub", Addr: netip.MustParseAddrPort("192.0.2.1:5060")},
+		{Name: "priv", Addr: netip.MustParseAddrPort("10.9.9.9:5070")},
+		{Name: "v6", Addr: netip.MustParseAddrPort("[2001:db8::1]:5060")},
+	}
+	return probeSockets{listeners: ls, sentBy: func(local netip.AddrPort) (string, bool) {
+		for _, l := range ls {
+			if l.Addr == local {
+				return "adv-" + local.String(), true
+			}
+		}
+		return "", false
+	}}
+}
+
+func buildSnap(t *testing.T, entries []dispatch.Entry) *dispatch.Snapshot {
+	t.Helper()
+	s, err := dispatch.Build(context.Background(), entries, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// uris returns the URIs of the targets, sorted.
+func uris(ts map[string]probeTarget) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.uri)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestProbeTargetsModes: which destinations each ds_probing_mode pings
+// (kamailio-behaviour §3.1): 0 and 3 those with PROBING, 1 all, 2 PROBING
+// and INACTIVE; never DISABLED or NOPING ones.
+func TestProbeTargetsModes(t *testing.T) {
+	snap := buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1:5060"},                                                      // active
+		{SetID: 1, URI: "sip:10.0.0.2:5060", Flags: dispatch.FlagProbing},                         // AP
+		{SetID: 1, URI: "sip:10.0.0.3:5060", Flags: dispatch.FlagInactive},                        // IX
+		{SetID: 1, URI: "sip:10.0.0.4:5060", Flags: dispatch.FlagInactive | dispatch.FlagProbing}, // IP
+		{SetID: 1, URI: "sip:10.0.0.5:5060", Flags: dispatch.FlagDisabled | dispatch.FlagProbing},
+		{SetID: 2, URI: "sip:10.0.0.6:5060", Flags: dispatch.FlagNoPing | dispatch.FlagProbing},
+		{SetID: 2, URI: "sip:10.0.0.7:5060", Flags: dispatch.FlagTrying | dispatch.FlagProbing}, // TP
+	})
+	for _, tc := range []struct {
+		mode dispatch.ProbingMode
+		want []string
+	}{
+		{dispatch.ProbeFlagged, []string{"sip:10.0.0.2:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+		{dispatch.ProbeAll, []string{"sip:10.0.0.1:5060", "sip:10.0.0.2:5060", "sip:10.0.0.3:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+		{dispatch.ProbeInactive, []string{"sip:10.0.0.4:5060"}},
+		{dispatch.ProbeOnlyFlagged, []string{"sip:10.0.0.2:5060", "sip:10.0.0.4:5060", "sip:10.0.0.7:5060"}},
+	} {
+		got, problems := probeTargets(snap, dispatch.ProbeParams{Mode: tc.mode, ProbingThreshold: 1, InactiveThreshold: 1}, testSockets())
+		if !slices.Equal(uris(got), tc.want) || len(problems) != 0 {
+			t.Errorf("mode %d: targets %v, problems %v; want %v", tc.mode, uris(got), problems, tc.want)
+		}
+		for key, pt := range got {
+			if want := strings.Split(key, "/")[1]; pt.iuid != want || !strings.HasPrefix(want, "dspt-") {
+				t.Errorf("mode %d: key %q for IUID %q", tc.mode, key, pt.iuid)
+			}
+		}
+	}
+}
+
+// TestProbeTargetSockets: the send socket is ping_socket, then sockname,
+// then socket, else the first listener of the destination's family; the
+// Via sent-by is that listener's (the slow path's own); obproxy replaces
+// the address; ping_from the From. What cannot be probed is a problem,
+// not a target.
+func TestProbeTargetSockets(t *testing.T) {
+	snap := buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1:5060"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "socket=udp:192.0.2.1:5060;sockname=priv;ping_from=sip:pinger@example.com"},
+		{SetID: 1, URI: "sip:10.0.0.3:5080", Attrs: "ping_socket=udp:10.9.9.9:5070;socket=udp:192.0.2.1:5060;obproxy=sip:10.1.1.1:5062;lr"},
+		{SetID: 1, URI: "sip:[2001:db8::5]:5060"},
+		{SetID: 1, URI: "sip:10.0.0.4:5060", Attrs: "sockname=nosuch"},
+		{SetID: 1, URI: "sip:10.0.0.5:5060", Attrs: "socket=udp:192.0.2.99:5060"},
+		{SetID: 1, URI: "sip:10.0.0.6:5060", Attrs: "obproxy=sip:proxy.example.com"},
+	})
+	got, problems := probeTargets(snap, dispatch.ProbeParams{Mode: dispatch.ProbeAll}, testSockets())
+	byURI := map[string]probe.Target{}
+	for _, pt := range got {
+		byURI[pt.uri] = pt.target
+	}
+	want := map[string]probe.Target{
+		"sip:10.0.0.1:5060": {URI: "sip:10.0.0.1:5060", Addr: netip.MustParseAddrPort("10.0.0.1:5060"),
+			Local: netip.MustParseAddrPort("192.0.2.1:5060"), SentBy: "adv-192.0.2.1:5060"},
+		"sip:10.0.0.2": {URI: "sip:10.0.0.2", Addr: netip.MustParseAddrPort("10.0.0.2:5060"),
+			Local: netip.MustParseAddrPort("10.9.9.9:5070"), SentBy: "adv-10.9.9.9:5070", From: "sip:pinger@example.com"},
+		"sip:10.0.0.3:5080": {URI: "sip:10.0.0.3:5080", Addr: netip.MustParseAddrPort("10.1.1.1:5062"),
+			Local: netip.MustParseAddrPort("10.9.9.9:5070"), SentBy: "adv-10.9.9.9:5070"},
+		"sip:[2001:db8::5]:5060": {URI: "sip:[2001:db8::5]:5060", Addr: netip.MustParseAddrPort("[2001:db8::5]:5060"),
+			Local: netip.MustParseAddrPort("[2001:db8::1]:5060"), SentBy: "adv-[2001:db8::1]:5060"},
+	}
+	if !maps.Equal(byURI, want) {
+		t.Errorf("targets\n got %+v\nwant %+v", byURI, want)
+	}
+	var msgs []string
+	for _, m := range problems {
+		msgs = append(msgs, m)
+	}
+	slices.Sort(msgs)
+	wantProblems := []string{
+		`sip:10.0.0.4:5060: sockname "nosuch" names no listener`,
+		`sip:10.0.0.5:5060: socket "udp:192.0.2.99:5060" names no listener`,
+		`sip:10.0.0.6:5060: obproxy "sip:proxy.example.com": want sip:IP[:PORT] with an IP literal`,
+	}
+	if !slices.Equal(msgs, wantProblems) {
+		t.Errorf("problems\n got %q\nwant %q", msgs, wantProblems)
+	}
+}
+
+// discardSender drops every probe.
+type discardSender struct{}
+
+func (discardSender) Send(netip.AddrPort, netip.AddrPort, []byte) error { return nil }
+
+// lockedBuffer is a log sink safe for the engine's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestProbingApply: results go through the dispatcher's thresholds
+// (probing 2, inactive 2), each up/down change is logged once, and after
+// a reload the results of probes issued before it are ignored (kamailio
+// PR #2959), while later ones count.
+func TestProbingApply(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{{SetID: 1, URI: "sip:127.0.0.1:5999"}}))
+	var logs lockedBuffer
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		d:       d,
+		socks:   testSockets(),
+		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 2, InactiveThreshold: 2},
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+	}
+	p.socks.listeners = []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}}
+	p.socks.sentBy = func(l netip.AddrPort) (string, bool) { return l.String(), true }
+	eng, err := probe.New(probe.Config{Interval: 10 * time.Millisecond, Timeout: 5 * time.Millisecond}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.eng = eng
+	p.sync(true)
+	if len(p.targets) != 1 {
+		t.Fatalf("targets %v, want the one destination", p.targets)
+	}
+	var key string
+	for k := range p.targets {
+		key = k
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for eng.Issued() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	flags := func() dispatch.Flags { return d.Snapshot().Set(1).Dests[0].Flags }
+	seq := eng.Issued() + 1000 // issued after any reload below
+	result := func(r probe.Result) {
+		seq++
+		if r.Seq == 0 {
+			r.Seq = seq
+		}
+		r.Key = key
+		p.apply(r)
+	}
+
+	result(probe.Result{Code: 503})
+	if f := flags(); f != dispatch.FlagTrying|dispatch.FlagProbing {
+		t.Fatalf("after one 503: flags %v, want trying+probing", f)
+	}
+	result(probe.Result{Timeout: true})
+	result(probe.Result{Timeout: true}) // inactive already: no second event
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
+		t.Fatalf("after the threshold: flags %v, want inactive+probing", f)
+	}
+	if n := strings.Count(logs.String(), "msg=dispatcher:dst-down"); n != 1 {
+		t.Errorf("dst-down logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	// A reload: results of probes issued before it do not count.
+	p.BeforeReload()
+	p.Apply(nil)
+	stale := eng.Issued()
+	result(probe.Result{Seq: stale, Code: 200})
+	result(probe.Result{Seq: stale - 1, Code: 200})
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing || d.Snapshot().Set(1).Dests[0].ProbingCount != 0 {
+		t.Fatalf("stale results counted: flags %v, count %d", f, d.Snapshot().Set(1).Dests[0].ProbingCount)
+	}
+	seq = stale
+	result(probe.Result{Code: 200})
+	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
+		t.Fatalf("after one success: flags %v, want still inactive (threshold 2)", f)
+	}
+	result(probe.Result{Code: 200})
+	if f := flags(); f != dispatch.FlagProbing {
+		t.Fatalf("after two successes: flags %v, want active+probing", f)
+	}
+	result(probe.Result{Code: 200})
+	out := logs.String()
+	if strings.Count(out, "msg=dispatcher:dst-up") != 1 || strings.Count(out, "msg=dispatcher:dst-down") != 1 {
+		t.Errorf("want one dst-down and one dst-up:\n%s", out)
+	}
+	if !strings.Contains(out, "msg=dispatcher:dst-down set=1 uri=sip:127.0.0.1:5999") || !strings.Contains(out, "code=408") {
+		t.Errorf("dst-down line lacks the destination or the local 408:\n%s", out)
+	}
+}
+
+// TestProbingModeZeroTargets: in mode 0 a destination with PROBING is
+// probed until its first result, which clears PROBING (§3.4): the result
+// goes through the dispatcher's swap and the next sync drops the target.
+func TestProbingModeZeroTargets(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999", Flags: dispatch.FlagProbing},
+		{SetID: 1, URI: "sip:127.0.0.1:5998"},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d:       d,
+		eng:     eng,
+		params:  dispatch.DefaultProbeParams(),
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	p.sync(true)
+	if len(p.targets) != 1 || eng.Stats().Targets != 1 {
+		t.Fatalf("mode 0: %d targets (engine %d), want the one with PROBING", len(p.targets), eng.Stats().Targets)
+	}
+	var key string
+	for k := range p.targets {
+		key = k
+	}
+	if p.targets[key].uri != "sip:127.0.0.1:5999" {
+		t.Fatalf("mode 0 target %+v, want sip:127.0.0.1:5999", p.targets[key])
+	}
+	p.apply(probe.Result{Key: key, Seq: 1, Code: 200})
+	for _, dst := range d.Snapshot().Set(1).Dests {
+		if dst.Flags != 0 {
+			t.Fatalf("after a success in mode 0: %s flags %v, want 0 (PROBING cleared)", dst.URI, dst.Flags)
+		}
+	}
+	p.sync(true)
+	if len(p.targets) != 0 || eng.Stats().Targets != 0 {
+		t.Errorf("after its first result: %d targets (engine %d), want none", len(p.targets), eng.Stats().Targets)
+	}
+	// ping_active off: nothing is probed.
+	if err := d.SetState(1, "all", "ap"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(false)
+	if eng.Stats().Targets != 0 {
+		t.Errorf("ping_active off: engine has %d targets", eng.Stats().Targets)
+	}
+	p.sync(true)
+	if eng.Stats().Targets != 2 {
+		t.Errorf("ping_active on, both AP: engine has %d targets, want 2", eng.Stats().Targets)
+	}
+}
