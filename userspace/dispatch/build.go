@@ -33,6 +33,12 @@ type Options struct {
 	// snapshot and every snapshot derived from it use it under a lock, so do
 	// not use it elsewhere meanwhile.
 	Rand *rand.Rand
+	// LatencyStats is modparam ds_ping_latency_stats: probe results update
+	// each destination's LatencyStats (Dispatcher.ProbeLatency).
+	LatencyStats bool
+	// LatencyAlpha is modparam ds_latency_estimator_alpha, in per mille:
+	// the weight of the old estimate in the EWMA (0-1000).
+	LatencyAlpha int
 }
 
 func (o Options) resolve(ctx context.Context, host string) ([]netip.Addr, error) {

@@ -24,6 +24,8 @@ type Dispatcher struct {
 	nextSub uint64
 
 	ping atomic.Bool
+
+	lat latencyTable // probe latency statistics, kept across swaps
 }
 
 // New returns a Dispatcher serving snap (nil: no sets). Pinging starts
@@ -47,6 +49,8 @@ func (d *Dispatcher) Snapshot() *Snapshot { return d.cur.Load() }
 
 // Replace swaps in a new snapshot (dispatcher.reload). Runtime state is
 // whatever snap holds; the round-robin and weight counters restart at 0.
+// Latency statistics are kept for every (set, URI) snap still has, and
+// dropped for the others (kamailio PR #3534).
 func (d *Dispatcher) Replace(snap *Snapshot) {
 	d.rebuildMu.Lock()
 	defer d.rebuildMu.Unlock()
@@ -55,6 +59,7 @@ func (d *Dispatcher) Replace(snap *Snapshot) {
 	snap = orEmpty(snap)
 	snap.resetCounters()
 	d.swapLocked(snap)
+	d.lat.prune(snap)
 }
 
 // Select picks from the current snapshot; see Snapshot.Select.
@@ -213,6 +218,7 @@ func (d *Dispatcher) rebuildLocked(ctx context.Context, cur *Snapshot, entries [
 		return err
 	}
 	d.swapLocked(next)
+	d.lat.prune(next)
 	return nil
 }
 
