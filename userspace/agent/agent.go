@@ -116,6 +116,8 @@ func buildSets(ctx context.Context, cfg *config.Config) (*dispatch.Snapshot, err
 	snap, err := dispatch.Build(ctx, entries, dispatch.Options{
 		HashUserOnly: cfg.Dispatcher.Flags&config.DispatcherFlagHashUserOnly != 0,
 		UseDefault:   cfg.Dispatcher.UseDefault,
+		LatencyStats: cfg.Dispatcher.PingLatencyStats,
+		LatencyAlpha: cfg.Dispatcher.LatencyEstimatorAlpha,
 	})
 	if err != nil {
 		return nil, err

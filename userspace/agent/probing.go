@@ -227,7 +227,8 @@ func (p *probing) sync(active bool) {
 	p.warned = problems
 }
 
-// apply feeds one result into the dispatcher's state machine and logs an
+// apply feeds one result into the dispatcher's latency statistics and
+// state machine and logs an
 // up/down change (dispatcher:dst-up, dispatcher:dst-down).
 func (p *probing) apply(r probe.Result) {
 	if r.Seq <= p.since.Load() {
@@ -238,6 +239,10 @@ func (p *probing) apply(r probe.Result) {
 		return // no longer a target
 	}
 	code, success := classify(r, p.codes)
+	// Latency first: it counts only while the destination has the probing
+	// flag, which the state machine may clear (ds_update_latency runs
+	// before ds_update_state in Kamailio).
+	p.d.ProbeLatency(t.setID, t.iuid, code, r.RTT)
 	before := upState(p.d.Snapshot(), t.setID, t.iuid)
 	changed, err := p.d.ProbeResult(t.setID, t.iuid, success, p.params)
 	if err != nil {

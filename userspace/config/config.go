@@ -91,6 +91,12 @@ type Dispatcher struct {
 	InactiveThreshold int           `key:"ds_inactive_threshold"`
 	PingReplyCodes    string        `key:"ds_ping_reply_codes"`
 	ProbingMode       int           `key:"ds_probing_mode"`
+	// PingLatencyStats is ds_ping_latency_stats: probe results keep each
+	// destination's latency statistics, shown by dispatcher.list.
+	PingLatencyStats bool `key:"ds_ping_latency_stats"`
+	// LatencyEstimatorAlpha is ds_latency_estimator_alpha, per mille: the
+	// weight of the old estimate in the latency EWMA.
+	LatencyEstimatorAlpha int `key:"ds_latency_estimator_alpha"`
 }
 
 // Dispatcher.Flags bits (Kamailio's "flags" modparam).
@@ -183,6 +189,8 @@ func Defaults() Config {
 			PingFrom:          "sip:dispatcher@localhost",
 			ProbingThreshold:  1,
 			InactiveThreshold: 1,
+			// Kamailio 6.0's default (kamailio-behaviour §3.6).
+			LatencyEstimatorAlpha: 100,
 		},
 		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions, MaxTransactionBytes: DefaultMaxTransactionBytes},
 		UDP:      UDP{ReceiveBuffer: DefaultReceiveBuffer},

@@ -139,6 +139,8 @@ func (d *decoder) top(root *yaml.Node) {
 			{"ds_inactive_threshold", d.integer(&dp.InactiveThreshold)},
 			{"ds_ping_reply_codes", d.str(&dp.PingReplyCodes)},
 			{"ds_probing_mode", d.integer(&dp.ProbingMode)},
+			{"ds_ping_latency_stats", d.zeroOne(&dp.PingLatencyStats)},
+			{"ds_latency_estimator_alpha", d.integer(&dp.LatencyEstimatorAlpha)},
 		})},
 		{"failover", d.section([]field{
 			{"timeout", d.duration(&fo.Timeout)},

@@ -250,6 +250,9 @@ func (v *validator) dispatcher() {
 	if d.ProbingMode < 0 || d.ProbingMode > 3 {
 		v.check(p+"ds_probing_mode", 0, "want 0, 1, 2 or 3, got %d", d.ProbingMode)
 	}
+	if d.LatencyEstimatorAlpha < 0 || d.LatencyEstimatorAlpha > 1000 {
+		v.check(p+"ds_latency_estimator_alpha", 0, "want 0 to 1000 (per mille), got %d", d.LatencyEstimatorAlpha)
+	}
 }
 
 func (v *validator) rest() {
