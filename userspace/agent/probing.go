@@ -228,8 +228,8 @@ func (p *probing) sync(active bool) {
 }
 
 // apply feeds one result into the dispatcher's latency statistics and
-// state machine and logs an
-// up/down change (dispatcher:dst-up, dispatcher:dst-down).
+// state machine and logs an up/down change (dispatcher:dst-up,
+// dispatcher:dst-down).
 func (p *probing) apply(r probe.Result) {
 	if r.Seq <= p.since.Load() {
 		return // issued before the last reload
