@@ -47,7 +47,7 @@ type DispatcherTarget struct {
 
 // DispatcherDest is one destination. Full is set by "full" only; Attrs
 // when the destination has an attribute string (unless "short"), and
-// always with "full".
+// always with "full"; Latency whenever ds_ping_latency_stats is on.
 type DispatcherDest struct {
 	IDX      int    `json:"IDX"`
 	URI      string `json:"URI"`
@@ -55,7 +55,19 @@ type DispatcherDest struct {
 	Priority int    `json:"PRIORITY"`
 	IUID     string `json:"IUID"`
 	*DispatcherDestFull
-	Attrs *DispatcherAttrs `json:"ATTRS,omitempty"`
+	Attrs   *DispatcherAttrs   `json:"ATTRS,omitempty"`
+	Latency *DispatcherLatency `json:"LATENCY,omitempty"`
+}
+
+// DispatcherLatency are a destination's probe latency statistics, in
+// milliseconds (dispatch.LatencyStats), in Kamailio's order and types:
+// AVG, STD, EST floats, MAX and TIMEOUT integers.
+type DispatcherLatency struct {
+	Avg     float32 `json:"AVG"`
+	Std     float32 `json:"STD"`
+	Est     float32 `json:"EST"`
+	Max     int     `json:"MAX"`
+	Timeout uint32  `json:"TIMEOUT"`
 }
 
 // DispatcherDestFull are the address fields "full" adds.
@@ -188,8 +200,10 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 	}
 
 	var sets []*dispatch.Set
+	latency := false
 	if snap := h.d.Snapshot(); snap != nil {
 		sets = snap.Sets()
+		latency = snap.Options().LatencyStats
 	}
 	if len(sets) == 0 {
 		return nil, &Error{Code: CodeFault, Message: msgNoSets}
@@ -202,7 +216,12 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 	for _, set := range sets {
 		targets := make([]DispatcherTarget, 0, len(set.Dests))
 		for i := range set.Dests {
-			targets = append(targets, DispatcherTarget{Dest: listDest(&set.Dests[i], mode)})
+			dest := listDest(&set.Dests[i], mode)
+			if latency {
+				s := h.d.Latency(set.ID, set.Dests[i].URI)
+				dest.Latency = &DispatcherLatency{Avg: s.Avg, Std: s.Std, Est: s.Est, Max: s.Max, Timeout: s.Timeout}
+			}
+			targets = append(targets, DispatcherTarget{Dest: dest})
 		}
 		out.Records = append(out.Records, DispatcherRecord{Set: DispatcherSet{ID: set.ID, Targets: targets}})
 	}

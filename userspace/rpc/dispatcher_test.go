@@ -137,6 +137,42 @@ func TestDispatcherList(t *testing.T) {
 	}
 }
 
+// With ds_ping_latency_stats on, every destination gets LATENCY after its
+// ATTRS, in every mode (kamailio-behaviour §1.3), with Kamailio's keys and
+// types: 10.0.0.2 (probing) had samples of 20 and 30 ms and one timeout,
+// so AVG 25, STD √50, EST 25 (the mean, under 10 samples), MAX 30,
+// TIMEOUT 1; 10.0.0.1 (no probing flag) is not measured.
+func TestDispatcherListLatency(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), testEntries()[:2], dispatch.Options{LatencyStats: true, LatencyAlpha: dispatch.DefaultLatencyAlpha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	d.ProbeLatency(1, "sip:10.0.0.2:5060", 200, 20*time.Millisecond)
+	d.ProbeLatency(1, "sip:10.0.0.2:5060", 408, 5*time.Second)
+	d.ProbeLatency(1, "sip:10.0.0.2:5060", 200, 30*time.Millisecond)
+	d.ProbeLatency(1, "sip:10.0.0.1", 200, 30*time.Millisecond)
+	s := New(nil)
+	RegisterDispatcher(s, d, nil, 0)
+
+	measured := `"LATENCY":{"AVG":25,"STD":7.071068,"EST":25,"MAX":30,"TIMEOUT":1}`
+	zero := `"LATENCY":{"AVG":0,"STD":0,"EST":0,"MAX":0,"TIMEOUT":0}`
+	want := ok(`{"NRSETS":1,"RECORDS":[{"SET":{"ID":1,"TARGETS":[` +
+		`{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"IUID-sip:10.0.0.2:5060",` +
+		`"ATTRS":{"BODY":"duid=gw2;weight=50","DUID":"gw2","PROBING_COUNT":0,"MAXLOAD":0,"WEIGHT":50,"RWEIGHT":0,"SOCKET":null,"SOCKNAME":null,"PING_SOCKET":null,"OBPROXY":null,"OCMIN":0,"OCMAX":100},` +
+		measured + `}},` +
+		`{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"IUID-sip:10.0.0.1",` + zero + `}}]}}]}`)
+	if got := iuids(d, rpcCall(t, s, "dispatcher.list")); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+	wantShort := ok(`{"NRSETS":1,"RECORDS":[{"SET":{"ID":1,"TARGETS":[` +
+		`{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"IUID-sip:10.0.0.2:5060",` + measured + `}},` +
+		`{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"IUID-sip:10.0.0.1",` + zero + `}}]}}]}`)
+	if got := iuids(d, rpcCall(t, s, "dispatcher.list", "short")); got != wantShort {
+		t.Errorf("short:\n got %s\nwant %s", got, wantShort)
+	}
+}
+
 func TestDispatcherListEmpty(t *testing.T) {
 	s := New(nil)
 	RegisterDispatcher(s, dispatch.New(nil), nil, 0)
