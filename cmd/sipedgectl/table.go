@@ -41,7 +41,9 @@ func writeTable(w io.Writer, method string, result json.RawMessage) error {
 }
 
 // dispatcherRows flattens {"NRSETS":n,"RECORDS":[{"SET":{"ID":g,
-// "TARGETS":[{"DEST":{...}}]}}]} into SET IDX URI FLAGS PRIORITY ATTRS.
+// "TARGETS":[{"DEST":{...}}]}}]} into SET IDX URI FLAGS PRIORITY ATTRS;
+// when any destination has LATENCY (ds_ping_latency_stats), its AVG STD
+// EST MAX TIMEOUT (ms) come before ATTRS.
 func dispatcherRows(result json.RawMessage) ([][]string, error) {
 	var list struct {
 		Records []struct {
@@ -56,6 +58,13 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 						Attrs    struct {
 							Body json.RawMessage `json:"BODY"`
 						} `json:"ATTRS"`
+						Latency *struct {
+							Avg     json.RawMessage `json:"AVG"`
+							Std     json.RawMessage `json:"STD"`
+							Est     json.RawMessage `json:"EST"`
+							Max     json.RawMessage `json:"MAX"`
+							Timeout json.RawMessage `json:"TIMEOUT"`
+						} `json:"LATENCY"`
 					} `json:"DEST"`
 				} `json:"TARGETS"`
 			} `json:"SET"`
@@ -64,11 +73,29 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 	if err := json.Unmarshal(result, &list); err != nil {
 		return nil, fmt.Errorf("not a dispatcher.list result: %w", err)
 	}
-	rows := [][]string{{"SET", "IDX", "URI", "FLAGS", "PRIORITY", "ATTRS"}}
+	latency := false
+	for _, rec := range list.Records {
+		for _, t := range rec.Set.Targets {
+			latency = latency || t.Dest.Latency != nil
+		}
+	}
+	head := []string{"SET", "IDX", "URI", "FLAGS", "PRIORITY"}
+	if latency {
+		head = append(head, "AVG", "STD", "EST", "MAX", "TIMEOUT")
+	}
+	rows := [][]string{append(head, "ATTRS")}
 	for _, rec := range list.Records {
 		for _, t := range rec.Set.Targets {
 			d := t.Dest
-			rows = append(rows, []string{cell(rec.Set.ID), cell(d.IDX), cell(d.URI), cell(d.Flags), cell(d.Priority), cell(d.Attrs.Body)})
+			row := []string{cell(rec.Set.ID), cell(d.IDX), cell(d.URI), cell(d.Flags), cell(d.Priority)}
+			switch {
+			case d.Latency != nil:
+				l := d.Latency
+				row = append(row, cell(l.Avg), cell(l.Std), cell(l.Est), cell(l.Max), cell(l.Timeout))
+			case latency:
+				row = append(row, "", "", "", "", "")
+			}
+			rows = append(rows, append(row, cell(d.Attrs.Body)))
 		}
 	}
 	return rows, nil

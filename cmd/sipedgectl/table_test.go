@@ -29,6 +29,20 @@ func TestWriteTable(t *testing.T) {
 				"20   0    sip:gw.example.com;transport=tcp  TP     10\n",
 		},
 		{
+			name:   "dispatcher.list with LATENCY",
+			method: "dispatcher.list",
+			result: `{"NRSETS":1,"RECORDS":[
+				{"SET":{"ID":1,"TARGETS":[
+					{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"dspt-1","ATTRS":{"BODY":"duid=gw2"},
+						"LATENCY":{"AVG":20.1,"STD":1.27,"EST":21.4,"MAX":132,"TIMEOUT":3}}},
+					{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"dspt-2",
+						"LATENCY":{"AVG":0,"STD":0,"EST":0,"MAX":0,"TIMEOUT":0}}}]}}]}`,
+			want: "" +
+				"SET  IDX  URI                FLAGS  PRIORITY  AVG   STD   EST   MAX  TIMEOUT  ATTRS\n" +
+				"1    0    sip:10.0.0.2:5060  AP     5         20.1  1.27  21.4  132  3        duid=gw2\n" +
+				"1    1    sip:10.0.0.1       IX     0         0     0     0     0    0\n",
+		},
+		{
 			name:   "object as key/value in server order",
 			method: "core.uptime",
 			result: `{"now":"Wed Mar  4 06:36:08 2026","up_since":"Wed Mar  4 05:06:07 2026","uptime":5401}`,
