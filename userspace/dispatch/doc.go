@@ -14,7 +14,9 @@
 // fast path, which copies them into BPF maps, gives the same answer for
 // every input. A Dispatcher holds the current Snapshot behind an atomic
 // pointer; every change (state, add, remove, reload) builds a new Snapshot
-// and swaps it in, and subscribers (the dataplane) get each one.
+// and swaps it in, and subscribers (the dataplane) get each one. Probe
+// latency statistics (latency.go) are the exception: they change with every
+// probe result, so they live beside the snapshots, keyed by set and URI.
 //
 // # Where sipedge differs from Kamailio
 //
@@ -51,4 +53,9 @@
 //     in Kamailio.
 //   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
 //     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
+//   - Latency statistics are kept across every reload for each (set, URI)
+//     the new list keeps (Kamailio's default since PR #3534), and dropped
+//     for the others. Samples are truncated whole milliseconds of the
+//     round trip; Kamailio's own arithmetic on struct timeval can round a
+//     sample up by 1 ms.
 package dispatch
