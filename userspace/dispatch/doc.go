@@ -54,7 +54,7 @@
 //   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
 //     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
 //   - Latency statistics are kept across every reload for each (set, URI)
-//     the new list keeps (Kamailio's default since PR #3534), and dropped
+//     the new list keeps (what kamailio PR #3534 asks for), and dropped
 //     for the others. Samples are truncated whole milliseconds of the
 //     round trip; Kamailio's own arithmetic on struct timeval can round a
 //     sample up by 1 ms.
