@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/tests/agent"
 	"github.com/sipedge/sipedge/tests/netns"
@@ -28,6 +31,8 @@ const (
 	// detectGap is the traffic's pace: one INVITE every gap, spread by the
 	// Call-ID hash over the three backends.
 	detectGap = time.Millisecond
+	// detectMaxGap bounds the pauses of the traffic to one backend.
+	detectMaxGap = 50 * time.Millisecond
 )
 
 // TestNetnsXDPProbingDetection: the time from a backend's death to the
@@ -39,9 +44,13 @@ const (
 // ds_probing_threshold 2, ds_ping_timeout 50 ms. A client sends an INVITE
 // with a new Call-ID every millisecond all along, which the fast path
 // forwards. In each round one backend answers one more probe and dies
-// the instant its reply is sent (the worst case: death right after a good
-// probe); it still reads its socket, recording when each INVITE arrives.
-// The detection time is the arrival of its last INVITE minus the death.
+// right after its reply (the worst case: death right after a good probe);
+// it still reads its socket, recording when each INVITE arrives. The
+// detection time is the arrival of its last INVITE minus the arrival of
+// that last answered probe. Both instants are the kernel's receive
+// timestamps (SO_TIMESTAMPNS), not the test goroutine's clock: on a
+// loaded host the test process can be descheduled for a few hundred
+// milliseconds, and packets read late would look like a late detection.
 //
 // Why the bound holds (docs/config.md, "Time to inactive"): probes of a
 // destination start exactly one interval I apart; the good probe started
@@ -138,6 +147,11 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		af, _ := after.dest(1, dests[i].URI)
 		t.Logf("round %d: backend %d: last INVITE %v after its death (%d INVITEs meanwhile, largest gap %v; fast path packets to it %d)",
 			round, i, d.Round(time.Millisecond), len(arrivals), maxGap(died, arrivals).Round(time.Millisecond), af.Packets-bf.Packets)
+		// The traffic's gaps are the measurement's resolution: a stalled
+		// sender could hide a late removal.
+		if g := maxGap(died, arrivals); g > detectMaxGap {
+			t.Errorf("round %d: the INVITEs to backend %d paused %v (more than %v): the measurement lost its resolution", round, i, g, detectMaxGap)
+		}
 		if limit := detectThreshold*detectInterval + detectSlack; d > limit {
 			t.Errorf("round %d: detection took %v, want at most interval × threshold + 100 ms = %v", round, d, limit)
 		}
@@ -146,6 +160,9 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		}
 		if af.Packets-bf.Packets < uint64(len(arrivals)) {
 			t.Errorf("round %d: %d INVITEs reached backend %d but the fast path sent it %d packets: the slow path carried them", round, len(arrivals), i, af.Packets-bf.Packets)
+		}
+		if n := b.noStamp.Load(); n > 0 {
+			t.Errorf("round %d: %d datagrams without a kernel timestamp: the times are the test's, not the kernel's", round, n)
 		}
 		b.revive()
 		waitFlags(t, a, dests[i].URI, "AP", 10*time.Second)
@@ -174,16 +191,28 @@ func sendSteady(ctx context.Context, c *net.UDPConn, from, edge netip.AddrPort) 
 // dyingBackend answers OPTIONS with 200 until told to die, and records
 // when each INVITE arrives, dead or alive.
 type dyingBackend struct {
-	conn *net.UDPConn
-	dead atomic.Bool
+	conn    *net.UDPConn
+	dead    atomic.Bool
+	noStamp atomic.Uint64 // datagrams read without a kernel timestamp
 
 	mu      sync.Mutex
 	dying   bool           // answer one more probe, then die
-	died    chan time.Time // the instant the last good reply was sent
+	died    chan time.Time // the arrival of the last probe answered
 	invites []time.Time
 }
 
 func serveDying(t *testing.T, c *net.UDPConn) *dyingBackend {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		t.Fatalf("SO_TIMESTAMPNS: %v %v", err, serr)
+	}
 	b := &dyingBackend{conn: c, died: make(chan time.Time, 1)}
 	done := make(chan struct{})
 	go func() { defer close(done); b.serve() }()
@@ -192,13 +221,17 @@ func serveDying(t *testing.T, c *net.UDPConn) *dyingBackend {
 }
 
 func (b *dyingBackend) serve() {
-	buf := make([]byte, 65536)
+	buf, oob := make([]byte, 65536), make([]byte, 128)
 	for {
-		n, src, err := b.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, src, err := b.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			return
 		}
-		now := time.Now()
+		now, ok := rxTime(oob[:oobn])
+		if !ok {
+			now = time.Now()
+			b.noStamp.Add(1)
+		}
 		msg := string(buf[:n])
 		switch {
 		case strings.HasPrefix(msg, "INVITE "):
@@ -211,11 +244,26 @@ func (b *dyingBackend) serve() {
 			if b.dying {
 				b.dying = false
 				b.dead.Store(true)
-				b.died <- time.Now()
+				b.died <- now
 			}
 			b.mu.Unlock()
 		}
 	}
+}
+
+// rxTime is the kernel's receive timestamp in the control messages oob.
+func rxTime(oob []byte) (time.Time, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(ts.Unix()), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // dieAfterNextReply makes b die right after its next probe reply and
