@@ -33,6 +33,8 @@ const (
 	detectGap = time.Millisecond
 	// detectMaxGap bounds the pauses of the traffic to one backend.
 	detectMaxGap = 50 * time.Millisecond
+	// detectRetries bounds the rounds done again for lack of resolution.
+	detectRetries = 3
 )
 
 // TestNetnsXDPProbingDetection: the time from a backend's death to the
@@ -124,7 +126,7 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 	t.Cleanup(func() { stop(); wg.Wait() })
 
 	var took []time.Duration
-	for round := range detectRounds {
+	for round, unresolved := 0, 0; len(took) < detectRounds; round++ {
 		i := round % len(backends)
 		b := backends[i]
 		// The fast path carries the traffic to the victim before it dies.
@@ -142,16 +144,25 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		}
 		last := arrivals[len(arrivals)-1]
 		d := last.Sub(died)
-		took = append(took, d)
 		bf, _ := before.dest(1, dests[i].URI)
 		af, _ := after.dest(1, dests[i].URI)
 		t.Logf("round %d: backend %d: last INVITE %v after its death (%d INVITEs meanwhile, largest gap %v; fast path packets to it %d)",
 			round, i, d.Round(time.Millisecond), len(arrivals), maxGap(died, arrivals).Round(time.Millisecond), af.Packets-bf.Packets)
 		// The traffic's gaps are the measurement's resolution: a stalled
-		// sender could hide a late removal.
+		// sender (the test process descheduled) could hide a late
+		// removal. Such a round measures nothing: it is done again, up
+		// to detectRetries times.
 		if g := maxGap(died, arrivals); g > detectMaxGap {
-			t.Errorf("round %d: the INVITEs to backend %d paused %v (more than %v): the measurement lost its resolution", round, i, g, detectMaxGap)
+			unresolved++
+			t.Logf("round %d: the INVITEs to backend %d paused %v (more than %v): the measurement lost its resolution, round not counted", round, i, g, detectMaxGap)
+			if unresolved > detectRetries {
+				t.Fatalf("%d rounds without resolution: the host is too loaded to measure", unresolved)
+			}
+			b.revive()
+			waitFlags(t, a, dests[i].URI, "AP", 10*time.Second)
+			continue
 		}
+		took = append(took, d)
 		if limit := detectThreshold*detectInterval + detectSlack; d > limit {
 			t.Errorf("round %d: detection took %v, want at most interval × threshold + 100 ms = %v", round, d, limit)
 		}
