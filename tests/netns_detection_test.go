@@ -67,7 +67,6 @@ const (
 func TestNetnsXDPProbingDetection(t *testing.T) {
 	testutil.NeedRoot(t)
 	testutil.NeedCommand(t, "nsenter", exec.LookPath)
-	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
 	topo := netns.NewTopology(t, 3)
 	far := append([]netns.Host{topo.Client}, topo.Backends...)
 	for _, h := range far {
@@ -87,6 +86,20 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		backends = append(backends, serveDying(t, c))
 		dests = append(dests, agent.Dest{Set: 1, URI: sipURI(addr)})
 	}
+	clientAddr := netip.AddrPortFrom(topo.Client.Addr, 5060)
+	var cc *net.UDPConn
+	if err := topo.Client.NS.Do(func() (err error) {
+		cc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(clientAddr))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	// Every NS.Do is done before the first long-lived process starts:
+	// NS.Do ends its OS thread, and a process started from that thread
+	// earlier gets its Pdeathsig, SIGKILL (proc.Start): the mount
+	// namespace's holder or the agent would die mid-test.
+	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
 	ifaces := []string{topo.Client.EdgeDev}
 	for _, b := range topo.Backends {
 		ifaces = append(ifaces, b.EdgeDev)
@@ -110,15 +123,6 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		waitFlags(t, a, d.URI, "AP", 5*time.Second)
 	}
 
-	clientAddr := netip.AddrPortFrom(topo.Client.Addr, 5060)
-	var cc *net.UDPConn
-	if err := topo.Client.NS.Do(func() (err error) {
-		cc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(clientAddr))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
