@@ -95,10 +95,6 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	// Every NS.Do is done before the first long-lived process starts:
-	// NS.Do ends its OS thread, and a process started from that thread
-	// earlier gets its Pdeathsig, SIGKILL (proc.Start): the mount
-	// namespace's holder or the agent would die mid-test.
 	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
 	ifaces := []string{topo.Client.EdgeDev}
 	for _, b := range topo.Backends {
