@@ -94,6 +94,12 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "ping_timeout.yaml",
+			want: []string{
+				`ping_timeout.yaml:9: dispatcher.ds_ping_timeout: 5ms is below 10ms (the probe scheduler's tick is 5 ms)`,
+			},
+		},
+		{
 			name: "misc.yaml",
 			want: []string{
 				`misc.yaml:8: failover.timeout: must be more than 0`,
@@ -195,6 +201,7 @@ func TestLoadFull(t *testing.T) {
 			NoDestinationCode: 404,
 			ReloadDelta:       30 * time.Second,
 			PingInterval:      90 * time.Second,
+			PingTimeout:       800 * time.Millisecond,
 			PingMethod:        "INFO",
 			PingFrom:          "sip:proxy@sip.example.com",
 			ProbingThreshold:  3,
