@@ -90,13 +90,18 @@ func TestLoadBad(t *testing.T) {
 				`dispatcher.yaml:15: dispatcher.ds_inactive_threshold: must be 1 or more, got -1`,
 				`dispatcher.yaml:16: dispatcher.ds_ping_reply_codes: "class=9": class 9 is not 1-6`,
 				`dispatcher.yaml:17: dispatcher.ds_probing_mode: want 0, 1, 2 or 3, got 4`,
-				`dispatcher.yaml:19: dispatcher.ds_ping_timeout: 2s is longer than ds_ping_interval 1s: a probe must end before the next one starts`,
 			},
 		},
 		{
 			name: "ping_timeout.yaml",
 			want: []string{
 				`ping_timeout.yaml:9: dispatcher.ds_ping_timeout: 5ms is below 10ms (the probe scheduler's tick is 5 ms)`,
+			},
+		},
+		{
+			name: "ping_timeout_long.yaml",
+			want: []string{
+				`ping_timeout_long.yaml:9: dispatcher.ds_ping_timeout: 2s is longer than ds_ping_interval 1s: a probe must end before the next one starts`,
 			},
 		},
 		{
