@@ -206,7 +206,6 @@ func TestLoadFull(t *testing.T) {
 			NoDestinationCode: 404,
 			ReloadDelta:       30 * time.Second,
 			PingInterval:      90 * time.Second,
-			PingTimeout:       800 * time.Millisecond,
 			PingMethod:        "INFO",
 			PingFrom:          "sip:proxy@sip.example.com",
 			ProbingThreshold:  3,
