@@ -115,25 +115,43 @@ func (n *NS) AddNeigh(t testing.TB, dev string, ip netip.Addr, mac net.HardwareA
 }
 
 // Do runs fn on an OS thread that has entered the namespace, so sockets
-// fn opens live there (they stay there after Do returns). The thread is
-// thrown away afterwards.
+// fn opens live there (they stay there after Do returns). The thread
+// goes back to its own namespace afterwards. fn must change nothing else
+// of the thread (no unshare, no other setns).
 func (n *NS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the runtime ends the thread with the goroutine,
-		// so no other goroutine runs in the namespace.
+		// The thread goes back to its namespace after fn and is
+		// unlocked: ending it instead (leaving it locked) would SIGKILL
+		// every process started from it earlier, whose Pdeathsig
+		// (proc.Start) fires when the forking thread ends. Only when the
+		// way back fails is the thread left locked, so the runtime ends
+		// it and no other goroutine runs in the wrong namespace.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter %s: own namespace: %w", n.Path, err)
+			return
+		}
+		defer home.Close()
 		f, err := os.Open(n.Path)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", n.Path, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -2,12 +2,14 @@ package netns
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sipedge/sipedge/tests/proc"
 	"github.com/sipedge/sipedge/userspace/testutil"
 )
 
@@ -90,4 +92,29 @@ func udpExchange(from, to *NS, src, dst netip.Addr) error {
 		return errors.New("got " + string(buf[:n]) + " from " + from4.String())
 	}
 	return nil
+}
+
+// TestDoKeepsProcessesAlive: NS.Do leaves its OS thread usable, so a
+// process started earlier (proc.Start sets Pdeathsig: SIGKILL when the
+// thread that forked it ends) is not killed by a later Do.
+func TestDoKeepsProcessesAlive(t *testing.T) {
+	testutil.NeedRoot(t)
+	n := New(t, "do")
+	// Start a process, then enter the namespace, as a test does when it
+	// starts the agent and then opens a socket in a namespace.
+	var sleepers []*proc.Process
+	for i := range 16 {
+		sleepers = append(sleepers, proc.Start(t, fmt.Sprintf("sleep%d", i), []string{"sleep", "60"}, proc.Options{StopSignal: 9}))
+		for range 4 {
+			if err := n.Do(func() error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, p := range sleepers {
+		if p.Exited() {
+			t.Errorf("sleeper %d died (exit %d) after NS.Do calls: its forking thread ended", i, p.ExitCode())
+		}
+	}
 }

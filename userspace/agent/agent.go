@@ -90,6 +90,7 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.d = dispatch.New(sets)
+	logStartStates(a.log, sets)
 	a.cur.Store(&Snapshot{Config: cfg, Sets: sets})
 	if a.subs, err = a.subsystems(ctx, cfg); err != nil {
 		return nil, err

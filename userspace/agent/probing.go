@@ -98,6 +98,7 @@ func newProbing(cfg *config.Config, d *dispatch.Dispatcher, px *sipproxy.Proxy, 
 		Method:   dc.PingMethod,
 		From:     dc.PingFrom,
 		Interval: dc.PingInterval,
+		Timeout:  dc.PingTimeout, // 0: min(interval, 5 s)
 		OnResult: p.queue,
 	}, proxySender{px})
 	if err != nil {

@@ -85,6 +85,9 @@ type Dispatcher struct {
 	NoDestinationCode int           `key:"no_destination_code"`
 	ReloadDelta       time.Duration `key:"reload_delta"`
 	PingInterval      time.Duration `key:"ds_ping_interval"`
+	// PingTimeout is the deadline of one probe (no Kamailio twin: there
+	// tm's fr_timer decides); 0 means min(PingInterval, 5 s).
+	PingTimeout       time.Duration `key:"ds_ping_timeout"`
 	PingMethod        string        `key:"ds_ping_method"`
 	PingFrom          string        `key:"ds_ping_from"`
 	ProbingThreshold  int           `key:"ds_probing_threshold"`
@@ -108,6 +111,8 @@ const (
 
 // Defaults and bounds of the slow path's limits (docs/config.md).
 const (
+	// MinPingTimeout is the shortest ds_ping_timeout other than 0.
+	MinPingTimeout         = 10 * time.Millisecond
 	DefaultMaxTransactions = 32768
 	MaxMaxTransactions     = 1 << 20
 	// The byte budget of the failover transactions: at least a few

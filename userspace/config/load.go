@@ -133,6 +133,7 @@ func (d *decoder) top(root *yaml.Node) {
 			{"no_destination_code", d.integer(&dp.NoDestinationCode)},
 			{"reload_delta", d.duration(&dp.ReloadDelta)},
 			{"ds_ping_interval", d.duration(&dp.PingInterval)},
+			{"ds_ping_timeout", d.duration(&dp.PingTimeout)},
 			{"ds_ping_method", d.str(&dp.PingMethod)},
 			{"ds_ping_from", d.str(&dp.PingFrom)},
 			{"ds_probing_threshold", d.integer(&dp.ProbingThreshold)},

@@ -94,6 +94,18 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "ping_timeout.yaml",
+			want: []string{
+				`ping_timeout.yaml:9: dispatcher.ds_ping_timeout: 5ms is below 10ms (the probe scheduler's tick is 5 ms)`,
+			},
+		},
+		{
+			name: "ping_timeout_long.yaml",
+			want: []string{
+				`ping_timeout_long.yaml:9: dispatcher.ds_ping_timeout: 2s is longer than ds_ping_interval 1s: a probe must end before the next one starts`,
+			},
+		},
+		{
 			name: "misc.yaml",
 			want: []string{
 				`misc.yaml:8: failover.timeout: must be more than 0`,

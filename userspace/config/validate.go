@@ -226,6 +226,14 @@ func (v *validator) dispatcher() {
 		v.check(p+"ds_ping_interval", 0, "must not be negative")
 	}
 	switch {
+	case d.PingTimeout < 0:
+		v.check(p+"ds_ping_timeout", 0, "must not be negative")
+	case d.PingTimeout > 0 && d.PingTimeout < MinPingTimeout:
+		v.check(p+"ds_ping_timeout", 0, "%v is below %v (the probe scheduler's tick is 5 ms)", d.PingTimeout, MinPingTimeout)
+	case d.PingTimeout > d.PingInterval && d.PingInterval > 0:
+		v.check(p+"ds_ping_timeout", 0, "%v is longer than ds_ping_interval %v: a probe must end before the next one starts", d.PingTimeout, d.PingInterval)
+	}
+	switch {
 	case d.PingMethod == "":
 		v.check(p+"ds_ping_method", 0, "must not be empty")
 	case !isToken(d.PingMethod):

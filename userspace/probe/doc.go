@@ -42,10 +42,15 @@
 // no goroutine, timer or socket per destination. Each destination has one
 // heap slot holding its next event: the next probe start, or, while a
 // probe is in flight, its next retransmission or deadline. A new
-// destination's first probe is drawn uniformly within its interval, and
-// every later start is one interval (±Jitter) after the previous start,
-// so 10,000 destinations added at once at 1 s are spread over the second
-// instead of firing in one burst. MaxInFlight bounds the probes awaiting
+// destination's first probe is drawn uniformly within its interval, so
+// 10,000 destinations added at once at 1 s are spread over the second
+// instead of firing in one burst, and every later start is exactly one
+// interval after the previous one was due (counted from the due time, so
+// a late step does not drift the schedule). There is no jitter after the
+// first probe: the first draw already spreads the load, and a ±10 %
+// jitter on each interval would stretch the time to inactive (threshold
+// intervals plus a deadline) by up to threshold × 10 %, making the
+// documented bound looser than the setting. MaxInFlight bounds the probes awaiting
 // a reply; a destination due while the bound is reached waits in FIFO
 // order for a slot. Run sleeps at least 5 ms between steps, so events fire
 // up to 5 ms late; RTTs are taken when the reply arrives.

@@ -82,10 +82,6 @@ type Config struct {
 	Timeout time.Duration
 	// T1 and T2 are RFC 3261's timers for Timer E (defaults 500 ms, 4 s).
 	T1, T2 time.Duration
-	// Jitter spreads each interval by ±Jitter×interval (0 to 0.5);
-	// default 0.1. The first probe of a target is drawn uniformly inside
-	// its first interval, so targets added together do not fire together.
-	Jitter float64
 	// MaxInFlight bounds the probes waiting for a reply (each costs a map
 	// entry); a target due while the bound is reached waits for a free
 	// slot (Stats.Deferred). A destination has one probe in flight at
@@ -106,7 +102,6 @@ const (
 	DefaultMaxTimeout  = 5 * time.Second
 	DefaultT1          = 500 * time.Millisecond
 	DefaultT2          = 4 * time.Second
-	DefaultJitter      = 0.1
 	DefaultMaxInFlight = 65536
 )
 
@@ -175,6 +170,7 @@ type target struct {
 	idx      int // position in the heap, -1 when not in it
 	inFlight bool
 	waiting  bool
+	plan     int64 // when the next (or current) probe is due to start, ns since epoch
 	start    int64 // first transmission, ns since epoch
 	deadline int64
 	rto      time.Duration // current Timer E interval
@@ -210,9 +206,6 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	if cfg.T2 == 0 {
 		cfg.T2 = DefaultT2
 	}
-	if cfg.Jitter == 0 {
-		cfg.Jitter = DefaultJitter
-	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
@@ -231,9 +224,6 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	}
 	if cfg.Interval < 0 || cfg.Timeout < 0 || cfg.T1 < 0 || cfg.T2 < cfg.T1 {
 		errs = append(errs, fmt.Errorf("times: interval %v, timeout %v, T1 %v, T2 %v: want positive, T2 >= T1", cfg.Interval, cfg.Timeout, cfg.T1, cfg.T2))
-	}
-	if cfg.Jitter < 0 || cfg.Jitter > 0.5 {
-		errs = append(errs, fmt.Errorf("jitter %v: want 0 to 0.5", cfg.Jitter))
 	}
 	if cfg.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("max in flight %d: want > 0", cfg.MaxInFlight))
@@ -301,7 +291,8 @@ func (e *Engine) Add(key string, t Target) error {
 	if tg == nil {
 		tg = &target{key: key, idx: -1}
 		e.targets[key] = tg
-		e.schedule(tg, e.mono(e.now())+int64(e.rng.Uint64()%uint64(every)))
+		tg.plan = e.mono(e.now()) + int64(e.rng.Uint64()%uint64(every))
+		e.schedule(tg, tg.plan)
 		e.wake()
 	}
 	// A probe in flight keeps its spec: its retransmissions stay
@@ -353,7 +344,8 @@ func (e *Engine) ProbeNow(key string) bool {
 		return false
 	}
 	if !tg.inFlight && !tg.waiting {
-		e.schedule(tg, e.mono(e.now()))
+		tg.plan = e.mono(e.now())
+		e.schedule(tg, tg.plan)
 		e.wake()
 	}
 	return true
@@ -513,8 +505,13 @@ func (e *Engine) queue(tg *target, first bool) {
 }
 
 // finish ends tg's probe in flight at now with r and schedules its next
-// start: one interval (±jitter) after this probe's start, and not before
-// now. It frees an in-flight slot. Called with mu held.
+// start: exactly one interval after this probe was due, and not before
+// now. Counting from the due time, not from the (up to a tick late)
+// actual start, keeps late steps from adding up over rounds. There is no
+// jitter after the first probe (drawn inside the first interval, which
+// spreads targets added together): jitter would stretch the time to
+// inactive, threshold intervals, by threshold × jitter (see doc.go). It
+// frees an in-flight slot. Called with mu held.
 func (e *Engine) finish(tg *target, now int64, r Result) Result {
 	delete(e.inflight, tg.seq)
 	tg.inFlight = false
@@ -522,12 +519,9 @@ func (e *Engine) finish(tg *target, now int64, r Result) Result {
 	if r.Code != 0 {
 		r.RTT = time.Duration(now - tg.start)
 	}
-	next := tg.start + int64(tg.next.every)
-	if j := int64(float64(tg.next.every) * e.cfg.Jitter); j > 0 {
-		next += int64(e.rng.Uint64()%uint64(2*j+1)) - j
-	}
+	tg.plan = max(tg.plan+int64(tg.next.every), now)
 	if tg.idx >= 0 {
-		e.schedule(tg, max(next, now))
+		e.schedule(tg, tg.plan)
 	}
 	if len(e.waiting) > 0 {
 		e.wake()

@@ -448,3 +448,32 @@ func TestResultSeq(t *testing.T) {
 		t.Errorf("issued %d at the mark, %d results after it: want probes on both sides", mark, after)
 	}
 }
+
+// TestExactPeriod: after the first probe, a target's probes start exactly
+// one interval apart, counted from when each was due, even when the
+// engine steps late (here every 7 ms, as a loaded host would): no jitter
+// and no drift, so the time to inactive is threshold intervals plus a
+// deadline (docs/config.md "Time to inactive"), not more.
+func TestExactPeriod(t *testing.T) {
+	const every, late = 300 * time.Millisecond, 7 * time.Millisecond
+	e, s, c, _ := newFakeEngine(t, Config{Interval: every, Timeout: 50 * time.Millisecond, T1: time.Second})
+	if err := e.Add("a", Target{URI: "sip:192.0.2.10:5080", Addr: testDst, Local: testLocal}); err != nil {
+		t.Fatal(err)
+	}
+	for end := c.Now().Add(30 * every); c.Now().Before(end); c.Add(late) {
+		for e.step() == 0 {
+		}
+	}
+	sent := s.all()
+	if len(sent) < 25 {
+		t.Fatalf("%d probes in 30 intervals, want about 30", len(sent))
+	}
+	// The first start is up to one step late; each later one is due k
+	// intervals after the first was due, and starts up to one step late.
+	for k, m := range sent {
+		off := m.at.Sub(sent[0].at) - time.Duration(k)*every
+		if off <= -late || off >= late {
+			t.Errorf("probe %d started %v after the first, want %v ± %v", k, m.at.Sub(sent[0].at), time.Duration(k)*every, late)
+		}
+	}
+}

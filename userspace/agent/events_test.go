@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDstDownAtStart: a destination loaded inactive or disabled from the
+// list file gets one dispatcher:dst-down line at start, naming its state
+// (kamailio#4906); destinations that are up get none.
+func TestDstDownAtStart(t *testing.T) {
+	dir := t.TempDir()
+	list := "1 sip:127.0.0.1:5080 0\n" + // up
+		"1 sip:127.0.0.1:5081 1\n" + // inactive
+		"1 sip:127.0.0.1:5082 4\n" + // disabled
+		"1 sip:127.0.0.1:5083 2\n" + // trying: still up
+		"2 sip:127.0.0.1:5084 5\n" // inactive and disabled: disabled
+	for name, text := range map[string]string{"sipedge.yaml": agentYAML, "d.list": list} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if _, err := newAgent(context.Background(), Options{ConfigPath: filepath.Join(dir, "sipedge.yaml"), Log: &out}); err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`msg=dispatcher:dst-down set=(\d) uri=(\S+) iuid=\S+ state=(\w+) at=start`)
+	var got []string
+	for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
+		got = append(got, m[1]+" "+m[2]+" "+m[3])
+	}
+	slices.Sort(got) // the order of a set's destinations is the dispatcher's
+	want := []string{"1 sip:127.0.0.1:5081 inactive", "1 sip:127.0.0.1:5082 disabled", "2 sip:127.0.0.1:5084 disabled"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("dst-down lines at start:\n%s\nwant:\n%s\nlog:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), out.String())
+	}
+	if n := strings.Count(out.String(), "dispatcher:dst-"); n != len(want) {
+		t.Errorf("%d dispatcher events logged, want %d:\n%s", n, len(want), out.String())
+	}
+}
