@@ -68,38 +68,18 @@ func TestNetnsXDPProbingDetection(t *testing.T) {
 	testutil.NeedRoot(t)
 	testutil.NeedCommand(t, "nsenter", exec.LookPath)
 	topo := netns.NewTopology(t, 3)
-	far := append([]netns.Host{topo.Client}, topo.Backends...)
-	for _, h := range far {
-		h.NS.Run(t, "ethtool", "-K", h.Dev, "gro", "on") // see TestNetnsXDPCalls
-	}
+	ifaces := topo.ForXDP(t)
 	var backends []*dyingBackend
 	var dests []agent.Dest
 	for _, b := range topo.Backends {
 		addr := netip.AddrPortFrom(b.Addr, 5060)
-		var c *net.UDPConn
-		if err := b.NS.Do(func() (err error) {
-			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-			return err
-		}); err != nil {
-			t.Fatalf("backend on %s: %v", addr, err)
-		}
+		c := b.NS.ListenUDP(t, addr)
 		backends = append(backends, serveDying(t, c))
 		dests = append(dests, agent.Dest{Set: 1, URI: sipURI(addr)})
 	}
 	clientAddr := netip.AddrPortFrom(topo.Client.Addr, 5060)
-	var cc *net.UDPConn
-	if err := topo.Client.NS.Do(func() (err error) {
-		cc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(clientAddr))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := topo.Client.NS.ListenUDP(t, clientAddr)
 	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
-	ifaces := []string{topo.Client.EdgeDev}
-	for _, b := range topo.Backends {
-		ifaces = append(ifaces, b.EdgeDev)
-	}
 	edge := netip.AddrPortFrom(topo.Client.EdgeAddr, 5060)
 	a := agent.Start(t, bins, agent.Config{
 		Listeners: []agent.Listener{{Name: "edge", Address: edge}},

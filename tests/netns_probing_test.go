@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net"
 	"net/netip"
 	"os/exec"
 	"testing"
@@ -27,27 +26,14 @@ func TestNetnsXDPProbing(t *testing.T) {
 	testutil.NeedCommand(t, "nsenter", exec.LookPath)
 	mnt := netns.NewMounts(t, netns.FreshBPFRoot)
 	topo := netns.NewTopology(t, 2)
-	far := append([]netns.Host{topo.Client}, topo.Backends...)
-	for _, h := range far {
-		h.NS.Run(t, "ethtool", "-K", h.Dev, "gro", "on") // see TestNetnsXDPCalls
-	}
+	ifaces := topo.ForXDP(t)
 	var backends []*responder
 	var dests []agent.Dest
 	for _, b := range topo.Backends {
 		addr := netip.AddrPortFrom(b.Addr, 5060)
-		var c *net.UDPConn
-		if err := b.NS.Do(func() (err error) {
-			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-			return err
-		}); err != nil {
-			t.Fatalf("responder on %s: %v", addr, err)
-		}
+		c := b.NS.ListenUDP(t, addr)
 		backends = append(backends, serveResponder(t, c, 200))
 		dests = append(dests, agent.Dest{Set: 1, URI: sipURI(addr)})
-	}
-	ifaces := []string{topo.Client.EdgeDev}
-	for _, b := range topo.Backends {
-		ifaces = append(ifaces, b.EdgeDev)
 	}
 	edge := netip.AddrPortFrom(topo.Client.EdgeAddr, 5060)
 	a := agent.Start(t, bins, agent.Config{
@@ -60,14 +46,7 @@ func TestNetnsXDPProbing(t *testing.T) {
 	waitAttached(t, a, 10*time.Second)
 
 	clientAddr := netip.AddrPortFrom(topo.Client.Addr, 5060)
-	var cc *net.UDPConn
-	if err := topo.Client.NS.Do(func() (err error) {
-		cc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(clientAddr))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := topo.Client.NS.ListenUDP(t, clientAddr)
 	c := &rawClient{conn: cc, Addr: clientAddr, edge: edge}
 
 	flaky := backends[0]

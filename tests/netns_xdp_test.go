@@ -58,13 +58,7 @@ func TestNetnsXDPCalls(t *testing.T) {
 	}
 	const calls, calls2 = 60, 30
 	topo := netns.NewTopology(t, 3)
-	// A frame the program redirects into cl0 or bek lands on the far end's
-	// rx ring, which exists only while the far end runs NAPI: GRO on
-	// (xdp-notes.md §8); without it the redirect fails and the frame is lost.
-	far := append([]netns.Host{topo.Client}, topo.Backends...)
-	for _, h := range far {
-		h.NS.Run(t, "ethtool", "-K", h.Dev, "gro", "on")
-	}
+	ifaces := topo.ForXDP(t)
 
 	var uas []*sipp.SIPp
 	var dests []agent.Dest
@@ -72,10 +66,6 @@ func TestNetnsXDPCalls(t *testing.T) {
 		addr := netip.AddrPortFrom(b.Addr, 5060)
 		uas = append(uas, sipp.Start(t, sipp.Options{Name: fmt.Sprintf("uas%d", i+1), Scenario: sipp.UASRecordRoute, Local: addr, Exec: b.NS.Exec()}))
 		dests = append(dests, agent.Dest{Set: 1, URI: sipURI(addr)})
-	}
-	ifaces := []string{topo.Client.EdgeDev}
-	for _, b := range topo.Backends {
-		ifaces = append(ifaces, b.EdgeDev)
 	}
 	edge := netip.AddrPortFrom(topo.Client.EdgeAddr, 5060)
 	a := agent.Start(t, bins, agent.Config{
@@ -141,7 +131,7 @@ func TestNetnsXDPCalls(t *testing.T) {
 	}
 	checkFastPathShare(t, "phase 2", st2.minus(st1), slow2.minus(slow1), sipTraffic(t, uac2, uas, phase2))
 
-	checkChecksums(t, far)
+	checkChecksums(t, append([]netns.Host{topo.Client}, topo.Backends...))
 
 	// Stop the backends so their message logs are complete.
 	stopAll(uas)

@@ -95,3 +95,34 @@ func prepare(t testing.TB, n *NS) {
 		n.Sysctl(t, kv[0], kv[1])
 	}
 }
+
+// ForXDP readies the far ends for frames the XDP program redirects into
+// them: such a frame lands on the far end's rx ring, which exists only
+// while the far end runs NAPI, so GRO is turned on there (xdp-notes.md §8;
+// without it the redirect fails and the frame is lost). It returns the
+// edge's interfaces, the ones to attach the program to.
+func (tp *Topology) ForXDP(t testing.TB) []string {
+	t.Helper()
+	ifaces := []string{tp.Client.EdgeDev}
+	tp.Client.NS.Run(t, "ethtool", "-K", tp.Client.Dev, "gro", "on")
+	for _, b := range tp.Backends {
+		b.NS.Run(t, "ethtool", "-K", b.Dev, "gro", "on")
+		ifaces = append(ifaces, b.EdgeDev)
+	}
+	return ifaces
+}
+
+// ListenUDP opens a UDP socket on addr inside the namespace, closed when
+// the test ends.
+func (n *NS) ListenUDP(t testing.TB, addr netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := n.Do(func() (err error) {
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, n.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
