@@ -81,9 +81,6 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		src = "embedded default (examples/sipedge.yaml)"
 	}
 	a.log.Info("starting", "version", opts.Version, "config", src, "pid", os.Getpid())
-	for _, w := range pendingFeatures(cfg) {
-		a.log.Warn(w, "config", src)
-	}
 
 	sets, err := buildSets(ctx, cfg)
 	if err != nil {

@@ -32,9 +32,6 @@ func Check(ctx context.Context, configPath string, out io.Writer) error {
 	if configPath == "" {
 		name = "embedded default config"
 	}
-	for _, w := range pendingFeatures(cfg) {
-		fmt.Fprintf(out, "%s: warning: %s\n", name, w)
-	}
 	fmt.Fprintf(out, "%s: ok: %d listeners, %d sets, %d destinations\n", name, len(cfg.Listeners), len(snap.Sets()), dests)
 	return nil
 }

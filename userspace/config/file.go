@@ -37,15 +37,7 @@ func readFile(ctx context.Context, p string, limit int64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		if err := checkRegular(p, fi, limit); err != nil {
-			return nil, err
-		}
-		return readLimited(f, p, limit)
+		return readOpened(f, p, limit)
 	})
 }
 
@@ -56,6 +48,12 @@ func readFS(fsys fs.FS, p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readOpened(f, p, limit)
+}
+
+// readOpened checks that the open file f is regular and within limit, then
+// reads it whole and closes it.
+func readOpened(f fs.File, p string, limit int64) ([]byte, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {

@@ -1,6 +1,7 @@
 package sipproxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -78,7 +79,9 @@ const (
 // been answered is dropped with the reply's label (replyLabel).
 const (
 	DropMalformed       = "malformed"
-	DropKeepalive       = "keepalive"
+	DropKeepalive       = "keepalive" // CRLF keep-alives (RFC 5626 §4.4.1)
+	DropEmpty           = "empty"     // a zero-length datagram
+	DropNUL             = "nul"       // NUL bytes only (some NATs' keep-alives)
 	DropViaNotOurs      = "via_not_ours"
 	DropUnknownListener = "unknown_listener"
 	DropInternal        = "internal_error"
@@ -211,6 +214,12 @@ func (f *Forwarder) Process(in []byte, src, local netip.AddrPort, out []byte) Re
 	l := f.listener(local)
 	if l == nil {
 		return drop(DropUnknownListener)
+	}
+	switch {
+	case len(in) == 0:
+		return drop(DropEmpty)
+	case in[0] == 0 && len(bytes.Trim(in, "\x00")) == 0:
+		return drop(DropNUL)
 	}
 	var m sipmsg.Msg
 	if err := sipmsg.Parse(in, &m); err != nil {

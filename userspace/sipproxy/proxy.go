@@ -273,10 +273,6 @@ func (p *Proxy) runTimers(ctx context.Context) {
 // handle applies the contract to one datagram read from the listener
 // local, out being scratch space for the forwarded bytes.
 func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
-	if reason := datagramDrop(data); reason != "" {
-		p.stats.drop(reason)
-		return
-	}
 	res := p.fwd.Process(data, src, local, out)
 	switch res.Action {
 	case ActionForward:
@@ -288,7 +284,7 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 	case ActionDrop:
 		p.stats.drop(res.Reason)
 		// Keep-alives are traffic, not trouble: counted, never logged.
-		if res.Reason != DropKeepalive {
+		if !isKeepalive(res.Reason) {
 			p.logs.log(p.log, slog.LevelDebug, "dropped: "+res.Reason, "src", src.String())
 		}
 		return
@@ -500,4 +496,9 @@ func (p *Proxy) resolveAndSend(ctx context.Context, j nameJob) {
 // isRequest tells a request from a response by the start line.
 func isRequest(data []byte) bool {
 	return !bytes.HasPrefix(data, []byte("SIP/"))
+}
+
+// isKeepalive tells the drop reasons of keep-alive datagrams.
+func isKeepalive(reason string) bool {
+	return reason == DropKeepalive || reason == DropEmpty || reason == DropNUL
 }

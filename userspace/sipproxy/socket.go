@@ -1,7 +1,6 @@
 package sipproxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -104,20 +103,8 @@ func (o *overflowCounter) update(oob []byte) {
 // datagramDrop classifies datagrams that are not SIP at all and are never
 // worth a log line: "" for anything else. A CRLF keep-alive is SIP's own
 // (RFC 5626) and the Forwarder counts it.
-func datagramDrop(b []byte) string {
-	switch {
-	case len(b) == 0:
-		return DropEmpty
-	case len(bytes.Trim(b, "\x00")) == 0:
-		return DropNUL
-	}
-	return ""
-}
-
 // Socket-level drop reasons.
 const (
-	DropEmpty     = "empty"     // a zero-length datagram
-	DropNUL       = "nul"       // a datagram of NUL bytes only (some NAT keep-alives)
 	DropTruncated = "truncated" // larger than the read buffer (MSG_TRUNC)
 	DropReadError = "read_error"
 )
