@@ -124,13 +124,7 @@ func startFailoverProxy(t *testing.T, backends ...*testBackend) netip.AddrPort {
 func startTestProxy(t *testing.T, rule Rule, mod func(*Config), backends ...*testBackend) (*Proxy, netip.AddrPort) {
 	t.Helper()
 	d := testDispatcherFor(t, backends...)
-	// Reserve a free port for the listener.
-	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := probe.LocalAddr().(*net.UDPAddr).AddrPort()
-	probe.Close()
+	local := freeLoopbackPort(t)
 
 	rule.SetID, rule.Alg, rule.NoDestinationCode = 1, dispatch.AlgPriority, 503
 	cfg := Config{
@@ -146,6 +140,25 @@ func startTestProxy(t *testing.T, rule Rule, mod func(*Config), backends ...*tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runProxy(t, p), local
+}
+
+// freeLoopbackPort reserves a free UDP port on 127.0.0.1 for a listener.
+func freeLoopbackPort(t *testing.T) netip.AddrPort {
+	t.Helper()
+	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := probe.LocalAddr().(*net.UDPAddr).AddrPort()
+	probe.Close()
+	return local
+}
+
+// runProxy runs p until the test ends (failing the test if Run fails) and
+// returns it once its sockets are bound.
+func runProxy(t *testing.T, p *Proxy) *Proxy {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -160,7 +173,7 @@ func startTestProxy(t *testing.T, rule Rule, mod func(*Config), backends ...*tes
 	case err := <-done:
 		t.Fatalf("proxy did not start: %v", err)
 	}
-	return p, local
+	return p
 }
 
 // testDispatcherFor is set 1 holding the backends in priority order.

@@ -1,7 +1,6 @@
 package sipproxy
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -16,12 +15,7 @@ import (
 // loopback port, against the fixtures' dispatcher (set 1).
 func startStatelessProxy(t *testing.T) (*Proxy, netip.AddrPort) {
 	t.Helper()
-	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := probe.LocalAddr().(*net.UDPAddr).AddrPort()
-	probe.Close()
+	local := freeLoopbackPort(t)
 	p, err := New(Config{
 		Listeners:  []Listener{{Name: "edge", Addr: local, Rule: Rule{SetID: 1}}},
 		Dispatcher: fixtureDispatcher(t),
@@ -30,21 +24,7 @@ func startStatelessProxy(t *testing.T) (*Proxy, netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy Run: %v", err)
-		}
-	})
-	select {
-	case <-p.Ready():
-	case err := <-done:
-		t.Fatalf("proxy did not start: %v", err)
-	}
-	return p, local
+	return runProxy(t, p), local
 }
 
 // TestReplyMissingHeaderOnTheWire: a request without To, From, Call-ID or

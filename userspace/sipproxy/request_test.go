@@ -55,7 +55,7 @@ func TestRequestValidation(t *testing.T) {
 		{"Route without brackets", testRequest("OPTIONS", "Route: sip:192.0.2.10;lr\n"), ActionReply, 400, "Bad Route"},
 		{"no empty line", crlf("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h\n"), ActionDrop, 0, DropMalformed},
 		{"keepalive", crlf("\n\n"), ActionDrop, 0, DropKeepalive},
-		{"empty", nil, ActionDrop, 0, DropMalformed},
+		{"empty", nil, ActionDrop, 0, DropEmpty},
 	}
 	f := testForwarder(t, Rule{SetID: 1}, Options{})
 	for _, tc := range tests {
