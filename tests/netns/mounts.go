@@ -112,6 +112,3 @@ func mountedAt(t testing.TB, mountinfo, path string) []string {
 	}
 	return types
 }
-
-// Stop ends the namespace's holder now (t.Cleanup does it otherwise).
-func (m *Mounts) Stop() { m.holder.Stop() }
