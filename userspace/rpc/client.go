@@ -192,3 +192,103 @@ func ioErr(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// ErrStreamClosed is returned by Stream when the server ended the stream
+// (it stopped).
+var ErrStreamClosed = errors.New("the server closed the stream")
+
+// Stream calls a streaming method (events.subscribe) and calls each with
+// every record that follows its answer, until ctx ends (Stream returns
+// ctx's error), the server closes the stream (ErrStreamClosed) or each
+// fails (its error). The answer's error, if any, is returned as for Call.
+// ready, when not nil, gets the answer's result first. Over the unix
+// socket the Client's connection carries the stream and is unusable
+// afterwards.
+func (c *Client) Stream(ctx context.Context, method string, params []any, ready func(json.RawMessage), each func(json.RawMessage) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	if params == nil {
+		params = []any{}
+	}
+	req, err := encode(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  []any  `json:"params"`
+		ID      int64  `json:"id"`
+	}{"2.0", method, params, c.nextID})
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", method, err)
+	}
+	var dec *json.Decoder
+	if c.conn != nil {
+		if c.broken != nil {
+			return fmt.Errorf("stream %s: connection unusable after an earlier failure: %w", method, c.broken)
+		}
+		c.broken = errors.New("the connection carried a stream")
+		c.conn.SetDeadline(time.Time{})
+		stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+		if _, err := c.conn.Write(append(req, '\n')); err != nil {
+			return fmt.Errorf("stream %s: %w", method, ioErr(ctx, "send", err))
+		}
+		dec = c.dec
+	} else {
+		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(req))
+		if err != nil {
+			return err
+		}
+		hreq.Header.Set("Content-Type", "application/json")
+		if c.token != "" {
+			hreq.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		hresp, err := c.hc.Do(hreq)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", method, err)
+		}
+		defer hresp.Body.Close()
+		if hresp.StatusCode == http.StatusUnauthorized {
+			body, _ := io.ReadAll(io.LimitReader(hresp.Body, 4096))
+			return fmt.Errorf("stream %s: %s answered %s: %s", method, c.url, hresp.Status, bytes.TrimSpace(body))
+		}
+		dec = json.NewDecoder(hresp.Body)
+	}
+	readErr := func(what string, err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return ErrStreamClosed
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("stream %s: %w", method, ioErr(ctx, what, err))
+	}
+	var answer struct {
+		Result json.RawMessage `json:"result"`
+		Error  *Error          `json:"error"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if err := dec.Decode(&answer); err != nil {
+		return readErr("read answer", err)
+	}
+	if answer.Error != nil {
+		return answer.Error
+	}
+	if string(answer.ID) != strconv.FormatInt(c.nextID, 10) {
+		return fmt.Errorf("stream %s: answer has id %s, want %d", method, answer.ID, c.nextID)
+	}
+	if ready != nil {
+		ready(answer.Result)
+	}
+	for {
+		var rec json.RawMessage
+		if err := dec.Decode(&rec); err != nil {
+			return readErr("read record", err)
+		}
+		if err := each(rec); err != nil {
+			return err
+		}
+	}
+}

@@ -78,6 +78,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	if c, ok := s.streamRequest(body); ok {
+		s.serveStreamHTTP(w, r, c)
+		return
+	}
 	resp := s.handleMessage(r.Context(), body)
 	if resp == nil {
 		w.WriteHeader(http.StatusNoContent)

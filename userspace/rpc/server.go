@@ -26,6 +26,7 @@ type Server struct {
 
 	mu      sync.RWMutex
 	methods map[string]Handler
+	streams map[string]StreamHandler // RegisterStream
 }
 
 // New returns a server with no methods. A nil logger discards logs.
@@ -140,6 +141,9 @@ func (s *Server) handleRequest(ctx context.Context, raw json.RawMessage) []byte 
 func (s *Server) call(ctx context.Context, method string, params Params) (result any, rerr *Error) {
 	h, ok := s.handler(method)
 	if !ok {
+		if _, stream := s.streamHandler(method); stream {
+			return nil, standardError(CodeInvalidRequest, method+" streams records: send it alone (not in a batch), with an id")
+		}
 		return nil, standardError(CodeMethodNotFound, method)
 	}
 	defer func() {

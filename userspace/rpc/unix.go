@@ -29,6 +29,9 @@ const maxUnixPath = 107
 // mode 0600 already set: it is bound in a private temporary directory,
 // chmodded, then renamed into place, so no client ever sees it wider.
 //
+// A streaming method (RegisterStream) takes the connection over: after
+// its answer, records follow one per line until either side closes.
+//
 // Framing: a client writes JSON values (request objects or batch arrays) one
 // after another on the connection, with or without newlines between them;
 // each gets one answer, a single JSON line, in order. Notifications get
@@ -221,6 +224,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, running *atomic.I
 				s.log.Debug("rpc connection read failed", "error", err)
 			}
 			return
+		}
+		if c, ok := s.streamRequest(msg); ok {
+			if s.serveStreamConn(ctx, conn, c) {
+				continue // refused (bad params): answered, serve on
+			}
+			return // the connection carried the stream
 		}
 		running.Add(1)
 		resp := s.handleMessage(ctx, msg)
