@@ -20,6 +20,7 @@ type Config struct {
 	Control    Control    `key:"control"`
 	Log        Log        `key:"log"`
 	XDP        XDP        `key:"xdp"`
+	Events     Events     `key:"events"`
 
 	// fsys is the file system the config came from (nil: the OS); dir is the
 	// config's directory in it. ReadDispatcherList resolves ListFile there.
@@ -182,6 +183,25 @@ type XDP struct {
 	Mode       string   `key:"mode"` // auto | native | generic | off
 }
 
+// Events configures the event hook (docs/events.md).
+type Events struct {
+	// HookCommand is the argv run for each event; empty: no hook. The
+	// YAML key takes one word or a list.
+	HookCommand []string `key:"hook_command"`
+	// HookTimeout bounds one run of the hook.
+	HookTimeout time.Duration `key:"hook_timeout"`
+	// HookFilter lists event name prefixes the hook runs for; empty:
+	// every event.
+	HookFilter []string `key:"hook_filter"`
+}
+
+// DefaultHookTimeout is events.hook_timeout's default (the events
+// package's DefaultHookTimeout: TestDefaultsAgree).
+const DefaultHookTimeout = 5 * time.Second
+
+// MaxHookTimeout bounds events.hook_timeout.
+const MaxHookTimeout = time.Hour
+
 // Defaults returns a Config with every default filled in and no listeners
 // or rules: Load starts from it.
 func Defaults() Config {
@@ -202,6 +222,7 @@ func Defaults() Config {
 		Control:  Control{Socket: "/run/sipedge/sipedge.sock", HTTPAuth: HTTPAuthToken},
 		Log:      Log{Level: "info", Format: "text"},
 		XDP:      XDP{Mode: "off"},
+		Events:   Events{HookTimeout: DefaultHookTimeout},
 	}
 }
 

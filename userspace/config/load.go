@@ -165,6 +165,11 @@ func (d *decoder) top(root *yaml.Node) {
 			{"interface", d.names(&xd.Interfaces)},
 			{"mode", d.str(&xd.Mode)},
 		})},
+		{"events", d.section([]field{
+			{"hook_command", d.names(&c.Events.HookCommand)},
+			{"hook_timeout", d.duration(&c.Events.HookTimeout)},
+			{"hook_filter", d.names(&c.Events.HookFilter)},
+		})},
 	})
 }
 

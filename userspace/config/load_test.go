@@ -221,6 +221,7 @@ func TestLoadFull(t *testing.T) {
 		Control:  Control{Socket: "", HTTP: "[::1]:8080", HTTPAuth: HTTPAuthToken, HTTPTokenFile: "/etc/sipedge/rpc.token"},
 		Log:      Log{Level: "debug", Format: "json"},
 		XDP:      XDP{Interfaces: []string{"eth0"}, Mode: "native"},
+		Events:   Events{HookCommand: []string{"/usr/local/bin/sipedge-hook", "--quiet"}, HookTimeout: 2 * time.Second, HookFilter: []string{"dispatcher:"}},
 	}
 	got := *c
 	got.fsys, got.dir, got.lines, got.bad = nil, "", nil, nil
@@ -256,7 +257,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Defaults()
 	want.Dispatcher.ListFile = "minimal.list"
 	if !reflect.DeepEqual(c.Dispatcher, want.Dispatcher) || c.Failover != want.Failover || c.UDP != want.UDP ||
-		c.Control != want.Control || c.Log != want.Log || !reflect.DeepEqual(c.XDP, want.XDP) {
+		c.Control != want.Control || c.Log != want.Log || !reflect.DeepEqual(c.XDP, want.XDP) || !reflect.DeepEqual(c.Events, want.Events) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if got := c.Rules[0]; got.Mode != ModeStateless || got.Algorithm != 0 || got.Limit != 0 || got.RecordRoute {

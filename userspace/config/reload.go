@@ -17,6 +17,9 @@ var liveKeys = []string{
 	"dispatcher.use_default",
 	"dispatcher.reload_delta",
 	"log.level",
+	"events.hook_command",
+	"events.hook_timeout",
+	"events.hook_filter",
 }
 
 // LiveKeys returns the keys a reload applies, sorted.

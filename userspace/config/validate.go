@@ -306,6 +306,22 @@ func (v *validator) rest() {
 	default:
 		v.check("log.format", 0, "want text or json, got %q", c.Log.Format)
 	}
+	if t := c.Events.HookTimeout; t <= 0 || t > MaxHookTimeout {
+		v.check("events.hook_timeout", 0, "want more than 0 and at most %v, got %v", MaxHookTimeout, t)
+	}
+	for i, w := range c.Events.HookCommand {
+		if w == "" && i == 0 {
+			v.check("events.hook_command", 0, "the command (first word) is empty")
+		}
+		if strings.ContainsRune(w, 0) {
+			v.check("events.hook_command", 0, "word %d holds a NUL byte", i+1)
+		}
+	}
+	for _, f := range c.Events.HookFilter {
+		if f == "" {
+			v.check("events.hook_filter", 0, "an empty prefix matches every event: leave the key out instead")
+		}
+	}
 	switch c.XDP.Mode {
 	case "off":
 	case "auto", "native", "generic":
