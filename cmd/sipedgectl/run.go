@@ -28,8 +28,14 @@ const (
 )
 
 const usageText = `usage: sipedgectl [-s SOCKET | -H URL [-token-file FILE]] [-t] [-timeout D] METHOD [PARAMS...]
+       sipedgectl [-s SOCKET | -H URL [-token-file FILE]] [-timeout D] events [PREFIX...]
 
 Calls METHOD on a running sipedge and prints the result as JSON.
+
+"events" streams the agent's events (dispatcher:dst-down, dispatcher:dst-up,
+...) as JSON lines, those whose name starts with a PREFIX if any are given,
+until interrupted (exit 0) or the agent stops (exit 1). -timeout bounds only
+the subscription.
 
 PARAMS are sent positionally. As with kamctl, a word that looks like an
 integer is sent as a JSON number; prefix it with s: to send a string
@@ -41,6 +47,7 @@ Examples:
   sipedgectl dispatcher.set_state ip 2 sip:127.0.0.1:5080
   sipedgectl dispatcher.hash 100 s:a84b4c76e66710@pc33.atlanta.com
   sipedgectl system.listMethods
+  sipedgectl events dispatcher:
 
 Options:
 `
@@ -84,6 +91,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return usageErr("%v", err)
 	}
 
+	if method == "events" {
+		if *table {
+			return usageErr("-t does not apply to events: they print as JSON lines")
+		}
+		return streamEvents(ctx, params, *timeout, stdout, stderr, func(ctx context.Context) (*rpc.Client, string, error) {
+			return connect(ctx, *socket, *httpURL, *tokenFile, getenv)
+		})
+	}
 	if *timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *timeout)

@@ -14,6 +14,7 @@ import (
 	"github.com/sipedge/sipedge/examples"
 	"github.com/sipedge/sipedge/userspace/config"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/events"
 )
 
 // DefaultStopTimeout is how long the subsystems get, all together, to
@@ -42,9 +43,13 @@ type Agent struct {
 	level   *slog.LevelVar
 	started time.Time
 
-	d    *dispatch.Dispatcher
-	cur  atomic.Pointer[Snapshot]
-	subs []Subsystem
+	d   *dispatch.Dispatcher
+	cur atomic.Pointer[Snapshot]
+	// events is the event stream (dispatcher:dst-down ...): the log, the
+	// hook and events.subscribe get every event published on it.
+	events *events.Bus
+	hook   *events.Hook
+	subs   []Subsystem
 	// reloading serializes reloads; a channel, so waiting for it can end
 	// with the caller's context.
 	reloading chan struct{}
@@ -87,11 +92,17 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.d = dispatch.New(sets)
-	logStartStates(a.log, sets)
+	// The hook subscribes before the start states are published, so they
+	// wait in its queue until it runs.
+	a.events = events.NewBus(a.log)
+	a.hook = events.NewHook(a.events, hookConfig(cfg), a.log)
+	publishStartStates(a.events, sets)
 	a.cur.Store(&Snapshot{Config: cfg, Sets: sets})
 	if a.subs, err = a.subsystems(ctx, cfg); err != nil {
 		return nil, err
 	}
+	// First to start, last to stop: it runs the events of the others.
+	a.subs = append([]Subsystem{eventHook{a.hook}}, a.subs...)
 	return a, nil
 }
 

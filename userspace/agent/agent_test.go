@@ -16,7 +16,7 @@ import (
 // fake is a Subsystem that records its start and stop in a shared log.
 type fake struct {
 	name   string
-	log    *events
+	log    *trail
 	hang   bool          // ignores its context (never stops)
 	fail   error         // returned at once
 	quit   bool          // returns nil at once, as if it had nothing to serve
@@ -24,18 +24,18 @@ type fake struct {
 	cancel chan struct{} // closed at the end of the test, releasing a hang
 }
 
-type events struct {
+type trail struct {
 	mu  sync.Mutex
 	all []string
 }
 
-func (e *events) add(s string) {
+func (e *trail) add(s string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.all = append(e.all, s)
 }
 
-func (e *events) list() []string {
+func (e *trail) list() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.all)
@@ -86,7 +86,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // TestStopReverseOrder: subsystems start in order (each after the one
 // before is ready) and stop in reverse order.
 func TestStopReverseOrder(t *testing.T) {
-	ev := &events{}
+	ev := &trail{}
 	a := testAgent(t,
 		readyFake{&fake{name: "a", log: ev, ready: make(chan struct{})}},
 		&fake{name: "b", log: ev},
@@ -106,7 +106,7 @@ func TestStopReverseOrder(t *testing.T) {
 }
 
 // waitEvents waits until ev holds n events (every fake started).
-func waitEvents(t *testing.T, ev *events, n int) {
+func waitEvents(t *testing.T, ev *trail, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); len(ev.list()) < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -119,7 +119,7 @@ func waitEvents(t *testing.T, ev *events, n int) {
 // agent runs (its sockets gone, say) is a failure: the agent stops and
 // names it, rather than running on without it.
 func TestSubsystemStopsByItself(t *testing.T) {
-	ev := &events{}
+	ev := &trail{}
 	a := testAgent(t, &fake{name: "first", log: ev}, &fake{name: "quitter", log: ev, quit: true})
 	done := make(chan error, 1)
 	go func() { done <- a.run(context.Background()) }()
@@ -140,7 +140,7 @@ func TestSubsystemStopsByItself(t *testing.T) {
 // agent from stopping: run returns within StopTimeout, naming it, and the
 // others are still stopped.
 func TestStopBounded(t *testing.T) {
-	ev := &events{}
+	ev := &trail{}
 	release := make(chan struct{})
 	defer close(release)
 	a := testAgent(t, &fake{name: "first", log: ev}, &fake{name: "stuck", log: ev, hang: true, cancel: release}, &fake{name: "last", log: ev})
@@ -169,7 +169,7 @@ func TestStopBounded(t *testing.T) {
 // TestFailureStopsOthers: a subsystem failing before it is ready stops
 // those already started, and run returns its error.
 func TestFailureStopsOthers(t *testing.T) {
-	ev := &events{}
+	ev := &trail{}
 	boom := errors.New("bind: address in use")
 	a := testAgent(t, &fake{name: "first", log: ev}, readyFake{&fake{name: "bad", log: ev, fail: boom, ready: make(chan struct{})}}, &fake{name: "never", log: ev})
 	err := a.run(context.Background())

@@ -11,8 +11,9 @@ import (
 )
 
 // TestDstDownAtStart: a destination loaded inactive or disabled from the
-// list file gets one dispatcher:dst-down line at start, naming its state
-// (kamailio#4906); destinations that are up get none.
+// list file gets one dispatcher:dst-down event at start, logged and queued
+// for the hook, naming its state (kamailio#4906); destinations that are
+// up get none.
 func TestDstDownAtStart(t *testing.T) {
 	dir := t.TempDir()
 	list := "1 sip:127.0.0.1:5080 0\n" + // up
@@ -20,13 +21,14 @@ func TestDstDownAtStart(t *testing.T) {
 		"1 sip:127.0.0.1:5082 4\n" + // disabled
 		"1 sip:127.0.0.1:5083 2\n" + // trying: still up
 		"2 sip:127.0.0.1:5084 5\n" // inactive and disabled: disabled
-	for name, text := range map[string]string{"sipedge.yaml": agentYAML, "d.list": list} {
+	for name, text := range map[string]string{"sipedge.yaml": agentYAML + "events:\n  hook_command: [\"true\"]\n", "d.list": list} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var out strings.Builder
-	if _, err := newAgent(context.Background(), Options{ConfigPath: filepath.Join(dir, "sipedge.yaml"), Log: &out}); err != nil {
+	a, err := newAgent(context.Background(), Options{ConfigPath: filepath.Join(dir, "sipedge.yaml"), Log: &out})
+	if err != nil {
 		t.Fatal(err)
 	}
 	re := regexp.MustCompile(`msg=dispatcher:dst-down set=(\d) uri=(\S+) iuid=\S+ state=(\w+) at=start`)
@@ -41,5 +43,11 @@ func TestDstDownAtStart(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "dispatcher:dst-"); n != len(want) {
 		t.Errorf("%d dispatcher events logged, want %d:\n%s", n, len(want), out.String())
+	}
+	// They are events, not only lines: they wait in the hook's queue
+	// (subscribed before they were published) until it runs.
+	st := a.events.Stats()
+	if st.Published != uint64(len(want)) || len(st.Subscribers) != 1 || st.Subscribers[0].Queued != len(want) {
+		t.Errorf("event stream %+v: want %d published and queued for the hook", st, len(want))
 	}
 }

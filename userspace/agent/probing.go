@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipedge/sipedge/userspace/config"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/events"
 	"github.com/sipedge/sipedge/userspace/probe"
 	"github.com/sipedge/sipedge/userspace/sipproxy"
 )
@@ -35,6 +36,7 @@ type probing struct {
 	params dispatch.ProbeParams
 	codes  config.ReplyCodes
 	every  time.Duration
+	events *events.Bus // dst-up and dst-down go there
 
 	results chan probe.Result
 	dirty   chan struct{} // the snapshot changed: derive the targets again
@@ -229,8 +231,9 @@ func (p *probing) sync(active bool) {
 }
 
 // apply feeds one result into the dispatcher's latency statistics and
-// state machine and logs an up/down change (dispatcher:dst-up,
-// dispatcher:dst-down).
+// state machine and publishes an up/down change (dispatcher:dst-up,
+// dispatcher:dst-down) on the event stream, which logs it; publishing
+// never blocks.
 func (p *probing) apply(r probe.Result) {
 	if r.Seq <= p.since.Load() {
 		return // issued before the last reload
@@ -259,11 +262,12 @@ func (p *probing) apply(r probe.Result) {
 	if before == after || after == "" {
 		return
 	}
-	event := "dispatcher:dst-up"
+	name, state := events.DstUp, "active"
 	if after == "down" {
-		event = "dispatcher:dst-down"
+		name, state = events.DstDown, "inactive"
 	}
-	p.log.Info(event, "set", t.setID, "uri", t.uri, "iuid", t.iuid, "code", code, "rtt", r.RTT)
+	p.events.Publish(events.New(name, events.F("set", t.setID), events.F("uri", t.uri), events.F("iuid", t.iuid),
+		events.F("state", state), events.F("code", code), events.F("rtt", r.RTT)))
 }
 
 // upState is "up" or "down" for the destination, "" when it is gone.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sipedge/sipedge/userspace/config"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/events"
 	"github.com/sipedge/sipedge/userspace/probe"
 	"github.com/sipedge/sipedge/userspace/sipproxy"
 )
@@ -208,6 +209,7 @@ func TestProbingApply(t *testing.T) {
 	var logs lockedBuffer
 	p := &probing{
 		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		events:  events.NewBus(slog.New(slog.NewTextHandler(&logs, nil))),
 		d:       d,
 		socks:   testSockets(),
 		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 2, InactiveThreshold: 2},
@@ -302,6 +304,7 @@ func TestProbingModeZeroTargets(t *testing.T) {
 	}
 	p := &probing{
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		events:  events.NewBus(nil),
 		d:       d,
 		eng:     eng,
 		params:  dispatch.DefaultProbeParams(),

@@ -52,6 +52,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		return nil, err
 	}
 	if pr != nil {
+		pr.events = a.events
 		subs = append(subs, pr)
 	}
 
@@ -153,6 +154,7 @@ func (a *Agent) newControl(ctx context.Context, cfg *config.Config, px *sipproxy
 		}
 	}
 	rpc.RegisterCore(c.srv, a.opts.Version, a.started)
+	a.registerEvents(c.srv)
 	c.dispatcher = rpc.RegisterDispatcher(c.srv, a.d, func(ctx context.Context) error {
 		// Like Kamailio's, an RPC reload re-reads the list only.
 		err := a.Reload(ctx, false)
