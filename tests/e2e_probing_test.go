@@ -151,8 +151,8 @@ func (r *responder) Options() int {
 }
 
 // probingAgent runs sipedge with round robin over set 1 = backends and the
-// dispatcher keys given.
-func probingAgent(t *testing.T, backends []*responder, keys [][2]string) (*agent.Agent, netip.AddrPort) {
+// dispatcher keys given; each tweak changes the config before the start.
+func probingAgent(t *testing.T, backends []*responder, keys [][2]string, tweaks ...func(*agent.Config)) (*agent.Agent, netip.AddrPort) {
 	t.Helper()
 	edge := freeAddr(t)
 	var dests []agent.Dest
@@ -164,6 +164,9 @@ func probingAgent(t *testing.T, backends []*responder, keys [][2]string) (*agent
 		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
 		Dests:          dests,
 		DispatcherKeys: keys,
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
 	}
 	return agent.Start(t, bins, cfg, agent.Options{}), edge
 }
@@ -260,12 +263,16 @@ var probeKeys = [][2]string{
 // threshold × interval + deadline (+ margin), after at least
 // threshold unanswered probes, and new calls avoid it; once it answers
 // again it comes back (AP) after at least threshold good probes, and gets
-// calls again. Each up/down change is logged once. With probing off the
-// backend never goes down: the test fails.
+// calls again. Each up/down change is one event: logged once, printed
+// once by `sipedgectl events` (subscribed from the start) and run once
+// by the hook command, with the destination in its environment. With
+// probing off the backend never goes down: the test fails.
 func TestProbingDeadBackend(t *testing.T) {
 	t.Parallel()
 	flaky, good := newResponder(t, 200), newResponder(t, 200)
-	a, edge := probingAgent(t, []*responder{flaky, good}, probeKeys)
+	var hooks hookDir
+	a, edge := probingAgent(t, []*responder{flaky, good}, probeKeys, func(cfg *agent.Config) { hooks = withHook(t, cfg) })
+	stream := watchEvents(t, a, "dispatcher:")
 	c := newRawClient(t, edge)
 	uri := sipURI(flaky.Addr)
 
@@ -321,12 +328,21 @@ func TestProbingDeadBackend(t *testing.T) {
 
 	out := a.Output()
 	for _, ev := range []string{"dispatcher:dst-down", "dispatcher:dst-up"} {
-		if n := strings.Count(out, ev); n != 1 {
+		if n := strings.Count(out, "msg="+ev+" "); n != 1 {
 			t.Errorf("%s logged %d times, want once", ev, n)
 		}
 	}
 	if !strings.Contains(out, "dispatcher:dst-down") || !strings.Contains(out, `code=408`) {
 		t.Errorf("dst-down not logged with the local 408")
+	}
+	// The stream printed each event as it came; the hook may still run
+	// for the last one.
+	runs := hooks.waitRuns(t, 2, 10*time.Second)
+	time.Sleep(2 * probeInterval) // a duplicate would show by now
+	stream.stop(t)
+	assertTransitions(t, stream.records(t), hooks.runs(t), uri)
+	if len(runs) < 2 {
+		t.Errorf("the hook ran %d times, want 2", len(runs))
 	}
 }
 
