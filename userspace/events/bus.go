@@ -34,7 +34,8 @@ func NewBus(logger *slog.Logger) *Bus {
 
 // Publish logs e and queues it for every subscription that takes it. A
 // zero Time is set to now. It never blocks: a full queue drops e for that
-// subscription and counts it.
+// subscription and counts it. The subscribers share e.Fields: the caller
+// must not change them afterwards.
 func (b *Bus) Publish(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()

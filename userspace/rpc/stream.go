@@ -151,7 +151,7 @@ func (s *Server) runStream(ctx context.Context, method string, run StreamFunc, w
 // reads), each record must be written within the write timeout (a
 // client that does not read is cut off; its subscription's queue drops
 // meanwhile, never the publisher), and the stream ends when the client
-// closes its side or sends anything, or the server stops.
+// closes its side or sends anything but blank space, or the server stops.
 func (s *Server) serveStreamConn(ctx context.Context, conn net.Conn, c streamCall) (serveOn bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -168,12 +168,18 @@ func (s *Server) serveStreamConn(ctx context.Context, conn net.Conn, c streamCal
 		return !ok && err == nil
 	}
 	// The client's side: EOF (it closed), an error (the server closed
-	// conn) or any byte ends the stream.
+	// conn) or anything but blank space (a line end after the request)
+	// ends the stream.
 	conn.SetReadDeadline(time.Time{})
 	go func() {
-		var b [1]byte
-		_, _ = conn.Read(b[:])
-		cancel()
+		defer cancel()
+		var b [64]byte
+		for {
+			n, err := conn.Read(b[:])
+			if err != nil || len(bytes.TrimSpace(b[:n])) > 0 {
+				return
+			}
+		}
 	}()
 	s.runStream(ctx, c.method, run, write)
 	return false
