@@ -25,6 +25,9 @@ func TestEventsKeys(t *testing.T) {
 		{name: "long timeout", yaml: "events:\n  hook_timeout: 2h\n", wantErr: "events.hook_timeout: want more than 0"},
 		{name: "empty command", yaml: "events:\n  hook_command: ['', x]\n", wantErr: "events.hook_command: the command (first word) is empty"},
 		{name: "empty filter", yaml: "events:\n  hook_filter: ['']\n", wantErr: "events.hook_filter: an empty prefix"},
+		{name: "documented filters", yaml: "events:\n  hook_filter: [dispatcher:dst-down]\n", want: Events{HookTimeout: DefaultHookTimeout, HookFilter: []string{"dispatcher:dst-down"}}},
+		{name: "quoted prefixes", yaml: "events:\n  hook_filter: [\"dispatcher:\", \"keepalive:\"]\n", want: Events{HookTimeout: DefaultHookTimeout, HookFilter: []string{"dispatcher:", "keepalive:"}}},
+		{name: "unquoted prefixes", yaml: "events:\n  hook_filter: [dispatcher:, keepalive:]\n", want: Events{HookTimeout: DefaultHookTimeout, HookFilter: []string{"dispatcher:", "keepalive:"}}},
 		{name: "a mapping", yaml: "events:\n  hook_command: {a: b}\n", wantErr: "events.hook_command: want a name or a list of names"},
 	}
 	for _, tc := range tests {
@@ -43,5 +46,25 @@ func TestEventsKeys(t *testing.T) {
 				t.Errorf("events %+v, want %+v", c.Events, tc.want)
 			}
 		})
+	}
+}
+
+// TestEventsKeysLive: a reload applies the events keys without naming
+// them as restart-only.
+func TestEventsKeysLive(t *testing.T) {
+	cur, err := loadString(t, yamlConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := loadString(t, yamlConfig+"events:\n  hook_command: [/bin/hook, -v]\n  hook_timeout: 1s\n  hook_filter: \"dispatcher:\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, restart := cur.Reloaded(next)
+	if len(restart) != 0 {
+		t.Errorf("restart keys %v, want none", restart)
+	}
+	if !reflect.DeepEqual(got.Events, next.Events) {
+		t.Errorf("events after the reload %+v, want %+v", got.Events, next.Events)
 	}
 }

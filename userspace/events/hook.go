@@ -104,8 +104,8 @@ func (h *Hook) Run(ctx context.Context) error {
 		wg.Go(func() {
 			for {
 				e, err := h.sub.Next(ctx)
-				if err != nil {
-					return
+				if err != nil || ctx.Err() != nil {
+					return // stopping: what is queued is not run
 				}
 				if e.Name == LostEvent {
 					lost, _ := e.Get("lost")
