@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDstDownAtStart: a destination loaded inactive or disabled from the
@@ -49,5 +50,35 @@ func TestDstDownAtStart(t *testing.T) {
 	st := a.events.Stats()
 	if st.Published != uint64(len(want)) || len(st.Subscribers) != 1 || st.Subscribers[0].Queued != len(want) {
 		t.Errorf("event stream %+v: want %d published and queued for the hook", st, len(want))
+	}
+}
+
+// TestHookReload: a reload (SIGHUP) applies the events keys to the
+// running hook without naming them as restart-only.
+func TestHookReload(t *testing.T) {
+	dir := t.TempDir()
+	write := func(hook string) {
+		t.Helper()
+		for name, text := range map[string]string{"sipedge.yaml": agentYAML + "events:\n" + hook, "d.list": "1 sip:127.0.0.1:5080 0\n"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("  hook_command: [\"true\"]\n")
+	var out lockedBuffer
+	a, err := newAgent(context.Background(), Options{ConfigPath: filepath.Join(dir, "sipedge.yaml"), Log: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("  hook_command: [\"false\", \"-x\"]\n  hook_timeout: 2s\n")
+	if err := a.Reload(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.hook.Stats(); !slices.Equal(st.Command, []string{"false", "-x"}) || st.Timeout != 2*time.Second {
+		t.Errorf("hook after the reload: %v %v, want [false -x] 2s", st.Command, st.Timeout)
+	}
+	if strings.Contains(out.String(), "only a restart applies it") {
+		t.Errorf("a reload named an events key restart-only:\n%s", out.String())
 	}
 }
