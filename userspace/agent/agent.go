@@ -43,16 +43,17 @@ type Agent struct {
 	level   *slog.LevelVar
 	started time.Time
 
-	d   *dispatch.Dispatcher
-	cur atomic.Pointer[Snapshot]
+	d    *dispatch.Dispatcher
+	cur  atomic.Pointer[Snapshot]
+	subs []Subsystem
+	// reloading serializes reloads; a channel, so waiting for it can end
+	// with the caller's context.
+	reloading chan struct{}
+
 	// events is the event stream (dispatcher:dst-down ...): the log, the
 	// hook and events.subscribe get every event published on it.
 	events *events.Bus
 	hook   *events.Hook
-	subs   []Subsystem
-	// reloading serializes reloads; a channel, so waiting for it can end
-	// with the caller's context.
-	reloading chan struct{}
 }
 
 // Run loads the config, starts the subsystems and runs them until ctx ends
