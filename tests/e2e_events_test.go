@@ -136,7 +136,8 @@ func (s eventStream) stop(t *testing.T) {
 // TestEventsAtStart: a destination loaded inactive fires one
 // dispatcher:dst-down with at=start (kamailio#4906: our deviation), which
 // the hook gets with the destination in its environment; the one loaded
-// up fires nothing; events.stats counts it.
+// up fires nothing; dispatcher.set_state fires nothing (kamailio-behaviour
+// §3.5: never from RPC); events.stats counts the one event.
 func TestEventsAtStart(t *testing.T) {
 	t.Parallel()
 	edge := freeAddr(t)
@@ -162,6 +163,18 @@ func TestEventsAtStart(t *testing.T) {
 	}
 	if !strings.HasPrefix(runs[0]["SIPEDGE_IUID"], "dspt-") {
 		t.Errorf("hook environment SIPEDGE_IUID=%q", runs[0]["SIPEDGE_IUID"])
+	}
+	// dispatcher.set_state fires nothing, as in Kamailio (never from RPC).
+	stream := watchEvents(t, a)
+	a.MustCtl(t, "dispatcher.set_state", "i", "1", sipURI(up))
+	a.MustCtl(t, "dispatcher.set_state", "a", "1", sipURI(down))
+	time.Sleep(300 * time.Millisecond)
+	stream.stop(t)
+	if recs := stream.records(t); len(recs) != 0 {
+		t.Errorf("dispatcher.set_state fired events: %v", recs)
+	}
+	if n := len(hooks.runs(t)); n != 1 {
+		t.Errorf("the hook ran %d times after set_state, want still once", n)
 	}
 	var st struct {
 		Published uint64 `json:"published"`
