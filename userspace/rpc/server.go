@@ -44,12 +44,16 @@ func (s *Server) Register(method string, h Handler) {
 	s.methods[method] = h
 }
 
-// Methods returns the registered method names, sorted.
+// Methods returns the registered method names, streaming ones included,
+// sorted.
 func (s *Server) Methods() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.methods))
+	names := make([]string, 0, len(s.methods)+len(s.streams))
 	for name := range s.methods {
+		names = append(names, name)
+	}
+	for name := range s.streams {
 		names = append(names, name)
 	}
 	slices.Sort(names)

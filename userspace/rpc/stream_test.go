@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,9 @@ func TestStreamMisuse(t *testing.T) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(conn)
+	if !slices.Contains(s.Methods(), "ticks") {
+		t.Errorf("Methods() %v lacks the streaming method", s.Methods())
+	}
 	for _, tc := range []struct{ send, want string }{
 		{`{"jsonrpc":"2.0","method":"ticks","params":[1,2],"id":1}`, `"code":-32602`},
 		{`[{"jsonrpc":"2.0","method":"ticks","id":2}]`, `ticks streams records: send it alone`},
