@@ -32,7 +32,9 @@ type Dispatcher struct {
 // active, as in Kamailio.
 func New(snap *Snapshot) *Dispatcher {
 	d := &Dispatcher{subs: map[uint64]func(*Snapshot){}}
-	d.cur.Store(orEmpty(snap))
+	snap = orEmpty(snap)
+	snap.lat = &d.lat
+	d.cur.Store(snap)
 	d.ping.Store(true)
 	return d
 }
@@ -225,6 +227,7 @@ func (d *Dispatcher) rebuildLocked(ctx context.Context, cur *Snapshot, entries [
 // swapLocked stores snap and tells the subscribers, in swap order. The
 // caller holds mu.
 func (d *Dispatcher) swapLocked(snap *Snapshot) {
+	snap.lat = &d.lat
 	d.cur.Store(snap)
 	d.subsMu.Lock()
 	fns := make([]func(*Snapshot), 0, len(d.subs))
