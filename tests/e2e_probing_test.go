@@ -21,7 +21,8 @@ import (
 type responder struct {
 	Addr netip.AddrPort
 	conn *net.UDPConn
-	code atomic.Int32
+	code  atomic.Int32
+	delay atomic.Int64 // time.Duration before an OPTIONS is answered
 
 	mu       sync.Mutex
 	options  []probeSeen // OPTIONS received, with the code answered (0: none)
@@ -73,7 +74,13 @@ func (r *responder) serve() {
 			code := int(r.code.Load())
 			r.options = append(r.options, probeSeen{time.Now(), code})
 			if code != 0 {
-				_, _ = r.conn.WriteToUDPAddrPort([]byte(answer(msg, code)), src)
+				reply := []byte(answer(msg, code))
+				if d := time.Duration(r.delay.Load()); d > 0 {
+					// A write after the test closed conn fails harmlessly.
+					time.AfterFunc(d, func() { _, _ = r.conn.WriteToUDPAddrPort(reply, src) })
+				} else {
+					_, _ = r.conn.WriteToUDPAddrPort(reply, src)
+				}
 			}
 		case "INVITE":
 			r.invites = append(r.invites, header(msg, "Call-ID"))
