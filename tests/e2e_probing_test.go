@@ -19,8 +19,8 @@ import (
 // responder is a backend on loopback: it answers OPTIONS with the code it
 // is set to (0: silent) and records the INVITEs it gets.
 type responder struct {
-	Addr netip.AddrPort
-	conn *net.UDPConn
+	Addr  netip.AddrPort
+	conn  *net.UDPConn
 	code  atomic.Int32
 	delay atomic.Int64 // time.Duration before an OPTIONS is answered
 
