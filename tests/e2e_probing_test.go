@@ -338,22 +338,33 @@ func TestProbingDeadBackend(t *testing.T) {
 }
 
 // TestProbingReplyCodes: a backend answering 503 stays up when
-// ds_ping_reply_codes lists code=503, and goes inactive without.
+// ds_ping_reply_codes lists code=503, and goes inactive without, or when
+// the destination has the attribute ping_strict=1 (kamailio PR #4863:
+// only a 2xx counts for it).
 func TestProbingReplyCodes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		codes string
+		attrs string
 		want  string
 	}{
-		{"code=503 accepted", "code=503", "AP"},
-		{"class=5 accepted", "class=5", "AP"},
-		{"not listed", "code=404", "IP"},
+		{"code=503 accepted", "code=503", "", "AP"},
+		{"class=5 accepted", "class=5", "", "AP"},
+		{"not listed", "code=404", "", "IP"},
+		{"listed but ping_strict", "code=503", "ping_strict=1", "IP"},
+		{"listed and ping_strict=0", "code=503", "ping_strict=0", "AP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			busy := newResponder(t, 503)
-			a, _ := probingAgent(t, []*responder{busy}, append(probeKeys[:len(probeKeys):len(probeKeys)], [2]string{"ds_ping_reply_codes", tc.codes}))
+			edge := freeAddr(t)
+			a := agent.Start(t, bins, agent.Config{
+				Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
+				Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+				Dests:          []agent.Dest{{Set: 1, URI: sipURI(busy.Addr), Attrs: tc.attrs}},
+				DispatcherKeys: append(probeKeys[:len(probeKeys):len(probeKeys)], [2]string{"ds_ping_reply_codes", tc.codes}),
+			}, agent.Options{})
 			uri := sipURI(busy.Addr)
 			if tc.want == "IP" {
 				waitFlags(t, a, uri, "IP", 10*time.Second)

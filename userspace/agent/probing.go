@@ -56,6 +56,7 @@ type probeTarget struct {
 	setID  int
 	iuid   string
 	uri    string
+	strict bool // attribute ping_strict: only a 2xx is a success
 	target probe.Target
 }
 
@@ -239,7 +240,7 @@ func (p *probing) apply(r probe.Result) {
 	if !ok {
 		return // no longer a target
 	}
-	code, success := classify(r, p.codes)
+	code, success := classify(r, p.codes, t.strict)
 	// Latency first: it counts only while the destination has the probing
 	// flag, which the state machine may clear (ds_update_latency runs
 	// before ds_update_state in Kamailio).
@@ -294,8 +295,9 @@ const (
 // classify returns a result's status code (a local 408 for a timeout, a
 // local 500 for a send error) and whether it counts as success: a 2xx or
 // a code ds_ping_reply_codes accepts. So a timeout is a success only when
-// 408 (or class 4) is listed, as in Kamailio.
-func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) {
+// 408 (or class 4) is listed, as in Kamailio. For a strict destination
+// (attribute ping_strict=1, kamailio PR #4863) only a 2xx is.
+func classify(r probe.Result, codes config.ReplyCodes, strict bool) (code int, success bool) {
 	switch {
 	case r.Err != nil:
 		code = localSendErrorCode
@@ -303,6 +305,9 @@ func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) 
 		code = localTimeoutCode
 	default:
 		code = r.Code
+	}
+	if strict {
+		return code, code >= 200 && code <= 299
 	}
 	return code, codes.Accepts(code)
 }
@@ -326,7 +331,7 @@ func probeTargets(snap *dispatch.Snapshot, params dispatch.ProbeParams, socks pr
 				problems[key] = fmt.Sprintf("%s: %v", dst.URI, err)
 				continue
 			}
-			targets[key] = probeTarget{setID: set.ID, iuid: dst.IUID, uri: dst.URI, target: t}
+			targets[key] = probeTarget{setID: set.ID, iuid: dst.IUID, uri: dst.URI, strict: dst.Attrs.PingStrict, target: t}
 		}
 	}
 	return targets, problems

@@ -21,7 +21,8 @@ import (
 
 // TestClassify: 2xx or a configured code is a success; a timeout is a
 // local 408 and a send error a local 500, each a success only when
-// ds_ping_reply_codes lists it (kamailio-behaviour §3.3).
+// ds_ping_reply_codes lists it (kamailio-behaviour §3.3); for a strict
+// destination only a 2xx is.
 func TestClassify(t *testing.T) {
 	codes := func(s string) config.ReplyCodes {
 		r, err := config.ParsePingReplyCodes(s)
@@ -34,23 +35,29 @@ func TestClassify(t *testing.T) {
 		name     string
 		r        probe.Result
 		codes    string
+		strict   bool
 		wantCode int
 		wantOK   bool
 	}{
-		{"200", probe.Result{Code: 200}, "", 200, true},
-		{"202", probe.Result{Code: 202}, "", 202, true},
-		{"503", probe.Result{Code: 503}, "", 503, false},
-		{"503 listed", probe.Result{Code: 503}, "code=503", 503, true},
-		{"404 class 4", probe.Result{Code: 404}, "class=4", 404, true},
-		{"302", probe.Result{Code: 302}, "code=503", 302, false},
-		{"timeout", probe.Result{Timeout: true}, "", 408, false},
-		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", 408, false},
-		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", 408, true},
-		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", 408, true},
-		{"send error", probe.Result{Err: errors.New("sendto")}, "", 500, false},
-		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", 500, true},
+		{"200", probe.Result{Code: 200}, "", false, 200, true},
+		{"202", probe.Result{Code: 202}, "", false, 202, true},
+		{"503", probe.Result{Code: 503}, "", false, 503, false},
+		{"503 listed", probe.Result{Code: 503}, "code=503", false, 503, true},
+		{"404 class 4", probe.Result{Code: 404}, "class=4", false, 404, true},
+		{"302", probe.Result{Code: 302}, "code=503", false, 302, false},
+		{"timeout", probe.Result{Timeout: true}, "", false, 408, false},
+		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", false, 408, false},
+		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", false, 408, true},
+		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", false, 408, true},
+		{"send error", probe.Result{Err: errors.New("sendto")}, "", false, 500, false},
+		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", false, 500, true},
+		// ping_strict=1 (kamailio PR #4863): only a 2xx, whatever the list.
+		{"strict 200", probe.Result{Code: 200}, "code=503", true, 200, true},
+		{"strict 503 listed", probe.Result{Code: 503}, "code=503", true, 503, false},
+		{"strict 404 class 4", probe.Result{Code: 404}, "class=4", true, 404, false},
+		{"strict timeout with 408 listed", probe.Result{Timeout: true}, "code=408", true, 408, false},
 	} {
-		code, ok := classify(tc.r, codes(tc.codes))
+		code, ok := classify(tc.r, codes(tc.codes), tc.strict)
 		if code != tc.wantCode || ok != tc.wantOK {
 			t.Errorf("%s: classify = %d, %t; want %d, %t", tc.name, code, ok, tc.wantCode, tc.wantOK)
 		}

@@ -10,7 +10,7 @@ import (
 //
 // Each up destination is ranked by its priority lowered by its latency:
 // with lat the destination's latency estimate EST in whole milliseconds
-// (or, with the attribute cc=1, its congestion EST−AVG), a destination
+// (or, with the attribute cc set (not 0), its congestion EST−AVG), a destination
 // whose lat exceeds its priority loses lat/priority (integer division) but
 // never drops below 1:
 //
@@ -70,7 +70,7 @@ func (s *Snapshot) selectLatency(set *Set) ([]Destination, error) {
 		r := rankedDest{idx: i, rprio: -1}
 		if d.Up() {
 			l := lat[i].est
-			if d.Attrs.CC == 1 {
+			if d.Attrs.CC != 0 {
 				l = lat[i].congestion
 			}
 			r.rprio = latencyRank(d.Priority, l)
