@@ -28,9 +28,9 @@ type Attrs struct {
 	// probe is a success for this destination; ds_ping_reply_codes is
 	// ignored for it.
 	PingStrict bool
-	OCMin      int    // overload control minimum rate
-	OCMax      int    // overload control maximum rate, default 100
-	OCRate     int    // overload control rate
+	OCMin      int // overload control minimum rate
+	OCMax      int // overload control maximum rate, default 100
+	OCRate     int // overload control rate
 }
 
 // defaultOCMax is the ocmax a destination gets when its attributes do not
