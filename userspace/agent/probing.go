@@ -42,6 +42,8 @@ type probing struct {
 	// results of probes up to it are ignored (kamailio PR #2959).
 	since   atomic.Uint64
 	dropped atomic.Uint64 // results lost to a full queue
+	// lostReport overrides how often lost results are reported (tests).
+	lostReport time.Duration
 
 	// Owned by the Run goroutine.
 	targets map[string]probeTarget
@@ -136,6 +138,9 @@ func (*probing) Name() string { return "probing" }
 func (p *probing) Run(ctx context.Context) error {
 	cancel := p.d.Subscribe(func(*dispatch.Snapshot) { p.kick() })
 	defer cancel()
+	// dispatcher.ping_active is pushed: the loop reads it on the kick.
+	cancelPing := p.d.SubscribePingActive(func(bool) { p.kick() })
+	defer cancelPing()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.eng.Run(ctx) })
 	g.Go(func() error { p.loop(ctx); return nil })
@@ -153,8 +158,9 @@ func (p *probing) kick() {
 }
 
 func (p *probing) loop(ctx context.Context) {
-	// ping_active has no notification: look at it once a tick.
-	tick := time.NewTicker(min(p.every, time.Second))
+	// The tick only reports results lost to a full queue; state changes
+	// and ping_active changes arrive on dirty.
+	tick := time.NewTicker(p.lostEvery())
 	defer tick.Stop()
 	active := p.d.PingActive()
 	p.sync(active)
@@ -166,13 +172,12 @@ func (p *probing) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.dirty:
-			p.sync(active)
-		case <-tick.C:
 			if now := p.d.PingActive(); now != active {
 				active = now
 				p.log.Info("ping_active changed", "active", active)
-				p.sync(active)
 			}
+			p.sync(active)
+		case <-tick.C:
 			if n := p.dropped.Load(); n != lost {
 				p.log.Warn("probe results lost: the queue was full", "lost", n-lost)
 				lost = n
@@ -181,6 +186,15 @@ func (p *probing) loop(ctx context.Context) {
 			p.apply(r)
 		}
 	}
+}
+
+// lostEvery is how often lost results are reported: once a second, or
+// lostReport when set (tests).
+func (p *probing) lostEvery() time.Duration {
+	if p.lostReport > 0 {
+		return p.lostReport
+	}
+	return time.Second
 }
 
 // BeforeReload is called before a reload swaps in new sets: results of the

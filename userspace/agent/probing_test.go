@@ -353,3 +353,55 @@ func TestProbingModeZeroTargets(t *testing.T) {
 		t.Errorf("ping_active on, both AP: engine has %d targets, want 2", eng.Stats().Targets)
 	}
 }
+
+// TestProbingPingActivePushed: dispatcher.ping_active reaches the prober
+// at once, pushed by the dispatcher: the engine loses its targets on 0
+// and gets them back on 1. The prober's own tick is an hour here, so a
+// prober that polled ping_active on its tick (as it did) never sees it.
+func TestProbingPingActivePushed(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999"},
+		{SetID: 1, URI: "sip:127.0.0.1:5998"},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probing{
+		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d:          d,
+		eng:        eng,
+		params:     dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
+		every:      time.Hour,
+		lostReport: time.Hour,
+		results:    make(chan probe.Result, 1),
+		dirty:      make(chan struct{}, 1),
+		targets:    map[string]probeTarget{},
+		warned:     map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitTargets := func(want int) {
+		t.Helper()
+		// Generous for a loaded machine; the old poll would never come.
+		deadline := time.Now().Add(5 * time.Second)
+		for eng.Stats().Targets != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("engine has %d targets, want %d", eng.Stats().Targets, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitTargets(2)
+	d.SetPingActive(false)
+	waitTargets(0)
+	d.SetPingActive(true)
+	waitTargets(2)
+}
