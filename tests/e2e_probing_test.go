@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -432,5 +433,56 @@ func TestProbingReloadAndPingActive(t *testing.T) {
 			t.Fatalf("ping_active 1: no probe within %v", limit)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestProbingNotProbedReported (kamailio#4212): with mode 1 (probe all), a
+// destination probing cannot reach (IPv6, the only listener IPv4) is
+// reported once in the log and shown by dispatcher.list as NOT_PROBED
+// with the reason, while the other one is probed and shows none.
+func TestProbingNotProbedReported(t *testing.T) {
+	t.Parallel()
+	good := newResponder(t, 200)
+	edge := freeAddr(t)
+	const v6 = "sip:[::1]:5999"
+	a := agent.Start(t, bins, agent.Config{
+		Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+		Dests:          []agent.Dest{{Set: 1, URI: sipURI(good.Addr)}, {Set: 1, URI: v6}},
+		DispatcherKeys: probeKeys,
+	}, agent.Options{})
+	waitFlags(t, a, sipURI(good.Addr), "AP", 5*time.Second)
+	// Several probe results and snapshot swaps later, still one line.
+	time.Sleep(3 * probeInterval)
+	if n := strings.Count(a.Output(), `msg="destination not probed"`); n != 1 {
+		t.Errorf("destination not probed logged %d times, want once:\n%s", n, a.Output())
+	}
+	var list struct {
+		Records []struct {
+			Set struct {
+				Targets []struct {
+					Dest struct {
+						URI       string `json:"URI"`
+						NotProbed string `json:"NOT_PROBED"`
+					} `json:"DEST"`
+				} `json:"TARGETS"`
+			} `json:"SET"`
+		} `json:"RECORDS"`
+	}
+	raw := a.MustCtl(t, "dispatcher.list")
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatalf("dispatcher.list: %v: %s", err, raw)
+	}
+	got := map[string]string{}
+	for _, r := range list.Records {
+		for _, d := range r.Set.Targets {
+			got[d.Dest.URI] = d.Dest.NotProbed
+		}
+	}
+	if want := "sip:[::1]:5999: no listener of the address family of [::1]:5999"; got[v6] != want {
+		t.Errorf("NOT_PROBED of %s = %q, want %q", v6, got[v6], want)
+	}
+	if r := got[sipURI(good.Addr)]; r != "" {
+		t.Errorf("NOT_PROBED of the probed destination = %q", r)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 
 	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // Check loads the config, builds the destination sets and reads the HTTP
@@ -32,6 +34,55 @@ func Check(ctx context.Context, configPath string, out io.Writer) error {
 	if configPath == "" {
 		name = "embedded default config"
 	}
+	for _, w := range notProbedWarnings(cfg, snap) {
+		fmt.Fprintln(out, w)
+	}
 	fmt.Fprintf(out, "%s: ok: %d listeners, %d sets, %d destinations\n", name, len(cfg.Listeners), len(snap.Sets()), dests)
 	return nil
+}
+
+// notProbedWarnings lists, with their list file lines, the destinations
+// probing would leave out although the probing mode and their flags ask
+// for them (kamailio#4212), as the running agent reports them
+// (msg="destination not probed", dispatcher.list NOT_PROBED). They are
+// warnings: such a destination still gets calls, it is just never taken
+// out when it dies. Nothing when ds_ping_interval is 0.
+func notProbedWarnings(cfg *config.Config, snap *dispatch.Snapshot) []string {
+	dc := cfg.Dispatcher
+	if dc.PingInterval <= 0 {
+		return nil
+	}
+	params := dispatch.ProbeParams{Mode: dispatch.ProbingMode(dc.ProbingMode),
+		ProbingThreshold: dc.ProbingThreshold, InactiveThreshold: dc.InactiveThreshold}
+	// The slow path's sent-by is only needed to send: any listener will do.
+	socks := probeSockets{listeners: proxyListeners(cfg), sentBy: func(l netip.AddrPort) (string, bool) { return l.String(), true }}
+	_, problems := probeTargets(snap, params, socks)
+	if len(problems) == 0 {
+		return nil
+	}
+	source := map[string]string{} // "SET URI" -> FILE:LINE
+	for _, e := range snap.Entries() {
+		for _, u := range []string{e.URI, "sip:" + e.URI} {
+			k := fmt.Sprintf("%d %s", e.SetID, u)
+			if _, ok := source[k]; !ok {
+				source[k] = e.Source
+			}
+		}
+	}
+	var out []string
+	for _, set := range snap.Sets() {
+		for i := range set.Dests {
+			dst := &set.Dests[i]
+			msg, ok := problems[fmt.Sprintf("%d/%s", set.ID, dst.IUID)]
+			if !ok {
+				continue
+			}
+			src := source[fmt.Sprintf("%d %s", set.ID, dst.URI)]
+			if src == "" {
+				src = "dispatcher list"
+			}
+			out = append(out, fmt.Sprintf("%s: warning: set %d: not probed: %s", src, set.ID, msg))
+		}
+	}
+	return out
 }

@@ -48,6 +48,10 @@ type probing struct {
 	// Owned by the Run goroutine.
 	targets map[string]probeTarget
 	warned  map[string]string // key -> the problem last logged
+
+	// notProbed is warned as of the last sync, for dispatcher.list
+	// (NOT_PROBED) on other goroutines; never written in place.
+	notProbed atomic.Pointer[map[string]string]
 }
 
 // resultQueue bounds the results waiting for the probing goroutine.
@@ -234,13 +238,27 @@ func (p *probing) sync(active bool) {
 		}
 		p.targets[key] = t
 	}
-	// Each problem is logged once, until it changes or goes away.
+	// Each problem is logged once, until it changes or goes away: a
+	// destination that cannot be probed is reported once per change of its
+	// state, not once per probe or per sync.
 	for key, msg := range problems {
 		if p.warned[key] != msg {
 			p.log.Warn("destination not probed", "destination", key, "reason", msg)
 		}
 	}
 	p.warned = problems
+	p.notProbed.Store(&problems)
+}
+
+// NotProbed is why the destination (set, IUID) is not probed although the
+// probing mode and its flags ask for it (kamailio#4212), "" when it is
+// probed or not meant to be. Safe on any goroutine.
+func (p *probing) NotProbed(setID int, iuid string) string {
+	m := p.notProbed.Load()
+	if m == nil {
+		return ""
+	}
+	return (*m)[fmt.Sprintf("%d/%s", setID, iuid)]
 }
 
 // apply feeds one result into the dispatcher's latency statistics and
@@ -330,16 +348,22 @@ func classify(r probe.Result, codes config.ReplyCodes, strict bool) (code int, s
 // mode and its flags ask to ping (dispatch.ProbeParams.ShouldPing), keyed
 // "SET/IUID". A destination that should be pinged but cannot be (not UDP,
 // no resolved address, no socket to send from) is left out and named in
-// problems with the reason.
+// problems with the reason (kamailio#4212: the agent flags and reports
+// it rather than refusing the list, which Kamailio loads silently). So is
+// one the mode would ping but whose flag 16 (no DNS resolution) leaves
+// without an address: Kamailio skips it silently.
 func probeTargets(snap *dispatch.Snapshot, params dispatch.ProbeParams, socks probeSockets) (targets map[string]probeTarget, problems map[string]string) {
 	targets, problems = map[string]probeTarget{}, map[string]string{}
 	for _, set := range snap.Sets() {
 		for i := range set.Dests {
 			dst := &set.Dests[i]
+			key := fmt.Sprintf("%d/%s", set.ID, dst.IUID)
 			if !params.ShouldPing(dst.Flags) {
+				if dst.Flags&dispatch.FlagNoDNSARes != 0 && params.ShouldPing(dst.Flags&^dispatch.FlagNoDNSARes) && !dst.Addr.IsValid() {
+					problems[key] = fmt.Sprintf("%s: flag 16 (no DNS resolution): no address to probe", dst.URI)
+				}
 				continue
 			}
-			key := fmt.Sprintf("%d/%s", set.ID, dst.IUID)
 			t, err := socks.target(dst)
 			if err != nil {
 				problems[key] = fmt.Sprintf("%s: %v", dst.URI, err)

@@ -405,3 +405,83 @@ func TestProbingPingActivePushed(t *testing.T) {
 	d.SetPingActive(true)
 	waitTargets(2)
 }
+
+// TestProbingNotProbedOncePerChange: a destination that should be probed
+// but cannot be (here an IPv6 one with only an IPv4 listener, and a host
+// left unresolved by flag 16) is logged once, not at each sync (every
+// state change, every probe result that swaps a snapshot triggers one),
+// and is shown by NotProbed; once it is no longer meant to be probed
+// (disabled) it leaves NotProbed, and when probing wants it again it is
+// logged again, once: one report per change of its state.
+func TestProbingNotProbedOncePerChange(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999"},
+		{SetID: 1, URI: "sip:[::1]:5999"},
+		{SetID: 1, URI: "sip:gw.example.net:5070", Flags: dispatch.FlagNoDNSARes},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		d:       d,
+		eng:     eng,
+		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	iuid := func(uri string) string {
+		for _, dst := range d.Snapshot().Set(1).Dests {
+			if dst.URI == uri {
+				return dst.IUID
+			}
+		}
+		t.Fatalf("no %s", uri)
+		return ""
+	}
+	v6, gw := iuid("sip:[::1]:5999"), iuid("sip:gw.example.net:5070")
+	for range 5 {
+		p.sync(true)
+		// A probe result swapping a snapshot: the prober syncs again.
+		if err := d.SetState(1, "sip:127.0.0.1:5999", "ap"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+	if n := count(`msg="destination not probed"`); n != 2 {
+		t.Fatalf("logged %d times over 5 syncs, want twice (once per destination):\n%s", n, logs.String())
+	}
+	if got := p.NotProbed(1, v6); got != "sip:[::1]:5999: no listener of the address family of [::1]:5999" {
+		t.Errorf("NotProbed(v6) = %q", got)
+	}
+	if got := p.NotProbed(1, gw); !strings.Contains(got, "flag 16") {
+		t.Errorf("NotProbed(gw) = %q, want the flag 16 reason", got)
+	}
+	if got := p.NotProbed(1, iuid("sip:127.0.0.1:5999")); got != "" {
+		t.Errorf("NotProbed of a probed destination = %q", got)
+	}
+
+	// Disabled: no longer meant to be probed, no longer reported.
+	if err := d.SetState(1, "sip:[::1]:5999", "d"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(true)
+	p.sync(true)
+	if got := p.NotProbed(1, v6); got != "" {
+		t.Errorf("disabled: NotProbed = %q, want none", got)
+	}
+	if err := d.SetState(1, "sip:[::1]:5999", "a"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(true)
+	p.sync(true)
+	if n := count("destination=1/" + v6); n != 2 {
+		t.Errorf("v6 logged %d times over two changes of state, want 2:\n%s", n, logs.String())
+	}
+}
