@@ -486,3 +486,97 @@ func TestProbingNotProbedReported(t *testing.T) {
 		t.Errorf("NOT_PROBED of the probed destination = %q", r)
 	}
 }
+
+// TestProbingModes: which destinations each ds_probing_mode probes
+// (kamailio-behaviour §3.1, §3.4), end to end, with every backend
+// answering 200 and thresholds 1. Six destinations: A active, B active +
+// probing, C inactive + probing, D inactive, E probing + no-ping, F
+// probing + disabled.
+//
+//   - mode 0: B and C, each until its first result, which clears PROBING
+//     (both end AX);
+//   - mode 1: A, B, C, D, for good (all end AP);
+//   - mode 2: C only (PROBING and INACTIVE), until it is active (AX);
+//   - mode 3: B and C, for good: PROBING stays (AP).
+//
+// E (no-ping) and F (disabled) are never probed.
+func TestProbingModes(t *testing.T) {
+	t.Parallel()
+	const (
+		inactive = 1
+		disabled = 4
+		probing  = 8
+		noPing   = 32
+	)
+	names := []string{"A", "B", "C", "D", "E", "F"}
+	flags := []int{0, probing, inactive | probing, inactive, probing | noPing, probing | disabled}
+	for _, tc := range []struct {
+		mode       int
+		probed     string // destinations probed at least once
+		continuing string // those still probed at the end
+		final      map[string]string
+	}{
+		{mode: 0, probed: "BC", continuing: "", final: map[string]string{"B": "AX", "C": "AX", "A": "AX", "D": "IX"}},
+		{mode: 1, probed: "ABCD", continuing: "ABCD", final: map[string]string{"A": "AP", "B": "AP", "C": "AP", "D": "AP"}},
+		{mode: 2, probed: "C", continuing: "", final: map[string]string{"C": "AX", "B": "AP", "D": "IX"}},
+		{mode: 3, probed: "BC", continuing: "BC", final: map[string]string{"B": "AP", "C": "AP", "A": "AX", "D": "IX"}},
+	} {
+		t.Run(fmt.Sprintf("mode %d", tc.mode), func(t *testing.T) {
+			t.Parallel()
+			rs := make([]*responder, len(names))
+			var dests []agent.Dest
+			for i := range names {
+				rs[i] = newResponder(t, 200)
+				dests = append(dests, agent.Dest{Set: 1, URI: sipURI(rs[i].Addr), Flags: flags[i]})
+			}
+			a := agent.Start(t, bins, agent.Config{
+				Listeners: []agent.Listener{{Name: "edge", Address: freeAddr(t)}},
+				Rules:     []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+				Dests:     dests,
+				DispatcherKeys: [][2]string{
+					{"ds_ping_interval", probeInterval.String()},
+					{"ds_probing_mode", fmt.Sprint(tc.mode)},
+					{"ds_probing_threshold", "1"},
+					{"ds_inactive_threshold", "1"},
+				},
+			}, agent.Options{})
+			// The first probe of each target is drawn inside the first
+			// interval: wait for every expected one, then let mode 0 and
+			// 2 settle (their targets leave after one result).
+			deadline := time.Now().Add(5 * time.Second)
+			for i, n := range names {
+				for strings.Contains(tc.probed, n) && rs[i].Options() == 0 {
+					if time.Now().After(deadline) {
+						a.LogOutput()
+						t.Fatalf("%s never probed", n)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			time.Sleep(3 * probeInterval)
+			before := make([]int, len(names))
+			for i := range names {
+				before[i] = rs[i].Options()
+			}
+			time.Sleep(5 * probeInterval)
+			for i, n := range names {
+				got := rs[i].Options()
+				if probed := got > 0; probed != strings.Contains(tc.probed, n) {
+					t.Errorf("%s (flags %d): %d probes, want probed=%t", n, flags[i], got, !probed)
+				}
+				if cont := got > before[i]; cont != strings.Contains(tc.continuing, n) {
+					t.Errorf("%s (flags %d): %d probes over the last 5 intervals, want still probed=%t", n, flags[i], got-before[i], !cont)
+				}
+			}
+			fl, err := agent.DestFlags(a.MustCtl(t, "dispatcher.list"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range names {
+				if want, ok := tc.final[n]; ok && fl["1 "+sipURI(rs[i].Addr)] != want {
+					t.Errorf("%s: FLAGS %q, want %q", n, fl["1 "+sipURI(rs[i].Addr)], want)
+				}
+			}
+		})
+	}
+}
