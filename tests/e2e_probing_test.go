@@ -246,8 +246,8 @@ func countPrefix(ids []string, prefix string) int {
 // The probe deadline is min(interval, 5 s) = 200 ms (ds_ping_timeout
 // unset); later probes are exactly periodic. A destination that stops
 // answering right after a good probe is inactive after at most
-// threshold × interval + deadline (the formula of docs/config.md,
-// "Probing"); margin covers the agent under -race on a loaded machine
+// threshold × interval + deadline (the formula of docs/probing.md,
+// "Time to inactive"); margin covers the agent under -race on a loaded machine
 // and the polling.
 const (
 	probeInterval  = 200 * time.Millisecond
