@@ -351,3 +351,36 @@ func TestCheckNotProbed(t *testing.T) {
 		t.Errorf("probing off: Check = %v, output %q", err, out.String())
 	}
 }
+
+// TestCheckLatencyAlg: a rule with algorithm 13 passes `sipedge check`
+// with a warning unless probing measures latency for good (interval,
+// ds_ping_latency_stats 1, mode 1 or 3).
+func TestCheckLatencyAlg(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "d.list"), []byte("1 sip:127.0.0.1:5080 8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sipedge.yaml")
+	alg13 := strings.Replace(agentYAML, "    set: 1\n", "    set: 1\n    algorithm: 13\n", 1)
+	for _, tc := range []struct {
+		name, dispatcher string
+		warn             bool
+	}{
+		{"no probing", "", true},
+		{"no latency stats", "  ds_ping_interval: 1s\n  ds_probing_mode: 1\n", true},
+		{"mode 0", "  ds_ping_interval: 1s\n  ds_ping_latency_stats: 1\n", true},
+		{"mode 3", "  ds_ping_interval: 1s\n  ds_ping_latency_stats: 1\n  ds_probing_mode: 3\n", false},
+	} {
+		yaml := strings.Replace(alg13, "dispatcher:\n", "dispatcher:\n"+tc.dispatcher, 1)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := Check(context.Background(), cfg, &out); err != nil {
+			t.Fatalf("%s: Check = %v", tc.name, err)
+		}
+		if got := strings.Contains(out.String(), "warning: rules[0].algorithm: 13 ranks"); got != tc.warn {
+			t.Errorf("%s: warned %t, want %t:\n%s", tc.name, got, tc.warn, out.String())
+		}
+	}
+}

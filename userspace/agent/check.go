@@ -34,11 +34,32 @@ func Check(ctx context.Context, configPath string, out io.Writer) error {
 	if configPath == "" {
 		name = "embedded default config"
 	}
+	for _, w := range latencyAlgWarnings(cfg) {
+		fmt.Fprintf(out, "%s: warning: %s\n", name, w)
+	}
 	for _, w := range notProbedWarnings(cfg, snap) {
 		fmt.Fprintln(out, w)
 	}
 	fmt.Fprintf(out, "%s: ok: %d listeners, %d sets, %d destinations\n", name, len(cfg.Listeners), len(snap.Sets()), dests)
 	return nil
+}
+
+// latencyAlgWarnings names the rules using algorithm 13 without the
+// latency statistics it ranks by: the config is valid (as in Kamailio),
+// but the rule is then round robin by priority.
+func latencyAlgWarnings(cfg *config.Config) []string {
+	dc := cfg.Dispatcher
+	mode := dispatch.ProbingMode(dc.ProbingMode)
+	if dc.PingInterval > 0 && dc.PingLatencyStats && (mode == dispatch.ProbeAll || mode == dispatch.ProbeOnlyFlagged) {
+		return nil
+	}
+	var out []string
+	for i, r := range cfg.Rules {
+		if dispatch.Alg(r.Algorithm) == dispatch.AlgLatency {
+			out = append(out, fmt.Sprintf("rules[%d].algorithm: 13 ranks destinations by probe latency, which needs ds_ping_interval > 0, ds_ping_latency_stats: 1 and ds_probing_mode 1 or 3 (so destinations keep being measured); without them it is round robin by priority", i))
+		}
+	}
+	return out
 }
 
 // notProbedWarnings lists, with their list file lines, the destinations
