@@ -50,19 +50,55 @@ func latencyRank(prio, lat int) int {
 	return max(prio-lat/prio, 1)
 }
 
+// latencyList is alg 13's list for one rotation start, computed from the
+// latency statistics of generation gen.
+type latencyList struct {
+	gen   uint64
+	dests []Destination // nil: every destination down
+}
+
 // selectLatency runs alg 13 on set and returns the pick and its failover
-// list, capped at limit (0 = no cap).
+// list. The list is shared (cached per rotation start until the latency
+// statistics change): read it only.
 func (s *Snapshot) selectLatency(set *Set) ([]Destination, error) {
 	n := len(set.Dests)
 	m := set.HashMod
 	if n == 0 || m <= 0 {
 		return nil, ErrNoDestination
 	}
-	lat := s.lat.forSet(set)
 	start := 0
 	if set.ctr != nil {
 		start = int(set.ctr.last.Load() % uint32(m))
 	}
+	var out []Destination
+	if set.ctr == nil || start >= len(set.latency) {
+		out = s.rankLatency(set, start)
+	} else {
+		// The generation is read before the statistics: a change
+		// meanwhile leaves a list tagged with the old one, recomputed
+		// next time.
+		gen := set.ctr.latGen.Load()
+		if c := set.latency[start].Load(); c != nil && c.gen == gen {
+			out = c.dests
+		} else {
+			out = s.rankLatency(set, start)
+			set.latency[start].Store(&latencyList{gen: gen, dests: out})
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoDestination
+	}
+	if set.ctr != nil {
+		set.ctr.last.Store(uint32((out[0].Index + 1) % n))
+	}
+	return out, nil
+}
+
+// rankLatency ranks set from the rotation start and returns the list:
+// the pick first; empty when nothing is up.
+func (s *Snapshot) rankLatency(set *Set, start int) []Destination {
+	n, m := len(set.Dests), set.HashMod
+	lat := s.lat.forSet(set)
 	ranked := make([]rankedDest, 0, m)
 	for y := range m {
 		i := (start + y) % m
@@ -88,13 +124,7 @@ func (s *Snapshot) selectLatency(set *Set) ([]Destination, error) {
 	if def := set.DefaultIdx; def >= 0 && set.Dests[def].Up() {
 		out = append(out, set.Dests[def])
 	}
-	if len(out) == 0 {
-		return nil, ErrNoDestination
-	}
-	if set.ctr != nil {
-		set.ctr.last.Store(uint32((out[0].Index + 1) % n))
-	}
-	return out, nil
+	return out[:len(out):len(out)]
 }
 
 // destLatency is what alg 13 reads of a destination's statistics, in

@@ -215,4 +215,15 @@ func TestAlgLatencyFromProbes(t *testing.T) {
 	if !slices.Equal(got, u(1, 1, 1)) {
 		t.Fatalf("picks %v, want host 1 (fast) every time", got)
 	}
+	// Host 1 turns slow, host 2 fast: the rankings cached by the selects
+	// above are stale. Host 2's EST falls to about 5 ms (the EWMA from the
+	// 10th sample), rank 10; host 1's rises to about 300, rank 1.
+	for range 10 {
+		d.ProbeLatency(1, "sip:10.0.0.1", 200, 300e6)
+		d.ProbeLatency(1, "sip:10.0.0.2", 200, 5e6)
+	}
+	got, _ = picks(t, d, 3)
+	if !slices.Equal(got, u(2, 2, 2)) {
+		t.Fatalf("after the swap: picks %v, want host 2 every time", got)
+	}
 }

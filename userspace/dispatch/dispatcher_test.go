@@ -358,6 +358,7 @@ func BenchmarkSelect(b *testing.B) {
 		{name: "roundrobin-limit1", alg: AlgRoundRobin, limit: 1},
 		{name: "weight-limit1", alg: AlgWeight, limit: 1},
 		{name: "rweight-limit1", alg: AlgRWeight, limit: 1},
+		{name: "latency-failover", alg: AlgLatency},
 	}
 	key := Key{CallID: "a84b4c76e66710@pc33.atlanta.com"}
 	for _, tc := range cases {

@@ -180,6 +180,9 @@ func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Dur
 			return
 		}
 		d.lat.record(setID, dst.URI, code, rtt, float32(cur.opt.LatencyAlpha)/1000)
+		if set.ctr != nil {
+			set.ctr.latGen.Add(1) // alg 13's cached rankings of the set are stale
+		}
 		if dst.Attrs.CC != 0 {
 			// Congestion control (congestion.go): a changed rweight is a
 			// new snapshot, so the alg 11 tables of both paths follow.
