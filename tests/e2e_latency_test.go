@@ -149,3 +149,63 @@ func TestProbingLatencyStats(t *testing.T) {
 		t.Errorf("after dispatcher.reload: %+v, want TIMEOUT ≥ %d kept", l, q.Timeout)
 	}
 }
+
+// TestAlgLatencyPrefersFastBackend: with algorithm 13 over two backends
+// of priority 10 and latency statistics on, calls go to the backend that
+// answers probes fast (the slow one, EST ≈ 80 ms, ranks 10 − 80/10 = 2);
+// when the two swap speeds, calls follow the new fast one once the
+// estimates have moved. Without alg 13 the config is refused (the agent
+// does not start) and with round robin half the calls go to the slow one.
+func TestAlgLatencyPrefersFastBackend(t *testing.T) {
+	t.Parallel()
+	const slow = 80 * time.Millisecond
+	a1, a2 := newResponder(t, 200), newResponder(t, 200)
+	a2.delay.Store(int64(slow))
+	edge := freeAddr(t)
+	cfg := agent.Config{
+		Listeners: []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:     []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 13}},
+		Dests: []agent.Dest{
+			{Set: 1, URI: sipURI(a1.Addr), Priority: 10},
+			{Set: 1, URI: sipURI(a2.Addr), Priority: 10},
+		},
+		DispatcherKeys: append(probeKeys[:len(probeKeys):len(probeKeys)],
+			[2]string{"ds_ping_latency_stats", "1"}),
+	}
+	a := agent.Start(t, bins, cfg, agent.Options{})
+	c := newRawClient(t, edge)
+	u1, u2 := sipURI(a1.Addr), sipURI(a2.Addr)
+
+	// waitEst waits until fast's EST is under 10 ms and slow's over 40.
+	waitEst := func(fast, slow string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got := latencyOf(t, a.MustCtl(t, "dispatcher.list"))
+			if f, s := got[fast], got[slow]; f != nil && s != nil && f.Est < 10 && s.Est > 40 {
+				t.Logf("EST fast %.1f ms, slow %.1f ms", f.Est, s.Est)
+				return
+			}
+			if time.Now().After(deadline) {
+				a.LogOutput()
+				t.Fatalf("estimates did not separate in 15 s: %+v %+v", got[fast], got[slow])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	waitEst(u1, u2)
+	sendInvites(t, c, edge, "first", 10)
+	if n1, n2 := countPrefix(a1.Invites(), "first"), countPrefix(a2.Invites(), "first"); n1 != 10 || n2 != 0 {
+		t.Errorf("fast backend got %d, slow %d of 10 calls; want 10 and 0", n1, n2)
+	}
+
+	// The fast one becomes slow and the slow one fast.
+	a1.delay.Store(int64(slow))
+	a2.delay.Store(0)
+	waitEst(u2, u1)
+	sendInvites(t, c, edge, "swapped", 10)
+	if n1, n2 := countPrefix(a1.Invites(), "swapped"), countPrefix(a2.Invites(), "swapped"); n1 != 0 || n2 != 10 {
+		t.Errorf("after the swap the now slow backend got %d, the now fast %d of 10 calls; want 0 and 10", n1, n2)
+	}
+}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,9 +20,10 @@ import (
 // responder is a backend on loopback: it answers OPTIONS with the code it
 // is set to (0: silent) and records the INVITEs it gets.
 type responder struct {
-	Addr netip.AddrPort
-	conn *net.UDPConn
-	code atomic.Int32
+	Addr  netip.AddrPort
+	conn  *net.UDPConn
+	code  atomic.Int32
+	delay atomic.Int64 // time.Duration before an OPTIONS is answered
 
 	mu       sync.Mutex
 	options  []probeSeen // OPTIONS received, with the code answered (0: none)
@@ -73,7 +75,13 @@ func (r *responder) serve() {
 			code := int(r.code.Load())
 			r.options = append(r.options, probeSeen{time.Now(), code})
 			if code != 0 {
-				_, _ = r.conn.WriteToUDPAddrPort([]byte(answer(msg, code)), src)
+				reply := []byte(answer(msg, code))
+				if d := time.Duration(r.delay.Load()); d > 0 {
+					// A write after the test closed conn fails harmlessly.
+					time.AfterFunc(d, func() { _, _ = r.conn.WriteToUDPAddrPort(reply, src) })
+				} else {
+					_, _ = r.conn.WriteToUDPAddrPort(reply, src)
+				}
 			}
 		case "INVITE":
 			r.invites = append(r.invites, header(msg, "Call-ID"))
@@ -241,8 +249,8 @@ func countPrefix(ids []string, prefix string) int {
 // The probe deadline is min(interval, 5 s) = 200 ms (ds_ping_timeout
 // unset); later probes are exactly periodic. A destination that stops
 // answering right after a good probe is inactive after at most
-// threshold × interval + deadline (the formula of docs/config.md,
-// "Probing"); margin covers the agent under -race on a loaded machine
+// threshold × interval + deadline (the formula of docs/probing.md,
+// "Time to inactive"); margin covers the agent under -race on a loaded machine
 // and the polling.
 const (
 	probeInterval  = 200 * time.Millisecond
@@ -347,22 +355,33 @@ func TestProbingDeadBackend(t *testing.T) {
 }
 
 // TestProbingReplyCodes: a backend answering 503 stays up when
-// ds_ping_reply_codes lists code=503, and goes inactive without.
+// ds_ping_reply_codes lists code=503, and goes inactive without, or when
+// the destination has the attribute ping_strict=1 (kamailio PR #4863:
+// only a 2xx counts for it).
 func TestProbingReplyCodes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		codes string
+		attrs string
 		want  string
 	}{
-		{"code=503 accepted", "code=503", "AP"},
-		{"class=5 accepted", "class=5", "AP"},
-		{"not listed", "code=404", "IP"},
+		{"code=503 accepted", "code=503", "", "AP"},
+		{"class=5 accepted", "class=5", "", "AP"},
+		{"not listed", "code=404", "", "IP"},
+		{"listed but ping_strict", "code=503", "ping_strict=1", "IP"},
+		{"listed and ping_strict=0", "code=503", "ping_strict=0", "AP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			busy := newResponder(t, 503)
-			a, _ := probingAgent(t, []*responder{busy}, append(probeKeys[:len(probeKeys):len(probeKeys)], [2]string{"ds_ping_reply_codes", tc.codes}))
+			edge := freeAddr(t)
+			a := agent.Start(t, bins, agent.Config{
+				Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
+				Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+				Dests:          []agent.Dest{{Set: 1, URI: sipURI(busy.Addr), Attrs: tc.attrs}},
+				DispatcherKeys: append(probeKeys[:len(probeKeys):len(probeKeys)], [2]string{"ds_ping_reply_codes", tc.codes}),
+			}, agent.Options{})
 			uri := sipURI(busy.Addr)
 			if tc.want == "IP" {
 				waitFlags(t, a, uri, "IP", 10*time.Second)
@@ -392,7 +411,7 @@ func TestProbingReplyCodes(t *testing.T) {
 // TestProbingReloadAndPingActive: after dispatcher.reload with a second
 // destination in the list, the new one is probed too (targets derived
 // from the new sets: it goes AX → AP); dispatcher.ping_active 0 stops the
-// probes and 1 starts them again.
+// probes at once and 1 starts them again within an interval.
 func TestProbingReloadAndPingActive(t *testing.T) {
 	t.Parallel()
 	first, second := newResponder(t, 200), newResponder(t, 200)
@@ -411,20 +430,169 @@ func TestProbingReloadAndPingActive(t *testing.T) {
 	waitFlags(t, a, sipURI(second.Addr), "AP", 5*time.Second)
 	waitFlags(t, a, sipURI(first.Addr), "AP", 5*time.Second)
 
+	// ping_active is pushed to the prober: it takes effect at once. The
+	// count starts when the RPC returns (a probe already on the wire
+	// arrives within the loopback's microseconds: allow a few ms).
 	a.MustCtl(t, "dispatcher.ping_active", "0")
-	// The prober looks at ping_active once a second at most.
-	time.Sleep(time.Second + 2*probeInterval)
+	time.Sleep(20 * time.Millisecond)
 	n1, n2 := first.Options(), second.Options()
 	time.Sleep(5 * probeInterval)
 	if d1, d2 := first.Options()-n1, second.Options()-n2; d1 != 0 || d2 != 0 {
 		t.Errorf("ping_active 0: still %d and %d probes over 5 intervals", d1, d2)
 	}
+	// Back on: each target's first probe is drawn inside the first interval.
 	a.MustCtl(t, "dispatcher.ping_active", "1")
-	deadline := time.Now().Add(time.Second + 5*probeInterval)
+	limit := probeInterval + probeMargin
+	deadline := time.Now().Add(limit)
 	for first.Options() == n1 || second.Options() == n2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("ping_active 1: no probe within %v", time.Second+5*probeInterval)
+			t.Fatalf("ping_active 1: no probe within %v", limit)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestProbingNotProbedReported (kamailio#4212): with mode 1 (probe all), a
+// destination probing cannot reach (IPv6, the only listener IPv4) is
+// reported once in the log and shown by dispatcher.list as NOT_PROBED
+// with the reason, while the other one is probed and shows none.
+func TestProbingNotProbedReported(t *testing.T) {
+	t.Parallel()
+	good := newResponder(t, 200)
+	edge := freeAddr(t)
+	const v6 = "sip:[::1]:5999"
+	a := agent.Start(t, bins, agent.Config{
+		Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+		Dests:          []agent.Dest{{Set: 1, URI: sipURI(good.Addr)}, {Set: 1, URI: v6}},
+		DispatcherKeys: probeKeys,
+	}, agent.Options{})
+	waitFlags(t, a, sipURI(good.Addr), "AP", 5*time.Second)
+	// Several probe results and snapshot swaps later, still one line.
+	time.Sleep(3 * probeInterval)
+	if n := strings.Count(a.Output(), `msg="destination not probed"`); n != 1 {
+		t.Errorf("destination not probed logged %d times, want once:\n%s", n, a.Output())
+	}
+	var list struct {
+		Records []struct {
+			Set struct {
+				Targets []struct {
+					Dest struct {
+						URI       string `json:"URI"`
+						NotProbed string `json:"NOT_PROBED"`
+					} `json:"DEST"`
+				} `json:"TARGETS"`
+			} `json:"SET"`
+		} `json:"RECORDS"`
+	}
+	raw := a.MustCtl(t, "dispatcher.list")
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatalf("dispatcher.list: %v: %s", err, raw)
+	}
+	got := map[string]string{}
+	for _, r := range list.Records {
+		for _, d := range r.Set.Targets {
+			got[d.Dest.URI] = d.Dest.NotProbed
+		}
+	}
+	if want := "sip:[::1]:5999: no listener of the address family of [::1]:5999"; got[v6] != want {
+		t.Errorf("NOT_PROBED of %s = %q, want %q", v6, got[v6], want)
+	}
+	if r := got[sipURI(good.Addr)]; r != "" {
+		t.Errorf("NOT_PROBED of the probed destination = %q", r)
+	}
+}
+
+// TestProbingModes: which destinations each ds_probing_mode probes
+// (kamailio-behaviour §3.1, §3.4), end to end, with every backend
+// answering 200 and thresholds 1. Six destinations: A active, B active +
+// probing, C inactive + probing, D inactive, E probing + no-ping, F
+// probing + disabled.
+//
+//   - mode 0: B and C, each until its first result, which clears PROBING
+//     (both end AX);
+//   - mode 1: A, B, C, D, for good (all end AP);
+//   - mode 2: C only (PROBING and INACTIVE), until it is active (AX);
+//   - mode 3: B and C, for good: PROBING stays (AP).
+//
+// E (no-ping) and F (disabled) are never probed.
+func TestProbingModes(t *testing.T) {
+	t.Parallel()
+	const (
+		inactive = 1
+		disabled = 4
+		probing  = 8
+		noPing   = 32
+	)
+	names := []string{"A", "B", "C", "D", "E", "F"}
+	flags := []int{0, probing, inactive | probing, inactive, probing | noPing, probing | disabled}
+	for _, tc := range []struct {
+		mode       int
+		probed     string // destinations probed at least once
+		continuing string // those still probed at the end
+		final      map[string]string
+	}{
+		{mode: 0, probed: "BC", continuing: "", final: map[string]string{"B": "AX", "C": "AX", "A": "AX", "D": "IX"}},
+		{mode: 1, probed: "ABCD", continuing: "ABCD", final: map[string]string{"A": "AP", "B": "AP", "C": "AP", "D": "AP"}},
+		{mode: 2, probed: "C", continuing: "", final: map[string]string{"C": "AX", "B": "AP", "D": "IX"}},
+		{mode: 3, probed: "BC", continuing: "BC", final: map[string]string{"B": "AP", "C": "AP", "A": "AX", "D": "IX"}},
+	} {
+		t.Run(fmt.Sprintf("mode %d", tc.mode), func(t *testing.T) {
+			t.Parallel()
+			rs := make([]*responder, len(names))
+			var dests []agent.Dest
+			for i := range names {
+				rs[i] = newResponder(t, 200)
+				dests = append(dests, agent.Dest{Set: 1, URI: sipURI(rs[i].Addr), Flags: flags[i]})
+			}
+			a := agent.Start(t, bins, agent.Config{
+				Listeners: []agent.Listener{{Name: "edge", Address: freeAddr(t)}},
+				Rules:     []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
+				Dests:     dests,
+				DispatcherKeys: [][2]string{
+					{"ds_ping_interval", probeInterval.String()},
+					{"ds_probing_mode", fmt.Sprint(tc.mode)},
+					{"ds_probing_threshold", "1"},
+					{"ds_inactive_threshold", "1"},
+				},
+			}, agent.Options{})
+			// The first probe of each target is drawn inside the first
+			// interval: wait for every expected one, then let mode 0 and
+			// 2 settle (their targets leave after one result).
+			deadline := time.Now().Add(5 * time.Second)
+			for i, n := range names {
+				for strings.Contains(tc.probed, n) && rs[i].Options() == 0 {
+					if time.Now().After(deadline) {
+						a.LogOutput()
+						t.Fatalf("%s never probed", n)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			time.Sleep(3 * probeInterval)
+			before := make([]int, len(names))
+			for i := range names {
+				before[i] = rs[i].Options()
+			}
+			time.Sleep(5 * probeInterval)
+			for i, n := range names {
+				got := rs[i].Options()
+				if probed := got > 0; probed != strings.Contains(tc.probed, n) {
+					t.Errorf("%s (flags %d): %d probes, want probed=%t", n, flags[i], got, !probed)
+				}
+				if cont := got > before[i]; cont != strings.Contains(tc.continuing, n) {
+					t.Errorf("%s (flags %d): %d probes over the last 5 intervals, want still probed=%t", n, flags[i], got-before[i], !cont)
+				}
+			}
+			fl, err := agent.DestFlags(a.MustCtl(t, "dispatcher.list"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range names {
+				if want, ok := tc.final[n]; ok && fl["1 "+sipURI(rs[i].Addr)] != want {
+					t.Errorf("%s: FLAGS %q, want %q", n, fl["1 "+sipURI(rs[i].Addr)], want)
+				}
+			}
+		})
 	}
 }

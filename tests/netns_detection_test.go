@@ -54,7 +54,7 @@ const (
 // loaded host the test process can be descheduled for a few hundred
 // milliseconds, and packets read late would look like a late detection.
 //
-// Why the bound holds (docs/config.md, "Time to inactive"): probes of a
+// Why the bound holds (docs/probing.md, "Time to inactive"): probes of a
 // destination start exactly one interval I apart; the good probe started
 // at most a round trip before the death, the next T = threshold probes
 // fail, the T-th at its deadline D, T × I + D after the good one; then

@@ -300,3 +300,87 @@ func TestCheckProbing(t *testing.T) {
 		t.Errorf("Check output %q: want ok", out.String())
 	}
 }
+
+// TestCheckNotProbed: with probing on, `sipedge check` names, with its
+// list line, each destination the probing mode and its flags ask to
+// probe but probing would leave out (kamailio#4212), and still passes:
+// no listener of its family, a sockname naming no listener, flag 16
+// (not resolved). A probed one, and one not meant to be probed, are not
+// named. Without the report the test fails.
+func TestCheckNotProbed(t *testing.T) {
+	dir := t.TempDir()
+	list := "1 sip:127.0.0.1:5080 8\n" + // probed
+		"1 sip:[::1]:5080 8\n" + // no IPv6 listener
+		"1 sip:127.0.0.1:5081 8 0 sockname=nosuch\n" +
+		"1 sip:gw.example.net:5070 24\n" + // 16 + 8
+		"1 sip:[::1]:5082 0\n" // not meant to be probed (mode 0, no flag 8)
+	if err := os.WriteFile(filepath.Join(dir, "d.list"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sipedge.yaml")
+	yaml := strings.Replace(agentYAML, "dispatcher:\n", "dispatcher:\n  ds_ping_interval: 10s\n", 1)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Check(context.Background(), cfg, &out); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	want := []string{
+		"d.list:2: warning: set 1: not probed: sip:[::1]:5080: no listener of the address family of [::1]:5080",
+		`d.list:3: warning: set 1: not probed: sip:127.0.0.1:5081: sockname "nosuch" names no listener`,
+		"d.list:4: warning: set 1: not probed: sip:gw.example.net:5070: flag 16 (no DNS resolution): no address to probe",
+		"ok: 1 listeners, 1 sets, 5 destinations",
+	}
+	got := out.String()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("output lacks %q:\n%s", w, got)
+		}
+	}
+	if n := strings.Count(got, "warning"); n != 3 {
+		t.Errorf("%d warnings, want 3:\n%s", n, got)
+	}
+
+	// Probing off: nothing is probed, nothing to warn about.
+	if err := os.WriteFile(cfg, []byte(agentYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := Check(context.Background(), cfg, &out); err != nil || strings.Contains(out.String(), "warning") {
+		t.Errorf("probing off: Check = %v, output %q", err, out.String())
+	}
+}
+
+// TestCheckLatencyAlg: a rule with algorithm 13 passes `sipedge check`
+// with a warning unless probing measures latency for good (interval,
+// ds_ping_latency_stats 1, mode 1 or 3).
+func TestCheckLatencyAlg(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "d.list"), []byte("1 sip:127.0.0.1:5080 8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sipedge.yaml")
+	alg13 := strings.Replace(agentYAML, "    set: 1\n", "    set: 1\n    algorithm: 13\n", 1)
+	for _, tc := range []struct {
+		name, dispatcher string
+		warn             bool
+	}{
+		{"no probing", "", true},
+		{"no latency stats", "  ds_ping_interval: 1s\n  ds_probing_mode: 1\n", true},
+		{"mode 0", "  ds_ping_interval: 1s\n  ds_ping_latency_stats: 1\n", true},
+		{"mode 3", "  ds_ping_interval: 1s\n  ds_ping_latency_stats: 1\n  ds_probing_mode: 3\n", false},
+	} {
+		yaml := strings.Replace(alg13, "dispatcher:\n", "dispatcher:\n"+tc.dispatcher, 1)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := Check(context.Background(), cfg, &out); err != nil {
+			t.Fatalf("%s: Check = %v", tc.name, err)
+		}
+		if got := strings.Contains(out.String(), "warning: rules[0].algorithm: 13 ranks"); got != tc.warn {
+			t.Errorf("%s: warned %t, want %t:\n%s", tc.name, got, tc.warn, out.String())
+		}
+	}
+}

@@ -44,10 +44,16 @@ type probing struct {
 	// results of probes up to it are ignored (kamailio PR #2959).
 	since   atomic.Uint64
 	dropped atomic.Uint64 // results lost to a full queue
+	// lostReport overrides how often lost results are reported (tests).
+	lostReport time.Duration
 
 	// Owned by the Run goroutine.
 	targets map[string]probeTarget
 	warned  map[string]string // key -> the problem last logged
+
+	// notProbed is warned as of the last sync, for dispatcher.list
+	// (NOT_PROBED) on other goroutines; never written in place.
+	notProbed atomic.Pointer[map[string]string]
 }
 
 // resultQueue bounds the results waiting for the probing goroutine.
@@ -58,6 +64,7 @@ type probeTarget struct {
 	setID  int
 	iuid   string
 	uri    string
+	strict bool // attribute ping_strict: only a 2xx is a success
 	target probe.Target
 }
 
@@ -137,6 +144,9 @@ func (*probing) Name() string { return "probing" }
 func (p *probing) Run(ctx context.Context) error {
 	cancel := p.d.Subscribe(func(*dispatch.Snapshot) { p.kick() })
 	defer cancel()
+	// dispatcher.ping_active is pushed: the loop reads it on the kick.
+	cancelPing := p.d.SubscribePingActive(func(bool) { p.kick() })
+	defer cancelPing()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.eng.Run(ctx) })
 	g.Go(func() error { p.loop(ctx); return nil })
@@ -154,8 +164,9 @@ func (p *probing) kick() {
 }
 
 func (p *probing) loop(ctx context.Context) {
-	// ping_active has no notification: look at it once a tick.
-	tick := time.NewTicker(min(p.every, time.Second))
+	// The tick only reports results lost to a full queue; state changes
+	// and ping_active changes arrive on dirty.
+	tick := time.NewTicker(p.lostEvery())
 	defer tick.Stop()
 	active := p.d.PingActive()
 	p.sync(active)
@@ -167,13 +178,12 @@ func (p *probing) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.dirty:
-			p.sync(active)
-		case <-tick.C:
 			if now := p.d.PingActive(); now != active {
 				active = now
 				p.log.Info("ping_active changed", "active", active)
-				p.sync(active)
 			}
+			p.sync(active)
+		case <-tick.C:
 			if n := p.dropped.Load(); n != lost {
 				p.log.Warn("probe results lost: the queue was full", "lost", n-lost)
 				lost = n
@@ -182,6 +192,15 @@ func (p *probing) loop(ctx context.Context) {
 			p.apply(r)
 		}
 	}
+}
+
+// lostEvery is how often lost results are reported: once a second, or
+// lostReport when set (tests).
+func (p *probing) lostEvery() time.Duration {
+	if p.lostReport > 0 {
+		return p.lostReport
+	}
+	return time.Second
 }
 
 // BeforeReload is called before a reload swaps in new sets: results of the
@@ -221,13 +240,27 @@ func (p *probing) sync(active bool) {
 		}
 		p.targets[key] = t
 	}
-	// Each problem is logged once, until it changes or goes away.
+	// Each problem is logged once, until it changes or goes away: a
+	// destination that cannot be probed is reported once per change of its
+	// state, not once per probe or per sync.
 	for key, msg := range problems {
 		if p.warned[key] != msg {
 			p.log.Warn("destination not probed", "destination", key, "reason", msg)
 		}
 	}
 	p.warned = problems
+	p.notProbed.Store(&problems)
+}
+
+// NotProbed is why the destination (set, IUID) is not probed although the
+// probing mode and its flags ask for it (kamailio#4212), "" when it is
+// probed or not meant to be. Safe on any goroutine.
+func (p *probing) NotProbed(setID int, iuid string) string {
+	m := p.notProbed.Load()
+	if m == nil {
+		return ""
+	}
+	return (*m)[fmt.Sprintf("%d/%s", setID, iuid)]
 }
 
 // apply feeds one result into the dispatcher's latency statistics and
@@ -242,7 +275,7 @@ func (p *probing) apply(r probe.Result) {
 	if !ok {
 		return // no longer a target
 	}
-	code, success := classify(r, p.codes)
+	code, success := classify(r, p.codes, t.strict)
 	// Latency first: it counts only while the destination has the probing
 	// flag, which the state machine may clear (ds_update_latency runs
 	// before ds_update_state in Kamailio).
@@ -298,8 +331,9 @@ const (
 // classify returns a result's status code (a local 408 for a timeout, a
 // local 500 for a send error) and whether it counts as success: a 2xx or
 // a code ds_ping_reply_codes accepts. So a timeout is a success only when
-// 408 (or class 4) is listed, as in Kamailio.
-func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) {
+// 408 (or class 4) is listed, as in Kamailio. For a strict destination
+// (attribute ping_strict=1, kamailio PR #4863) only a 2xx is.
+func classify(r probe.Result, codes config.ReplyCodes, strict bool) (code int, success bool) {
 	switch {
 	case r.Err != nil:
 		code = localSendErrorCode
@@ -308,6 +342,9 @@ func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) 
 	default:
 		code = r.Code
 	}
+	if strict {
+		return code, code >= 200 && code <= 299
+	}
 	return code, codes.Accepts(code)
 }
 
@@ -315,22 +352,28 @@ func classify(r probe.Result, codes config.ReplyCodes) (code int, success bool) 
 // mode and its flags ask to ping (dispatch.ProbeParams.ShouldPing), keyed
 // "SET/IUID". A destination that should be pinged but cannot be (not UDP,
 // no resolved address, no socket to send from) is left out and named in
-// problems with the reason.
+// problems with the reason (kamailio#4212: the agent flags and reports
+// it rather than refusing the list, which Kamailio loads silently). So is
+// one the mode would ping but whose flag 16 (no DNS resolution) leaves
+// without an address: Kamailio skips it silently.
 func probeTargets(snap *dispatch.Snapshot, params dispatch.ProbeParams, socks probeSockets) (targets map[string]probeTarget, problems map[string]string) {
 	targets, problems = map[string]probeTarget{}, map[string]string{}
 	for _, set := range snap.Sets() {
 		for i := range set.Dests {
 			dst := &set.Dests[i]
+			key := fmt.Sprintf("%d/%s", set.ID, dst.IUID)
 			if !params.ShouldPing(dst.Flags) {
+				if dst.Flags&dispatch.FlagNoDNSARes != 0 && params.ShouldPing(dst.Flags&^dispatch.FlagNoDNSARes) && !dst.Addr.IsValid() {
+					problems[key] = fmt.Sprintf("%s: flag 16 (no DNS resolution): no address to probe", dst.URI)
+				}
 				continue
 			}
-			key := fmt.Sprintf("%d/%s", set.ID, dst.IUID)
 			t, err := socks.target(dst)
 			if err != nil {
 				problems[key] = fmt.Sprintf("%s: %v", dst.URI, err)
 				continue
 			}
-			targets[key] = probeTarget{setID: set.ID, iuid: dst.IUID, uri: dst.URI, target: t}
+			targets[key] = probeTarget{setID: set.ID, iuid: dst.IUID, uri: dst.URI, strict: dst.Attrs.PingStrict, target: t}
 		}
 	}
 	return targets, problems

@@ -22,7 +22,8 @@ import (
 
 // TestClassify: 2xx or a configured code is a success; a timeout is a
 // local 408 and a send error a local 500, each a success only when
-// ds_ping_reply_codes lists it (kamailio-behaviour §3.3).
+// ds_ping_reply_codes lists it (kamailio-behaviour §3.3); for a strict
+// destination only a 2xx is.
 func TestClassify(t *testing.T) {
 	codes := func(s string) config.ReplyCodes {
 		r, err := config.ParsePingReplyCodes(s)
@@ -35,23 +36,29 @@ func TestClassify(t *testing.T) {
 		name     string
 		r        probe.Result
 		codes    string
+		strict   bool
 		wantCode int
 		wantOK   bool
 	}{
-		{"200", probe.Result{Code: 200}, "", 200, true},
-		{"202", probe.Result{Code: 202}, "", 202, true},
-		{"503", probe.Result{Code: 503}, "", 503, false},
-		{"503 listed", probe.Result{Code: 503}, "code=503", 503, true},
-		{"404 class 4", probe.Result{Code: 404}, "class=4", 404, true},
-		{"302", probe.Result{Code: 302}, "code=503", 302, false},
-		{"timeout", probe.Result{Timeout: true}, "", 408, false},
-		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", 408, false},
-		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", 408, true},
-		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", 408, true},
-		{"send error", probe.Result{Err: errors.New("sendto")}, "", 500, false},
-		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", 500, true},
+		{"200", probe.Result{Code: 200}, "", false, 200, true},
+		{"202", probe.Result{Code: 202}, "", false, 202, true},
+		{"503", probe.Result{Code: 503}, "", false, 503, false},
+		{"503 listed", probe.Result{Code: 503}, "code=503", false, 503, true},
+		{"404 class 4", probe.Result{Code: 404}, "class=4", false, 404, true},
+		{"302", probe.Result{Code: 302}, "code=503", false, 302, false},
+		{"timeout", probe.Result{Timeout: true}, "", false, 408, false},
+		{"timeout with 503 listed", probe.Result{Timeout: true}, "code=503", false, 408, false},
+		{"timeout with 408 listed", probe.Result{Timeout: true}, "code=408", false, 408, true},
+		{"timeout with class 4", probe.Result{Timeout: true}, "class=4", false, 408, true},
+		{"send error", probe.Result{Err: errors.New("sendto")}, "", false, 500, false},
+		{"send error with class 5", probe.Result{Err: errors.New("sendto")}, "class=5", false, 500, true},
+		// ping_strict=1 (kamailio PR #4863): only a 2xx, whatever the list.
+		{"strict 200", probe.Result{Code: 200}, "code=503", true, 200, true},
+		{"strict 503 listed", probe.Result{Code: 503}, "code=503", true, 503, false},
+		{"strict 404 class 4", probe.Result{Code: 404}, "class=4", true, 404, false},
+		{"strict timeout with 408 listed", probe.Result{Timeout: true}, "code=408", true, 408, false},
 	} {
-		code, ok := classify(tc.r, codes(tc.codes))
+		code, ok := classify(tc.r, codes(tc.codes), tc.strict)
 		if code != tc.wantCode || ok != tc.wantOK {
 			t.Errorf("%s: classify = %d, %t; want %d, %t", tc.name, code, ok, tc.wantCode, tc.wantOK)
 		}
@@ -347,5 +354,137 @@ func TestProbingModeZeroTargets(t *testing.T) {
 	p.sync(true)
 	if eng.Stats().Targets != 2 {
 		t.Errorf("ping_active on, both AP: engine has %d targets, want 2", eng.Stats().Targets)
+	}
+}
+
+// TestProbingPingActivePushed: dispatcher.ping_active reaches the prober
+// at once, pushed by the dispatcher: the engine loses its targets on 0
+// and gets them back on 1. The prober's own tick is an hour here, so a
+// prober that polled ping_active on its tick (as it did) never sees it.
+func TestProbingPingActivePushed(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999"},
+		{SetID: 1, URI: "sip:127.0.0.1:5998"},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probing{
+		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d:          d,
+		eng:        eng,
+		params:     dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
+		every:      time.Hour,
+		lostReport: time.Hour,
+		results:    make(chan probe.Result, 1),
+		dirty:      make(chan struct{}, 1),
+		targets:    map[string]probeTarget{},
+		warned:     map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitTargets := func(want int) {
+		t.Helper()
+		// Generous for a loaded machine; the old poll would never come.
+		deadline := time.Now().Add(5 * time.Second)
+		for eng.Stats().Targets != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("engine has %d targets, want %d", eng.Stats().Targets, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitTargets(2)
+	d.SetPingActive(false)
+	waitTargets(0)
+	d.SetPingActive(true)
+	waitTargets(2)
+}
+
+// TestProbingNotProbedOncePerChange: a destination that should be probed
+// but cannot be (here an IPv6 one with only an IPv4 listener, and a host
+// left unresolved by flag 16) is logged once, not at each sync (every
+// state change, every probe result that swaps a snapshot triggers one),
+// and is shown by NotProbed; once it is no longer meant to be probed
+// (disabled) it leaves NotProbed, and when probing wants it again it is
+// logged again, once: one report per change of its state.
+func TestProbingNotProbedOncePerChange(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999"},
+		{SetID: 1, URI: "sip:[::1]:5999"},
+		{SetID: 1, URI: "sip:gw.example.net:5070", Flags: dispatch.FlagNoDNSARes},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		d:       d,
+		eng:     eng,
+		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	iuid := func(uri string) string {
+		for _, dst := range d.Snapshot().Set(1).Dests {
+			if dst.URI == uri {
+				return dst.IUID
+			}
+		}
+		t.Fatalf("no %s", uri)
+		return ""
+	}
+	v6, gw := iuid("sip:[::1]:5999"), iuid("sip:gw.example.net:5070")
+	for range 5 {
+		p.sync(true)
+		// A probe result swapping a snapshot: the prober syncs again.
+		if err := d.SetState(1, "sip:127.0.0.1:5999", "ap"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+	if n := count(`msg="destination not probed"`); n != 2 {
+		t.Fatalf("logged %d times over 5 syncs, want twice (once per destination):\n%s", n, logs.String())
+	}
+	if got := p.NotProbed(1, v6); got != "sip:[::1]:5999: no listener of the address family of [::1]:5999" {
+		t.Errorf("NotProbed(v6) = %q", got)
+	}
+	if got := p.NotProbed(1, gw); !strings.Contains(got, "flag 16") {
+		t.Errorf("NotProbed(gw) = %q, want the flag 16 reason", got)
+	}
+	if got := p.NotProbed(1, iuid("sip:127.0.0.1:5999")); got != "" {
+		t.Errorf("NotProbed of a probed destination = %q", got)
+	}
+
+	// Disabled: no longer meant to be probed, no longer reported.
+	if err := d.SetState(1, "sip:[::1]:5999", "d"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(true)
+	p.sync(true)
+	if got := p.NotProbed(1, v6); got != "" {
+		t.Errorf("disabled: NotProbed = %q, want none", got)
+	}
+	if err := d.SetState(1, "sip:[::1]:5999", "a"); err != nil {
+		t.Fatal(err)
+	}
+	p.sync(true)
+	p.sync(true)
+	if n := count("destination=1/" + v6); n != 2 {
+		t.Errorf("v6 logged %d times over two changes of state, want 2:\n%s", n, logs.String())
 	}
 }

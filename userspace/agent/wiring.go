@@ -60,6 +60,9 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if err != nil {
 		return nil, err
 	}
+	if pr != nil {
+		ctl.dispatcher.SetNotProbed(pr.NotProbed)
+	}
 	return append(subs, ctl), nil
 }
 

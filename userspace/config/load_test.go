@@ -53,7 +53,7 @@ func TestLoadBad(t *testing.T) {
 				`rules.yaml:12: rules[1].listener: listener "a" already has a rule (line 9)`,
 				`rules.yaml:14: rules[2].listener: no listener named "edge"`,
 				`rules.yaml:16: rules[3].set: required: the dispatcher set id`,
-				`rules.yaml:17: rules[3].algorithm: unknown algorithm 42 (supported: 0-9, 11, 14)`,
+				`rules.yaml:17: rules[3].algorithm: unknown algorithm 42 (supported: 0-9, 11, 13, 14)`,
 				`rules.yaml:18: rules[3].limit: must be 0 (no limit) or more, got -1`,
 				`rules.yaml:19: rules[3].mode: want stateless or failover, got "stateful"`,
 				`rules.yaml:20: rules[4].listener: required`,

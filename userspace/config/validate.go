@@ -186,20 +186,18 @@ func (c *Config) ruleNamed(listener string) bool {
 // checkAlgorithm returns what is wrong with a Kamailio algorithm number.
 func checkAlgorithm(alg int) string {
 	switch alg {
-	case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14:
+	case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14:
 		return ""
 	case 10:
 		return "algorithm 10 (call load) is not supported yet"
 	case 12:
 		return "algorithm 12 (parallel forking) is not supported yet"
-	case 13:
-		return "algorithm 13 (latency) is not supported yet"
 	case 15:
 		return "algorithm 15 (priority and weight) is not supported yet"
 	case 64:
 		return "algorithm 64 (overload control) is not supported yet"
 	}
-	return fmt.Sprintf("unknown algorithm %d (supported: 0-9, 11, 14)", alg)
+	return fmt.Sprintf("unknown algorithm %d (supported: 0-9, 11, 13, 14)", alg)
 }
 
 func (v *validator) dispatcher() {

@@ -25,7 +25,7 @@ const (
 	AlgCallLoad    Alg = 10 // call load (not supported yet)
 	AlgRWeight     Alg = 11 // relative weight table
 	AlgParallel    Alg = 12 // parallel forking (not supported)
-	AlgLatency     Alg = 13 // latency (not supported yet)
+	AlgLatency     Alg = 13 // latency-optimised round robin (slow path only)
 	AlgRRPriority  Alg = 14 // round robin if all priorities equal and >0, else 8
 	AlgSRVWeight   Alg = 15 // Kamailio master: priority + weight (not supported)
 	AlgOverloadCtl Alg = 64 // round robin with overload control (not supported)
@@ -68,7 +68,7 @@ func algRegistry(a Alg) (info algInfo, ok bool) {
 	case AlgParallel:
 		return algInfo{"parallel", false}, true
 	case AlgLatency:
-		return algInfo{"latency", false}, true
+		return algInfo{"latency", true}, true
 	case AlgRRPriority:
 		return algInfo{"round-robin-priority", true}, true
 	case AlgSRVWeight:

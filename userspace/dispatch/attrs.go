@@ -23,10 +23,14 @@ type Attrs struct {
 	PingFrom   string // From URI of OPTIONS probes
 	OBProxy    string // outbound proxy for OPTIONS probes
 	Latency    int    // initial latency estimate in ms (alg 13)
-	CC         int    // congestion control on (1) or off (0)
-	OCMin      int    // overload control minimum rate
-	OCMax      int    // overload control maximum rate, default 100
-	OCRate     int    // overload control rate
+	CC         int    // congestion control: on when not 0 (alg 13 ranks by EST−AVG)
+	// PingStrict (ping_strict=1, kamailio PR #4863): only a 2xx reply to a
+	// probe is a success for this destination; ds_ping_reply_codes is
+	// ignored for it.
+	PingStrict bool
+	OCMin      int // overload control minimum rate
+	OCMax      int // overload control maximum rate, default 100
+	OCRate     int // overload control rate
 }
 
 // defaultOCMax is the ocmax a destination gets when its attributes do not
@@ -96,6 +100,8 @@ func (a *Attrs) set(name, value string) error {
 		a.Latency, err = attrInt(name, value)
 	case "cc":
 		a.CC, err = attrUint(name, value)
+	case "ping_strict":
+		a.PingStrict, err = attrBool(name, value)
 	case "ocmin":
 		a.OCMin, err = attrUint(name, value)
 	case "ocmax":
@@ -123,6 +129,18 @@ func attrUint(name, value string) (int, error) {
 		return 0, fmt.Errorf("%s %q is negative", name, value)
 	}
 	return n, nil
+}
+
+// attrBool reads 0 or 1; anything else is an error (Kamailio would take
+// any number, and "yes" as 0).
+func attrBool(name, value string) (bool, error) {
+	switch value {
+	case "0":
+		return false, nil
+	case "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s %q: want 0 or 1", name, value)
 }
 
 func attrWeight(name, value string) (int, error) {

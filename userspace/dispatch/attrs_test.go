@@ -42,6 +42,10 @@ func TestParseAttrs(t *testing.T) {
 		{name: "all errors reported", in: "weight=0;ocrate=x",
 			wantErr: []string{`weight "0"`, `ocrate "x" is not a number`}},
 		{name: "missing name", in: "=x", wantErr: []string{"has no name"}},
+		{name: "ping_strict", in: "ping_strict=1", want: Attrs{Body: "ping_strict=1", PingStrict: true, OCMax: 100}},
+		{name: "ping_strict 0", in: "PING_STRICT=0", want: Attrs{Body: "PING_STRICT=0", OCMax: 100}},
+		{name: "ping_strict yes", in: "ping_strict=yes", wantErr: []string{`ping_strict "yes": want 0 or 1`}},
+		{name: "ping_strict 2", in: "ping_strict=2", wantErr: []string{`ping_strict "2": want 0 or 1`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

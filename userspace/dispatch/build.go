@@ -267,6 +267,7 @@ func newSet(id int, dests []Destination, useDefault bool, sh *shuffler) *Set {
 		EqualPriority: equalPriority(dests),
 		ctr:           &setCounters{},
 		failover:      make([]atomic.Pointer[[]Destination], n),
+		latency:       make([]atomic.Pointer[latencyList], n),
 	}
 	if useDefault && n > 1 {
 		s.DefaultIdx = n - 1

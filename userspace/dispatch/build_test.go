@@ -65,6 +65,9 @@ func TestBuildErrors(t *testing.T) {
 		{name: "bad weight names the line",
 			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "weight=300", Source: "dispatcher.list:12"}},
 			want:    []string{`dispatcher.list:12: weight "300" outside 1..100`}},
+		{name: "bad ping_strict names the line",
+			entries: []Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "ping_strict=true", Source: "dispatcher.list:7"}},
+			want:    []string{`dispatcher.list:7: ping_strict "true": want 0 or 1`}},
 		{name: "every entry reported",
 			entries: []Entry{
 				{SetID: 1, URI: "sip:10.0.0.1;transport=tcp", Source: "f:1"},

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,9 @@ type Dispatcher struct {
 	subs    map[uint64]func(*Snapshot)
 	nextSub uint64
 
-	ping atomic.Bool
+	ping     atomic.Bool
+	pingMu   sync.Mutex // serializes SetPingActive and its subscribers
+	pingSubs map[uint64]func(on bool)
 
 	lat latencyTable // probe latency statistics, kept across swaps
 }
@@ -32,7 +35,9 @@ type Dispatcher struct {
 // active, as in Kamailio.
 func New(snap *Snapshot) *Dispatcher {
 	d := &Dispatcher{subs: map[uint64]func(*Snapshot){}}
-	d.cur.Store(orEmpty(snap))
+	snap = orEmpty(snap)
+	snap.lat = &d.lat
+	d.cur.Store(snap)
 	d.ping.Store(true)
 	return d
 }
@@ -225,6 +230,7 @@ func (d *Dispatcher) rebuildLocked(ctx context.Context, cur *Snapshot, entries [
 // swapLocked stores snap and tells the subscribers, in swap order. The
 // caller holds mu.
 func (d *Dispatcher) swapLocked(snap *Snapshot) {
+	snap.lat = &d.lat
 	d.cur.Store(snap)
 	d.subsMu.Lock()
 	fns := make([]func(*Snapshot), 0, len(d.subs))
@@ -270,4 +276,45 @@ func (d *Dispatcher) Subscribe(fn func(*Snapshot)) (cancel func()) {
 func (d *Dispatcher) PingActive() bool { return d.ping.Load() }
 
 // SetPingActive turns keepalive probing on or off and returns the old value.
-func (d *Dispatcher) SetPingActive(on bool) (old bool) { return d.ping.Swap(on) }
+// A change is pushed to the SubscribePingActive subscribers before it
+// returns, so dispatcher.ping_active takes effect at once.
+func (d *Dispatcher) SetPingActive(on bool) (old bool) {
+	d.pingMu.Lock()
+	defer d.pingMu.Unlock()
+	old = d.ping.Swap(on)
+	if old != on {
+		ids := slices.Sorted(maps.Keys(d.pingSubs))
+		for _, id := range ids {
+			d.pingSubs[id](on)
+		}
+	}
+	return old
+}
+
+// SubscribePingActive registers fn to be called with the new value each
+// time SetPingActive changes it, in subscription order. fn runs while
+// SetPingActive holds its lock: it must be quick and must not call
+// SetPingActive. cancel stops further calls.
+func (d *Dispatcher) SubscribePingActive(fn func(on bool)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	d.pingMu.Lock()
+	defer d.pingMu.Unlock()
+	if d.pingSubs == nil {
+		d.pingSubs = map[uint64]func(bool){}
+	}
+	d.subsMu.Lock()
+	id := d.nextSub
+	d.nextSub++
+	d.subsMu.Unlock()
+	d.pingSubs[id] = fn
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.pingMu.Lock()
+			defer d.pingMu.Unlock()
+			delete(d.pingSubs, id)
+		})
+	}
+}

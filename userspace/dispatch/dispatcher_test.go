@@ -358,6 +358,7 @@ func BenchmarkSelect(b *testing.B) {
 		{name: "roundrobin-limit1", alg: AlgRoundRobin, limit: 1},
 		{name: "weight-limit1", alg: AlgWeight, limit: 1},
 		{name: "rweight-limit1", alg: AlgRWeight, limit: 1},
+		{name: "latency-failover", alg: AlgLatency},
 	}
 	key := Key{CallID: "a84b4c76e66710@pc33.atlanta.com"}
 	for _, tc := range cases {
@@ -371,5 +372,27 @@ func BenchmarkSelect(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// SetPingActive pushes a change, and only a change, to the
+// SubscribePingActive subscribers before it returns; cancel stops them.
+func TestSubscribePingActive(t *testing.T) {
+	d := New(nil)
+	var got []bool
+	cancel := d.SubscribePingActive(func(on bool) { got = append(got, on) })
+	d.SetPingActive(true) // already on: no call
+	if old := d.SetPingActive(false); !old {
+		t.Errorf("SetPingActive(false) returned old %v, want true", old)
+	}
+	d.SetPingActive(false)
+	d.SetPingActive(true)
+	if !slices.Equal(got, []bool{false, true}) {
+		t.Fatalf("calls %v, want [false true]", got)
+	}
+	cancel()
+	d.SetPingActive(false)
+	if len(got) != 2 {
+		t.Errorf("called after cancel: %v", got)
 	}
 }

@@ -47,7 +47,12 @@
 //     Entry.Check: the limits of a dispatcher.list line.
 //   - An IP-literal destination with FlagNoDNSARes still gets its Addr (no
 //     DNS is needed); IsFromList never matches it, as in Kamailio.
-//   - Algorithms 10 (call load), 12 (parallel), 13 (latency), 15 (SRV
+//   - Algorithm 13 (latency) never picks a down destination (kamailio PR
+//     #2964); with use_default the default is not ranked but picked when
+//     the rest is down (alg_latency.go).
+//   - Congestion control (cc) never sets a negative rweight
+//     (congestion.go).
+//   - Algorithms 10 (call load), 12 (parallel), 15 (SRV
 //     weight) and 64 (overload control) return ErrAlgNotSupported rather
 //     than silently picking index 0; other unknown numbers pick index 0 as
 //     in Kamailio.

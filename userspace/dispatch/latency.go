@@ -155,7 +155,8 @@ func hasURI(set *Set, lowerURI string) bool {
 // transmission to the reply. As in Kamailio, only a destination that has
 // the probing flag when the result arrives is measured, so call it before
 // ProbeResult, which may clear the flag. Unknown sets and destinations are
-// ignored.
+// ignored. For a destination with the attribute cc, the result may change
+// rweights (congestion.go), which swaps in a new snapshot.
 func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Duration) {
 	// Under mu, so a reload's prune cannot come between the lookup and the
 	// record and leave a record of a destination it removed.
@@ -175,8 +176,20 @@ func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Dur
 		if !match(dst) {
 			continue
 		}
-		if dst.Flags&FlagProbing != 0 {
-			d.lat.record(setID, dst.URI, code, rtt, float32(cur.opt.LatencyAlpha)/1000)
+		if dst.Flags&FlagProbing == 0 {
+			return
+		}
+		d.lat.record(setID, dst.URI, code, rtt, float32(cur.opt.LatencyAlpha)/1000)
+		if set.ctr != nil {
+			set.ctr.latGen.Add(1) // alg 13's cached rankings of the set are stale
+		}
+		if dst.Attrs.CC != 0 {
+			// Congestion control (congestion.go): a changed rweight is a
+			// new snapshot, so the alg 11 tables of both paths follow.
+			stat := func(x *Destination) LatencyStats { return d.lat.get(setID, x.URI) }
+			if rw, rebuild := congestionWeights(set, i, stat); rw != nil {
+				d.swapLocked(cur.withRWeights(setID, rw, rebuild))
+			}
 		}
 		return
 	}

@@ -24,6 +24,16 @@ func (s *Snapshot) Select(setID int, alg Alg, key Key, limit int) (Selection, er
 	if set == nil {
 		return Selection{}, fmt.Errorf("select from set %d: %w", setID, ErrNoSet)
 	}
+	if alg == AlgLatency {
+		dests, err := s.selectLatency(set)
+		if err != nil {
+			return Selection{}, fmt.Errorf("select from set %d with alg %d (%s): %w", setID, int(alg), alg, err)
+		}
+		if limit > 0 && limit < len(dests) {
+			dests = dests[:limit]
+		}
+		return Selection{SetID: setID, Dests: dests[:len(dests):len(dests)]}, nil
+	}
 	pick, err := set.pick(alg, key, s.opt.HashUserOnly)
 	if err != nil {
 		return Selection{}, fmt.Errorf("select from set %d with alg %d (%s): %w", setID, int(alg), alg, err)

@@ -69,6 +69,9 @@ type Set struct {
 
 	// failover[pick] caches Failover(pick, 0): the Set is immutable.
 	failover []atomic.Pointer[[]Destination]
+	// latency[start] caches alg 13's list for a rotation start, valid
+	// while the set's latency statistics have not changed (ctr.latGen).
+	latency []atomic.Pointer[latencyList]
 
 	ctr *setCounters // shared by every Set derived from the same Build
 }
@@ -79,6 +82,7 @@ type setCounters struct {
 	last   atomic.Uint32 // round robin (algs 4, 5, 14)
 	wlast  atomic.Uint32 // alg 9 slot
 	rwlast atomic.Uint32 // alg 11 slot
+	latGen atomic.Uint64 // changes of the set's latency statistics (alg 13 cache)
 }
 
 func (c *setCounters) reset() {
@@ -153,6 +157,7 @@ func (s *Set) withDests(dests []Destination, sh *shuffler) *Set {
 	n := *s
 	n.Dests = dests
 	n.failover = make([]atomic.Pointer[[]Destination], len(dests))
+	n.latency = make([]atomic.Pointer[latencyList], len(dests))
 	n.NextUp = computeNextUp(dests, s.HashMod, s.DefaultIdx)
 	for i := range dests {
 		if dests[i].Attrs.RWeight > 0 && dests[i].Up() != s.Dests[i].Up() {

@@ -15,6 +15,9 @@ type Snapshot struct {
 	entries []Entry
 	opt     Options
 	shuf    *shuffler
+	// lat is the latency statistics of the Dispatcher serving the
+	// snapshot (alg 13 reads them); nil outside a Dispatcher.
+	lat *latencyTable
 }
 
 // Sets returns the sets in ascending ID order. (Kamailio walks its AVL tree

@@ -453,7 +453,7 @@ func TestResultSeq(t *testing.T) {
 // one interval apart, counted from when each was due, even when the
 // engine steps late (here every 7 ms, as a loaded host would): no jitter
 // and no drift, so the time to inactive is threshold intervals plus a
-// deadline (docs/config.md "Time to inactive"), not more.
+// deadline (docs/probing.md "Time to inactive"), not more.
 func TestExactPeriod(t *testing.T) {
 	const every, late = 300 * time.Millisecond, 7 * time.Millisecond
 	e, s, c, _ := newFakeEngine(t, Config{Interval: every, Timeout: 50 * time.Millisecond, T1: time.Second})

@@ -57,6 +57,11 @@ type DispatcherDest struct {
 	*DispatcherDestFull
 	Attrs   *DispatcherAttrs   `json:"ATTRS,omitempty"`
 	Latency *DispatcherLatency `json:"LATENCY,omitempty"`
+	// NotProbed (no Kamailio twin, kamailio#4212) says why a destination
+	// the probing mode and its flags ask to probe is not probed: no
+	// listener of its address family, a socket attribute naming no
+	// listener, no address. Absent when it is probed or not meant to be.
+	NotProbed string `json:"NOT_PROBED,omitempty"`
 }
 
 // DispatcherLatency are a destination's probe latency statistics, in
@@ -150,6 +155,15 @@ func RegisterDispatcher(s *Server, d *dispatch.Dispatcher, reload func(ctx conte
 // DispatcherMethods are the registered dispatcher.* methods.
 type DispatcherMethods struct{ h *dispatcherRPC }
 
+// SetNotProbed installs what dispatcher.list shows as NOT_PROBED: fn
+// returns why the destination (set, IUID) is not probed, "" when it is
+// (nil: never shown).
+func (m *DispatcherMethods) SetNotProbed(fn func(setID int, iuid string) string) {
+	m.h.mu.Lock()
+	defer m.h.mu.Unlock()
+	m.h.notProbed = fn
+}
+
 // SetReloadDelta changes reload_delta (a config reload).
 func (m *DispatcherMethods) SetReloadDelta(delta time.Duration) {
 	m.h.mu.Lock()
@@ -177,6 +191,7 @@ type dispatcherRPC struct {
 	mu         sync.Mutex
 	delta      time.Duration
 	lastReload time.Time
+	notProbed  func(setID int, iuid string) string
 }
 
 // list: dispatcher.list [short|full]
@@ -212,6 +227,9 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 	// sipedge lists sets by ascending ID.
 	slices.SortFunc(sets, func(a, b *dispatch.Set) int { return cmp.Compare(a.ID, b.ID) })
 
+	h.mu.Lock()
+	notProbed := h.notProbed
+	h.mu.Unlock()
 	out := DispatcherList{NRSets: len(sets), Records: make([]DispatcherRecord, 0, len(sets))}
 	for _, set := range sets {
 		targets := make([]DispatcherTarget, 0, len(set.Dests))
@@ -220,6 +238,9 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 			if latency {
 				s := h.d.Latency(set.ID, set.Dests[i].URI)
 				dest.Latency = &DispatcherLatency{Avg: s.Avg, Std: s.Std, Est: s.Est, Max: s.Max, Timeout: s.Timeout}
+			}
+			if notProbed != nil {
+				dest.NotProbed = notProbed(set.ID, set.Dests[i].IUID)
 			}
 			targets = append(targets, DispatcherTarget{Dest: dest})
 		}

@@ -173,6 +173,31 @@ func TestDispatcherListLatency(t *testing.T) {
 	}
 }
 
+// NOT_PROBED (kamailio#4212) comes last, for the destinations the
+// installed function names, in every mode; the others have no key.
+func TestDispatcherListNotProbed(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), testEntries()[:2], dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	s := New(nil)
+	m := RegisterDispatcher(s, d, nil, 0)
+	m.SetNotProbed(func(setID int, iuid string) string {
+		if setID == 1 && iuid == d.Snapshot().Set(1).Dests[1].IUID {
+			return "sip:10.0.0.1: no listener of the address family of 10.0.0.1:5060"
+		}
+		return ""
+	})
+	want := ok(`{"NRSETS":1,"RECORDS":[{"SET":{"ID":1,"TARGETS":[` +
+		`{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"IUID-sip:10.0.0.2:5060"}},` +
+		`{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"IUID-sip:10.0.0.1",` +
+		`"NOT_PROBED":"sip:10.0.0.1: no listener of the address family of 10.0.0.1:5060"}}]}}]}`)
+	if got := iuids(d, rpcCall(t, s, "dispatcher.list", "short")); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestDispatcherListEmpty(t *testing.T) {
 	s := New(nil)
 	RegisterDispatcher(s, dispatch.New(nil), nil, 0)
