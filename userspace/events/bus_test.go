@@ -163,3 +163,16 @@ func TestEventJSONAndEnv(t *testing.T) {
 		t.Errorf("env\n%s\nwant\n%s", env, wantEnv)
 	}
 }
+
+// TestEnvKeepsNameAndTime: a field whose variable would be SIPEDGE_EVENT
+// or SIPEDGE_TIME ("Event", "TIME") is left out of the environment like
+// one named event or time: the hook sees the event's own name and time
+// (exec keeps the last of duplicate variables, so the field would win).
+func TestEnvKeepsNameAndTime(t *testing.T) {
+	at := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+	e := Event{Name: DstDown, Time: at, Fields: []Field{F("Event", "forged"), F("TIME", "forged"), F("uri", "sip:a")}}
+	want := "SIPEDGE_EVENT=dispatcher:dst-down\nSIPEDGE_TIME=2026-12-07T22:00:00Z\nSIPEDGE_URI=sip:a"
+	if env := strings.Join(e.Env(), "\n"); env != want {
+		t.Errorf("env\n%s\nwant\n%s", env, want)
+	}
+}

@@ -112,16 +112,20 @@ const EnvPrefix = "SIPEDGE_"
 // SIPEDGE_TIME (RFC 3339, UTC), then SIPEDGE_<KEY> for each field, the key
 // upper-cased with every character other than a letter or a digit
 // turned into '_' (iuid: SIPEDGE_IUID); fields named event or time are
-// left out, as in MarshalJSON. Values are as in the log:
+// left out, as in MarshalJSON, and so are those that would map onto
+// SIPEDGE_EVENT or SIPEDGE_TIME ("Event"): exec keeps the last of two
+// equal names, so the field would replace the event's own. Values are as
+// in the log:
 // durations "12.5ms", numbers in decimal. A NUL in a value (which an
 // environment cannot carry) is dropped.
 func (e Event) Env() []string {
 	env := []string{EnvPrefix + "EVENT=" + clean(e.Name), EnvPrefix + "TIME=" + e.Time.UTC().Format(time.RFC3339Nano)}
 	for _, f := range e.Fields {
-		if f.Key == "event" || f.Key == "time" {
+		k := envKey(f.Key)
+		if k == "EVENT" || k == "TIME" {
 			continue
 		}
-		env = append(env, EnvPrefix+envKey(f.Key)+"="+clean(fmt.Sprint(f.Value)))
+		env = append(env, EnvPrefix+k+"="+clean(fmt.Sprint(f.Value)))
 	}
 	return env
 }
