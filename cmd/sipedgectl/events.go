@@ -42,6 +42,7 @@ func streamEvents(ctx context.Context, prefixes []any, timeout time.Duration, st
 	go func() {
 		select {
 		case <-subscribed:
+		case <-streamCtx.Done(): // the stream ended before its answer
 		case <-dialCtx.Done():
 			if ctx.Err() == nil && !isClosed(subscribed) {
 				cancel()

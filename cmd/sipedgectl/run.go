@@ -91,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return usageErr("%v", err)
 	}
 
+	if method == "events.subscribe" {
+		// A stream never ends on its own: the plain call would wait for ever.
+		return usageErr("events.subscribe is a stream: use sipedgectl events [PREFIX...]")
+	}
 	if method == "events" {
 		if *table {
 			return usageErr("-t does not apply to events: they print as JSON lines")

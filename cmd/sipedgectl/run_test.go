@@ -134,6 +134,12 @@ func TestRun(t *testing.T) {
 			wantStderr: "401 Unauthorized",
 		},
 		{
+			name:       "events.subscribe as a plain call is refused (it would never end)",
+			args:       []string{"-H", hs.URL + "/RPC", "events.subscribe"},
+			wantCode:   2,
+			wantStderr: "use sipedgectl events",
+		},
+		{
 			name:       "-token-file without -H",
 			args:       []string{"-s", sock, "-token-file", tokenFile, "core.version"},
 			wantCode:   2,
