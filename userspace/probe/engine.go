@@ -87,6 +87,14 @@ type Config struct {
 	// slot (Stats.Deferred). A destination has one probe in flight at
 	// most, so the default, 65536, binds only above that many.
 	MaxInFlight int
+	// BranchPrefix starts the Via branch of this engine's probes: RFC
+	// 3261's magic cookie "z9hG4bK" and two lower-case letters or digits;
+	// default BranchPrefix. Two engines behind one slow path (dispatcher
+	// probing, keepalive) take different prefixes, so a reply goes to the
+	// engine that sent the probe and the other one does not count it
+	// (HandleResponse returns false, counting nothing, for a branch
+	// without its prefix). "z9hG4bKsf" is the slow path's stateful one.
+	BranchPrefix string
 	// OnResult receives every probe's outcome. It runs on the engine's
 	// goroutine (timeouts, send errors) or on the goroutine calling
 	// HandleResponse (replies), possibly concurrently: it must be quick
@@ -209,7 +217,13 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.BranchPrefix == "" {
+		cfg.BranchPrefix = BranchPrefix
+	}
 	var errs []error
+	if err := checkPrefix(cfg.BranchPrefix); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkMethod(cfg.Method); err != nil {
 		errs = append(errs, err)
 	}
@@ -298,7 +312,7 @@ func (e *Engine) Add(key string, t Target) error {
 	// A probe in flight keeps its spec: its retransmissions stay
 	// identical and its reply is checked against the address it went to.
 	tg.next = &spec{
-		req:   request{method: e.cfg.Method, uri: t.URI, from: from, sentBy: sentBy, userAgent: e.cfg.UserAgent},
+		req:   request{method: e.cfg.Method, uri: t.URI, from: from, sentBy: sentBy, userAgent: e.cfg.UserAgent, prefix: e.cfg.BranchPrefix},
 		addr:  t.Addr,
 		local: t.Local, every: every, expiry: expiry,
 	}
