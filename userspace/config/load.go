@@ -165,6 +165,12 @@ func (d *decoder) top(root *yaml.Node) {
 			{"interface", d.names(&xd.Interfaces)},
 			{"mode", d.str(&xd.Mode)},
 		})},
+		{"keepalive", d.section([]field{
+			{"destination", d.names(&c.Keepalive.Destinations)},
+			{"ping_interval", d.duration(&c.Keepalive.PingInterval)},
+			{"delete_counter", d.integer(&c.Keepalive.DeleteCounter)},
+			{"ping_from", d.str(&c.Keepalive.PingFrom)},
+		})},
 	})
 }
 

@@ -17,6 +17,10 @@ var liveKeys = []string{
 	"dispatcher.use_default",
 	"dispatcher.reload_delta",
 	"log.level",
+	"keepalive.destination",
+	"keepalive.ping_interval",
+	"keepalive.delete_counter",
+	"keepalive.ping_from",
 }
 
 // LiveKeys returns the keys a reload applies, sorted.
