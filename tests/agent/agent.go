@@ -93,6 +93,9 @@ type Config struct {
 	// DispatcherKeys are more dispatcher: keys, written in order as
 	// "key: value", the value as YAML (e.g. {"ds_ping_interval", "200ms"}).
 	DispatcherKeys [][2]string
+	// KeepaliveKeys, when set, are the keepalive: section's keys, written
+	// as DispatcherKeys are (e.g. {"destination", "[sip:127.0.0.1:5080]"}).
+	KeepaliveKeys [][2]string
 	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
 	// http_token_file; empty ones are not written.
 	HTTP, HTTPAuth, HTTPTokenFile string
@@ -140,6 +143,12 @@ func (c Config) YAML(socket, listFile string) string {
 		level = "debug"
 	}
 	fmt.Fprintf(&b, "log:\n  level: %s\n", level)
+	if len(c.KeepaliveKeys) > 0 {
+		b.WriteString("keepalive:\n")
+		for _, kv := range c.KeepaliveKeys {
+			fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
+		}
+	}
 	if c.XDP != nil {
 		b.WriteString("xdp:\n  interface:\n")
 		for _, name := range c.XDP.Interfaces {

@@ -213,6 +213,7 @@ type dest struct {
 	set    bool           // the prober has it
 	owners []owner        // in the order they were added
 
+	lastSeq                       uint64 // of the last probe result applied
 	state                         State
 	failures                      int
 	lastChecked, lastUp, lastDown time.Time
@@ -486,15 +487,20 @@ func (d *dest) entry(owner string) Entry {
 // reply's status code, or 408 (no reply by the deadline) or 500 (not
 // sent) as Kamailio's tm reports them locally; reason says why when there
 // was no reply. A 2xx is up, anything else down (Kamailio's keepalive has
-// no thresholds and no reply-code list). A key the module no longer has
-// (removed meanwhile) is ignored.
-func (m *Module) Result(key string, code int, reason string) {
+// no thresholds and no reply-code list). seq numbers the probes of key in
+// the order they started (probe.Result.Seq): a result older than one
+// already applied is ignored, since the outcomes of two probes can arrive
+// out of order (a timeout reported by the engine's goroutine after the
+// next probe's reply, read by a slow path goroutine). A key the module no
+// longer has (removed meanwhile) is ignored.
+func (m *Module) Result(key string, seq uint64, code int, reason string) {
 	m.mu.Lock()
 	d := m.byKey[key]
-	if d == nil {
+	if d == nil || seq <= d.lastSeq {
 		m.mu.Unlock()
 		return
 	}
+	d.lastSeq = seq
 	m.applyLocked(d, code >= 200 && code <= 299, code, reason)
 }
 

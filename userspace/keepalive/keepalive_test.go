@@ -9,9 +9,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
+
+// testSeq numbers the probe results the tests feed in.
+var testSeq atomic.Uint64
+
+func nextSeq() uint64 { return testSeq.Add(1) }
 
 // fakeProber records what the module asks to probe.
 type fakeProber struct {
@@ -131,7 +137,7 @@ func TestStateMachine(t *testing.T) {
 		{200, Up}, {204, Up}, {503, Down}, {408, Down}, {200, Up}, {500, Down}, {180, Down},
 	}
 	for _, s := range steps {
-		m.Result(key, s.code, "")
+		m.Result(key, nextSeq(), s.code, "")
 		if st, _ := m.State(uri); st != s.want {
 			t.Fatalf("after %d: %v, want %v", s.code, st, s.want)
 		}
@@ -160,6 +166,25 @@ func TestStateMachine(t *testing.T) {
 	}
 }
 
+// TestOutOfOrder: a result older than one applied is ignored (a timeout
+// reported after the next probe's reply).
+func TestOutOfOrder(t *testing.T) {
+	m, pr, _ := newModule(t, Params{})
+	if err := m.Add("sip:10.0.0.1", "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	key := pr.key("sip:10.0.0.1")
+	m.Result(key, 5, 200, "")
+	m.Result(key, 4, 408, "")
+	if st, _ := m.State("sip:10.0.0.1"); st != Up {
+		t.Errorf("an older timeout applied after a newer 200: %v", st)
+	}
+	m.Result(key, 6, 408, "")
+	if st, _ := m.State("sip:10.0.0.1"); st != Down {
+		t.Errorf("a newer timeout not applied: %v", st)
+	}
+}
+
 // TestIsAlive: 1 for up only; unknown and down are 2 (Kamailio says 1 for
 // unknown); -1 when not monitored. Any spelling of the URI finds it,
 // sips: too (Kamailio cuts four bytes off the stored URI).
@@ -173,11 +198,11 @@ func TestIsAlive(t *testing.T) {
 			t.Errorf("unknown: IsAlive(%q) = %d, want 2 (unknown is not up)", uri, got)
 		}
 	}
-	m.Result(pr.key("sip:10.0.0.1"), 200, "")
+	m.Result(pr.key("sip:10.0.0.1"), nextSeq(), 200, "")
 	if got := m.IsAlive("10.0.0.1"); got != 1 {
 		t.Errorf("up: IsAlive = %d, want 1", got)
 	}
-	m.Result(pr.key("sip:10.0.0.1"), 404, "")
+	m.Result(pr.key("sip:10.0.0.1"), nextSeq(), 404, "")
 	if got := m.IsAlive("10.0.0.1"); got != 2 {
 		t.Errorf("down: IsAlive = %d, want 2", got)
 	}
@@ -211,20 +236,20 @@ func TestDeleteCounter(t *testing.T) {
 		t.Fatalf("two owners of one URI: %d probe targets, want 1 per URI", pr.count())
 	}
 	k1, k9 := pr.key("sip:10.0.0.1"), pr.key("sip:10.0.0.9")
-	m.Result(k1, 408, "")
-	m.Result(k1, 408, "")
-	m.Result(k1, 200, "") // restarts the count
-	m.Result(k1, 408, "")
-	m.Result(k1, 408, "")
+	m.Result(k1, nextSeq(), 408, "")
+	m.Result(k1, nextSeq(), 408, "")
+	m.Result(k1, nextSeq(), 200, "") // restarts the count
+	m.Result(k1, nextSeq(), 408, "")
+	m.Result(k1, nextSeq(), 408, "")
 	if err := m.Add("sip:10.0.0.1", "a", nil); !errors.Is(err, ErrExists) { // restarts the count too
 		t.Fatalf("re-add: %v, want ErrExists", err)
 	}
-	m.Result(k1, 408, "")
-	m.Result(k1, 408, "")
+	m.Result(k1, nextSeq(), 408, "")
+	m.Result(k1, nextSeq(), 408, "")
 	if _, ok := m.State("sip:10.0.0.1"); !ok {
 		t.Fatal("removed before delete_counter failures in a row")
 	}
-	m.Result(k1, 503, "")
+	m.Result(k1, nextSeq(), 503, "")
 	if _, ok := m.State("sip:10.0.0.1"); ok || pr.key("sip:10.0.0.1") != "" {
 		t.Fatal("not removed after delete_counter failures in a row")
 	}
@@ -245,7 +270,7 @@ func TestDeleteCounter(t *testing.T) {
 
 	// The static destination: owner a is removed, probing goes on.
 	for range 5 {
-		m.Result(k9, 408, "")
+		m.Result(k9, nextSeq(), 408, "")
 	}
 	if e, err := m.Get("sip:10.0.0.9", StaticOwner); err != nil || e.State != Down || e.Failures != 5 || pr.key("sip:10.0.0.9") != k9 {
 		t.Errorf("static destination: %+v, %v; want down, still probed", e, err)
@@ -259,7 +284,7 @@ func TestDeleteCounter(t *testing.T) {
 	if err := m.Add("sip:10.0.0.1", "a", nil); err != nil {
 		t.Fatal(err)
 	}
-	m.Result(k1, 200, "")
+	m.Result(k1, nextSeq(), 200, "")
 	if st, _ := m.State("sip:10.0.0.1"); st != Unknown {
 		t.Errorf("late result of the removed destination applied: %v", st)
 	}
@@ -272,7 +297,7 @@ func TestDeleteCounterOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 100 {
-		m.Result(pr.key("sip:10.0.0.1"), 408, "")
+		m.Result(pr.key("sip:10.0.0.1"), nextSeq(), 408, "")
 	}
 	if st, ok := m.State("sip:10.0.0.1"); !ok || st != Down {
 		t.Errorf("state %v %v, want down and kept", st, ok)
@@ -397,7 +422,7 @@ func TestConcurrentOwners(t *testing.T) {
 					return
 				}
 				if k := pr.key(uri); k != "" {
-					m.Result(k, 200+i%2*303, "")
+					m.Result(k, nextSeq(), 200+i%2*303, "")
 				}
 				if err := m.Remove(uri, owner); err != nil {
 					t.Errorf("%s remove %s: %v", owner, uri, err)
@@ -466,7 +491,7 @@ func TestResolve(t *testing.T) {
 	if p.Addr != netip.MustParseAddrPort("192.0.2.7:5070") || !p.First {
 		t.Errorf("probe %+v", p)
 	}
-	m.Result(pr.key("sip:gw.example.net:5070"), 200, "")
+	m.Result(pr.key("sip:gw.example.net:5070"), nextSeq(), 200, "")
 	if st, _ := m.State("gw.example.net:5070"); st != Up {
 		t.Errorf("after a 200: %v", st)
 	}

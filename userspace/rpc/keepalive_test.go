@@ -50,7 +50,7 @@ func TestKeepaliveRPC(t *testing.T) {
 	if got := call(list); got != want {
 		t.Errorf("list:\n got %s\nwant %s", got, want)
 	}
-	m.Result(pr.keys["sip:10.0.0.1:5080"], 200, "")
+	m.Result(pr.keys["sip:10.0.0.1:5080"], 1, 200, "")
 	want = `{"jsonrpc":"2.0","result":[{"uri":"sip:10.0.0.1:5080","owner":"config","last checked":"Wed Mar  4 05:06:07 2026","last up":"Wed Mar  4 05:06:07 2026","last down":"never","state":1,"failures":0,"address":"10.0.0.1:5080"}],"id":1}`
 	if got := call(list); got != want {
 		t.Errorf("list after a 200:\n got %s\nwant %s", got, want)
