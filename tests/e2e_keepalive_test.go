@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +59,8 @@ func waitKeepalive(t *testing.T, a *agent.Agent, uri string, want int, timeout t
 // unknown -> up -> down (silent: the local 408) -> up, each change logged
 // once; a destination added with keepalive.add that never answers is
 // removed after delete_counter failed probes; keepalive.get and
-// keepalive.del answer as Kamailio's. Dispatcher probing runs beside it
+// keepalive.del answer as Kamailio's; SIGHUP applies a new destination
+// list, and brings the static ones back after keepalive.flush. Dispatcher probing runs beside it
 // on its own engine: both get their replies (dispatcher.list shows AP).
 // Without the keepalive subsystem keepalive.list is an unknown method and
 // the test fails.
@@ -129,8 +131,24 @@ func TestKeepalive(t *testing.T) {
 	if _, err := a.Ctl(t.Context(), "keepalive.del", uri, "test"); err == nil || !strings.Contains(err.Error(), "couldn't delete data from list") {
 		t.Errorf("keepalive.del by another owner: %v", err)
 	}
+	// SIGHUP applies a new destination list (every keepalive key is live).
+	second := newResponder(t, 200)
+	cfg.KeepaliveKeys[0][1] = fmt.Sprintf("[%q, %q]", static.Addr.String(), second.Addr.String())
+	writeFile(t, a.ConfigPath, cfg.YAML(a.Socket, "dispatcher.list"))
+	if err := a.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitKeepalive(t, a, sipURI(second.Addr), 1, 5*time.Second)
+
+	// Flush empties the list, to [] and not null; the next reload brings
+	// the static destinations back.
 	a.MustCtl(t, "keepalive.flush")
 	if got := strings.TrimSpace(string(a.MustCtl(t, "keepalive.list"))); got != "[]" {
 		t.Errorf("keepalive.list after flush: %s, want []", got)
 	}
+	if err := a.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitKeepalive(t, a, uri, 1, 5*time.Second)
+	waitKeepalive(t, a, sipURI(second.Addr), 1, 5*time.Second)
 }
