@@ -47,8 +47,8 @@ type Target struct {
 type Result struct {
 	Key string
 	// Seq numbers the probe: the engine numbers probes from 1 in the
-	// order it starts them. Results of one key normally arrive in Seq
-	// order; a consumer that must not act on a probe started before some
+	// order it starts them. Results of one key arrive in Seq order (a
+	// consumer that queues them must keep that order); a consumer that must not act on a probe started before some
 	// change (a reload, a state set over RPC) compares Seq with
 	// Engine.Issued taken at that change.
 	Seq uint64
@@ -425,6 +425,13 @@ func (e *Engine) step() time.Duration {
 	sends, results := e.sends, e.results
 	e.mu.Unlock()
 
+	// The results collected above go out before the sends: a probe that
+	// ended in this step (a deadline) is reported before the next probe
+	// of its target leaves, so that probe's reply, read on another
+	// goroutine, cannot overtake it. Results of one key arrive in Seq
+	// order.
+	e.report(results)
+	done := len(results)
 	for i := range sends {
 		op := &sends[i]
 		err := e.sender.Send(op.local, op.dst, e.buf[op.off:op.end])
@@ -438,15 +445,20 @@ func (e *Engine) step() time.Duration {
 		}
 		e.mu.Unlock()
 	}
+	e.report(results[done:])
+	clear(sends)
+	clear(results)
+	e.sends, e.results = sends[:0], results[:0]
+	return wait
+}
+
+// report hands results to OnResult.
+func (e *Engine) report(results []Result) {
 	if e.cfg.OnResult != nil {
 		for _, r := range results {
 			e.cfg.OnResult(r)
 		}
 	}
-	clear(sends)
-	clear(results)
-	e.sends, e.results = sends[:0], results[:0]
-	return wait
 }
 
 // collect pops what is due at now (ns since epoch), at most maxBatch
