@@ -96,6 +96,9 @@ type Config struct {
 	// EventKeys are events: keys, written like DispatcherKeys (e.g.
 	// {"hook_command", "[/path/hook.sh]"}); none: no events: section.
 	EventKeys [][2]string
+	// KeepaliveKeys, when set, are the keepalive: section's keys, written
+	// as DispatcherKeys are (e.g. {"destination", "[sip:127.0.0.1:5080]"}).
+	KeepaliveKeys [][2]string
 	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
 	// http_token_file; empty ones are not written.
 	HTTP, HTTPAuth, HTTPTokenFile string
@@ -143,9 +146,15 @@ func (c Config) YAML(socket, listFile string) string {
 		level = "debug"
 	}
 	fmt.Fprintf(&b, "log:\n  level: %s\n", level)
-	if len(c.EventKeys) > 0 {
-		b.WriteString("events:\n")
-		for _, kv := range c.EventKeys {
+	for _, sec := range []struct {
+		name string
+		keys [][2]string
+	}{{"events", c.EventKeys}, {"keepalive", c.KeepaliveKeys}} {
+		if len(sec.keys) == 0 {
+			continue
+		}
+		b.WriteString(sec.name + ":\n")
+		for _, kv := range sec.keys {
 			fmt.Fprintf(&b, "  %s: %s\n", kv[0], kv[1])
 		}
 	}

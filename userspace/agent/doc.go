@@ -7,7 +7,8 @@
 // ctx ends; Ready, when it has one, says when the next one may start; Apply
 // takes each new snapshot. Today's order: the slow path (its sockets bound
 // first, so that what the fast path passes up finds it ready), the XDP fast
-// path, then the control server (JSON-RPC on the unix socket and HTTP).
+// path, dispatcher probing, the keepalive module (keepalive.go), then the
+// control server (JSON-RPC on the unix socket and HTTP).
 // Every subsystem reads the destination sets through one
 // dispatch.Dispatcher, which the agent swaps on reload.
 //
@@ -28,5 +29,6 @@
 //   - subsystem.go: the Subsystem interface and Snapshot
 //   - wiring.go: the subsystems built from the config
 //   - reload.go: SIGHUP and dispatcher.reload
+//   - keepalive.go: the keepalive module on its own probe engine
 //   - check.go: sipedge check
 package agent

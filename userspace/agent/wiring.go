@@ -17,12 +17,13 @@ import (
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
 // path (when xdp.mode is not off), dispatcher probing (when
-// ds_ping_interval is set), control. It starts nothing.
+// ds_ping_interval is set), keepalive, control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	listeners := proxyListeners(cfg)
 	// Probing sends from the slow path's sockets and gets the replies to
 	// its probes from them: the two are built around each other.
 	var pr *probing
+	var ka *keepaliveSub
 	px, err := sipproxy.New(sipproxy.Config{
 		Listeners:           listeners,
 		Dispatcher:          a.d,
@@ -32,7 +33,8 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
 		Logger:              a.log,
 		LocalReply: func(data []byte, src netip.AddrPort) bool {
-			return pr != nil && pr.HandleReply(data, src)
+			// Each engine takes only replies with its branch prefix.
+			return pr != nil && pr.HandleReply(data, src) || ka != nil && ka.HandleReply(data, src)
 		},
 	})
 	if err != nil {
@@ -55,6 +57,10 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		pr.events = a.events
 		subs = append(subs, pr)
 	}
+	if ka, err = newKeepalive(cfg, px, listeners, a.events, a.log); err != nil {
+		return nil, err
+	}
+	subs = append(subs, ka)
 
 	ctl, err := a.newControl(ctx, cfg, px, fp)
 	if err != nil {
@@ -63,6 +69,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if pr != nil {
 		ctl.dispatcher.SetNotProbed(pr.NotProbed)
 	}
+	rpc.RegisterKeepalive(ctl.srv, ka.mod)
 	return append(subs, ctl), nil
 }
 

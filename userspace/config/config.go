@@ -21,6 +21,7 @@ type Config struct {
 	Log        Log        `key:"log"`
 	XDP        XDP        `key:"xdp"`
 	Events     Events     `key:"events"`
+	Keepalive  Keepalive  `key:"keepalive"`
 
 	// fsys is the file system the config came from (nil: the OS); dir is the
 	// config's directory in it. ReadDispatcherList resolves ListFile there.
@@ -202,6 +203,22 @@ const DefaultHookTimeout = 5 * time.Second
 // MaxHookTimeout bounds events.hook_timeout.
 const MaxHookTimeout = time.Hour
 
+// Keepalive holds Kamailio's keepalive modparams, under the same names
+// (docs/keepalive.md). Every key is live: a reload applies it.
+type Keepalive struct {
+	// Destinations are monitored from the start (modparam destination,
+	// which Kamailio repeats; here a list). A URI without a scheme gets
+	// "sip:".
+	Destinations []string `key:"destination"`
+	// PingInterval is the time between two probes of a destination.
+	PingInterval time.Duration `key:"ping_interval"`
+	// DeleteCounter: a destination added at run time that fails this many
+	// probes in a row is removed; 0 never removes.
+	DeleteCounter int `key:"delete_counter"`
+	// PingFrom is the From URI of the probes.
+	PingFrom string `key:"ping_from"`
+}
+
 // Defaults returns a Config with every default filled in and no listeners
 // or rules: Load starts from it.
 func Defaults() Config {
@@ -223,6 +240,11 @@ func Defaults() Config {
 		Log:      Log{Level: "info", Format: "text"},
 		XDP:      XDP{Mode: "off"},
 		Events:   Events{HookTimeout: DefaultHookTimeout},
+		Keepalive: Keepalive{
+			PingInterval:  30 * time.Second,
+			DeleteCounter: 5,
+			PingFrom:      "sip:keepalive@localhost",
+		},
 	}
 }
 

@@ -170,6 +170,12 @@ func (d *decoder) top(root *yaml.Node) {
 			{"hook_timeout", d.duration(&c.Events.HookTimeout)},
 			{"hook_filter", d.names(&c.Events.HookFilter)},
 		})},
+		{"keepalive", d.section([]field{
+			{"destination", d.names(&c.Keepalive.Destinations)},
+			{"ping_interval", d.duration(&c.Keepalive.PingInterval)},
+			{"delete_counter", d.integer(&c.Keepalive.DeleteCounter)},
+			{"ping_from", d.str(&c.Keepalive.PingFrom)},
+		})},
 	})
 }
 

@@ -141,6 +141,17 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "keepalive.yaml",
+			want: []string{
+				`keepalive.yaml:8: keepalive.destination: "sips:10.0.0.1": sips (TLS) cannot be probed: probes go over UDP`,
+				`keepalive.yaml:8: keepalive.destination: "sip:10.0.0.2;transport=tcp": only UDP destinations can be probed`,
+				`keepalive.yaml:8: keepalive.destination: "sip:10.0.0.3" is listed twice`,
+				`keepalive.yaml:13: keepalive.ping_interval: 5ms is below 10ms`,
+				`keepalive.yaml:14: keepalive.delete_counter: want 0 (never) or more, got -1`,
+				`keepalive.yaml:15: keepalive.ping_from: "keepalive@localhost" is not a sip: or sips: URI`,
+			},
+		},
+		{
 			name: "syntax.yaml",
 			want: []string{
 				`syntax.yaml:2: found a tab character that violates indentation`,
@@ -222,6 +233,12 @@ func TestLoadFull(t *testing.T) {
 		Log:      Log{Level: "debug", Format: "json"},
 		XDP:      XDP{Interfaces: []string{"eth0"}, Mode: "native"},
 		Events:   Events{HookCommand: []string{"/usr/local/bin/sipedge-hook", "--quiet"}, HookTimeout: 2 * time.Second, HookFilter: []string{"dispatcher:"}},
+		Keepalive: Keepalive{
+			Destinations:  []string{"192.0.2.20", "sip:gw.example.com:5070"},
+			PingInterval:  10 * time.Second,
+			DeleteCounter: 0,
+			PingFrom:      "sip:ka@sip.example.com",
+		},
 	}
 	got := *c
 	got.fsys, got.dir, got.lines, got.bad = nil, "", nil, nil

@@ -20,6 +20,10 @@ var liveKeys = []string{
 	"events.hook_command",
 	"events.hook_timeout",
 	"events.hook_filter",
+	"keepalive.destination",
+	"keepalive.ping_interval",
+	"keepalive.delete_counter",
+	"keepalive.ping_from",
 }
 
 // LiveKeys returns the keys a reload applies, sorted.

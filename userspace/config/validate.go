@@ -56,6 +56,7 @@ func (c *Config) validate(el *errList) {
 	v.rules()
 	v.dispatcher()
 	v.rest()
+	v.keepalive()
 }
 
 func (v *validator) listeners() {

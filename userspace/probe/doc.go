@@ -25,8 +25,10 @@
 //
 // # How the slow path plugs in
 //
-// A probe carries one Via, ours, whose branch starts with BranchPrefix
-// ("z9hG4bKpr"). The slow path, on a response whose top Via has its own
+// A probe carries one Via, ours, whose branch starts with the engine's
+// Config.BranchPrefix (default BranchPrefix, "z9hG4bKpr"; the keepalive
+// module's engine uses "z9hG4bKka", so the slow path can offer a reply to
+// both engines and only the one that sent the probe takes and counts it). The slow path, on a response whose top Via has its own
 // sent-by and is the only Via (sipproxy's HandoffLocalReply), calls
 // HandleResponse(data, src); true means the engine took it. Replies are
 // parsed with sipmsg (no sipgo, no allocation on the matching path) and

@@ -47,8 +47,8 @@ type Target struct {
 type Result struct {
 	Key string
 	// Seq numbers the probe: the engine numbers probes from 1 in the
-	// order it starts them. Results of one key normally arrive in Seq
-	// order; a consumer that must not act on a probe started before some
+	// order it starts them. Results of one key arrive in Seq order (a
+	// consumer that queues them must keep that order); a consumer that must not act on a probe started before some
 	// change (a reload, a state set over RPC) compares Seq with
 	// Engine.Issued taken at that change.
 	Seq uint64
@@ -87,6 +87,14 @@ type Config struct {
 	// slot (Stats.Deferred). A destination has one probe in flight at
 	// most, so the default, 65536, binds only above that many.
 	MaxInFlight int
+	// BranchPrefix starts the Via branch of this engine's probes: RFC
+	// 3261's magic cookie "z9hG4bK" and two lower-case letters or digits;
+	// default BranchPrefix. Two engines behind one slow path (dispatcher
+	// probing, keepalive) take different prefixes, so a reply goes to the
+	// engine that sent the probe and the other one does not count it
+	// (HandleResponse returns false, counting nothing, for a branch
+	// without its prefix). "z9hG4bKsf" is the slow path's stateful one.
+	BranchPrefix string
 	// OnResult receives every probe's outcome. It runs on the engine's
 	// goroutine (timeouts, send errors) or on the goroutine calling
 	// HandleResponse (replies), possibly concurrently: it must be quick
@@ -209,7 +217,13 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.BranchPrefix == "" {
+		cfg.BranchPrefix = BranchPrefix
+	}
 	var errs []error
+	if err := checkPrefix(cfg.BranchPrefix); err != nil {
+		errs = append(errs, err)
+	}
 	if err := checkMethod(cfg.Method); err != nil {
 		errs = append(errs, err)
 	}
@@ -298,7 +312,7 @@ func (e *Engine) Add(key string, t Target) error {
 	// A probe in flight keeps its spec: its retransmissions stay
 	// identical and its reply is checked against the address it went to.
 	tg.next = &spec{
-		req:   request{method: e.cfg.Method, uri: t.URI, from: from, sentBy: sentBy, userAgent: e.cfg.UserAgent},
+		req:   request{method: e.cfg.Method, uri: t.URI, from: from, sentBy: sentBy, userAgent: e.cfg.UserAgent, prefix: e.cfg.BranchPrefix},
 		addr:  t.Addr,
 		local: t.Local, every: every, expiry: expiry,
 	}
@@ -411,6 +425,13 @@ func (e *Engine) step() time.Duration {
 	sends, results := e.sends, e.results
 	e.mu.Unlock()
 
+	// The results collected above go out before the sends: a probe that
+	// ended in this step (a deadline) is reported before the next probe
+	// of its target leaves, so that probe's reply, read on another
+	// goroutine, cannot overtake it. Results of one key arrive in Seq
+	// order.
+	e.report(results)
+	done := len(results)
 	for i := range sends {
 		op := &sends[i]
 		err := e.sender.Send(op.local, op.dst, e.buf[op.off:op.end])
@@ -424,15 +445,20 @@ func (e *Engine) step() time.Duration {
 		}
 		e.mu.Unlock()
 	}
+	e.report(results[done:])
+	clear(sends)
+	clear(results)
+	e.sends, e.results = sends[:0], results[:0]
+	return wait
+}
+
+// report hands results to OnResult.
+func (e *Engine) report(results []Result) {
 	if e.cfg.OnResult != nil {
 		for _, r := range results {
 			e.cfg.OnResult(r)
 		}
 	}
-	clear(sends)
-	clear(results)
-	e.sends, e.results = sends[:0], results[:0]
-	return wait
 }
 
 // collect pops what is due at now (ns since epoch), at most maxBatch

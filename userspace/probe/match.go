@@ -15,7 +15,7 @@ var msgPool = sync.Pool{New: func() any { return new(sipmsg.Msg) }}
 // HandleResponse takes a SIP response received from src and, when it
 // answers a probe, reports the probe's result. The slow path calls it for
 // every response whose only Via is its own; it returns true when the
-// message carries a probe branch (BranchPrefix), whatever became of it:
+// message carries this engine's probe branch (Config.BranchPrefix), whatever became of it:
 // matched, or counted and ignored as late, unknown, from the wrong source
 // or malformed. It returns false for anything else (the caller deals with
 // it). It does not keep data.
@@ -27,10 +27,11 @@ func (e *Engine) HandleResponse(data []byte, src netip.AddrPort) bool {
 		return false
 	}
 	branch := m.TopVia.Branch.Bytes(data)
-	if !m.TopVia.HasBranch || len(branch) < len(BranchPrefix) || string(branch[:len(BranchPrefix)]) != BranchPrefix {
+	prefix := e.cfg.BranchPrefix
+	if !m.TopVia.HasBranch || len(branch) < len(prefix) || string(branch[:len(prefix)]) != prefix {
 		return false
 	}
-	seq, nonce, ok := parseBranch(branch)
+	seq, nonce, ok := parseBranch(branch, prefix)
 	switch {
 	case !ok:
 		e.count(&e.stats.UnknownBranch)

@@ -29,6 +29,22 @@ func IsProbeBranch(branch []byte) bool {
 	return len(branch) == branchLen && string(branch[:len(BranchPrefix)]) == BranchPrefix
 }
 
+// checkPrefix reports whether p can start probe branches: the magic
+// cookie and two lower-case letters or digits (the length of BranchPrefix,
+// which the branch layout assumes).
+func checkPrefix(p string) error {
+	const cookie = "z9hG4bK"
+	if len(p) != len(BranchPrefix) || p[:len(cookie)] != cookie {
+		return fmt.Errorf("branch prefix %q: want %s and two lower-case letters or digits", p, cookie)
+	}
+	for i := len(cookie); i < len(p); i++ {
+		if c := p[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("branch prefix %q: want %s and two lower-case letters or digits", p, cookie)
+		}
+	}
+	return nil
+}
+
 // checkURI reports whether s is a sip: or sips: URI that may be written
 // as a Request-URI, To or From (no blanks, no CR or LF, no brackets).
 func checkURI(what, s string) error {
@@ -89,6 +105,7 @@ func checkSentBy(s string) error {
 // but these numbers.
 type request struct {
 	method, uri, from, sentBy, userAgent string
+	prefix                               string // branch prefix; "" is BranchPrefix
 }
 
 // appendHex64 appends v as 16 lower-case hex digits.
@@ -102,8 +119,8 @@ func appendHex64(b []byte, v uint64) []byte {
 }
 
 // appendBranch appends the probe's Via branch.
-func appendBranch(b []byte, seq, nonce uint64) []byte {
-	b = append(b, BranchPrefix...)
+func appendBranch(b []byte, prefix string, seq, nonce uint64) []byte {
+	b = append(b, prefix...)
 	b = appendHex64(b, seq)
 	return appendHex64(b, nonce)
 }
@@ -119,7 +136,11 @@ func appendRequest(b []byte, r *request, seq, nonce uint64) []byte {
 	b = append(b, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
 	b = append(b, r.sentBy...)
 	b = append(b, ";rport;branch="...)
-	b = appendBranch(b, seq, nonce)
+	prefix := r.prefix
+	if prefix == "" {
+		prefix = BranchPrefix
+	}
+	b = appendBranch(b, prefix, seq, nonce)
 	b = append(b, "\r\nTo: <"...)
 	b = append(b, r.uri...)
 	b = append(b, ">\r\nFrom: <"...)
@@ -143,12 +164,13 @@ func appendRequest(b []byte, r *request, seq, nonce uint64) []byte {
 	return append(b, "\r\n"...)
 }
 
-// parseBranch splits a probe branch into its sequence number and nonce.
-func parseBranch(branch []byte) (seq, nonce uint64, ok bool) {
-	if !IsProbeBranch(branch) {
+// parseBranch splits a probe branch starting with prefix (as long as
+// BranchPrefix) into its sequence number and nonce.
+func parseBranch(branch []byte, prefix string) (seq, nonce uint64, ok bool) {
+	if len(branch) != branchLen || string(branch[:len(prefix)]) != prefix {
 		return 0, 0, false
 	}
-	h := branch[len(BranchPrefix):]
+	h := branch[len(prefix):]
 	seq, ok1 := parseHex64(h[:hexLen])
 	nonce, ok2 := parseHex64(h[hexLen:])
 	return seq, nonce, ok1 && ok2
