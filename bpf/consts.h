@@ -123,6 +123,7 @@
 #define F_SET_EQUAL_PRIO 0x02 /* alg 14 is round robin (else alg 8) */
 #define F_SET_TOO_LARGE 0x04 /* more than MAX_DSTS destinations: only the slow path picks */
 #define F_SET_HASH_USER_ONLY 0x08 /* dispatcher flags bit 1: algs 1-3 hash the URI user only */
+#define F_SET_SPREAD 0x10 /* ds_hash_fallback spread: a hash pick whose start is down takes live[] */
 
 /* Kamailio's dispatcher algorithms (ds_select_dst), by number. */
 enum dispatch_alg {

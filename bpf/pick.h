@@ -12,8 +12,11 @@
  * Every algorithm yields a start value; the destination is set->next_up[start % m]:
  * userspace/dispatch precomputes Kamailio's 2.2 walk over down destinations (and the
  * use_default fallback) for every start index, so the program never loops over the
- * set. Rotating algorithms keep their position per CPU (set_cursor): each CPU is an
- * exact Kamailio round robin of its own; together they spread the same way.
+ * set. With F_SET_SPREAD (ds_hash_fallback spread), the hash algorithms and random
+ * replace a walk away from a down start index by a pick among all live ones
+ * (pick_spread), still loop-free. Rotating algorithms keep their position per CPU
+ * (set_cursor): each CPU is an exact Kamailio round robin of its own; together they
+ * spread the same way.
  */
 
 /* pick_set returns the live copy of the listener's set, or NULL. */
@@ -69,6 +72,38 @@ __noinline long pick_uri_hash(struct scratch *s, __u32 which, __u32 user_only)
 	return hash_ds_finish(h);
 }
 
+/* pick_spread_mix is murmur3's 32-bit finalizer, userspace/dispatch.SpreadMix: the
+ * second hash F_SET_SPREAD reduces, so that the choice among the live destinations
+ * does not follow from the start index (h % m). */
+static __always_inline __u32 pick_spread_mix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bU;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35U;
+	h ^= h >> 16;
+	return h;
+}
+
+/* pick_spread is ds_hash_fallback spread (userspace/dispatch.Set.WalkHash): a hash
+ * start h whose own index is down goes to live[(mix(h) * live_count) >> 32], one
+ * of the set's up start indexes, instead of the walk's next one. idx is the walk's
+ * pick, start = h % m.
+ * Returns: the destination index (idx when spread does not apply). */
+static __always_inline int pick_spread(const struct dst_set *set, __u32 h, __u32 start, int idx)
+{
+	__u32 live = set->live_count, j;
+
+	if (!(set->flags & F_SET_SPREAD) || idx < 0 || (__u32)idx == start)
+		return idx; /* the start index is up (next_up[i] == i exactly then), or none is */
+	if (live == 0 || live > MAX_DSTS)
+		return idx; /* nothing up among the start indexes: the use_default default */
+	/* Multiply and shift: j < live without a modulo. The verifier cannot follow that
+	 * through the 64-bit product, hence the mask (a no-op: live <= MAX_DSTS). */
+	j = (__u32)(((__u64)pick_spread_mix(h) * live) >> 32);
+	return set->live[j & DST_MASK];
+}
+
 /* pick_slot returns the cursor's weight-table slot and advances it modulo
  * WEIGHT_SLOTS. Compares, not %: clang turns "% 100" into x - x/100*100, whose range
  * the verifier cannot bound. */
@@ -88,8 +123,8 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 {
 	__u32 slot = lis->set_slot % MAX_SETS;
 	struct set_cursor *cur = bpf_map_lookup_elem(&set_cursor, &slot);
-	__u32 m = set->hash_mod, n = set->count, start = 0;
-	int rotate = 0, idx;
+	__u32 m = set->hash_mod, n = set->count, start = 0, raw;
+	int rotate = 0, hashed = 0, idx;
 
 	if (!(set->flags & F_SET_EXISTS))
 		return -PASS_NO_SET;
@@ -101,6 +136,7 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 	switch (lis->alg) {
 	case ALG_CALLID:
 		start = hash_ds_finish(hash_ds_key(s, 0, s->msg.callid, s->msg.callid_len));
+		hashed = 1;
 		break;
 	case ALG_RR_PRIORITY:
 		if (!(set->flags & F_SET_EQUAL_PRIO))
@@ -112,6 +148,7 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 		break;
 	case ALG_RANDOM:
 		start = bpf_get_prandom_u32();
+		hashed = 1;
 		break;
 	case ALG_PRIORITY:
 		break;
@@ -129,6 +166,7 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 		if (h < 0)
 			return h;
 		start = h;
+		hashed = 1;
 		break;
 	}
 	case ALG_AUTH_USER:
@@ -142,9 +180,12 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 	default:
 		break; /* numbers Kamailio does not define start at index 0 */
 	}
+	raw = start; /* the whole hash: pick_spread mixes it */
 	start %= m;
 	barrier_var(start); /* keep the mask: clang knows start < m <= MAX_DSTS, the verifier does not */
 	idx = set->next_up[start & DST_MASK];
+	if (hashed)
+		idx = pick_spread(set, raw, start, idx);
 	if (idx < 0 || (__u32)idx >= n)
 		return -PASS_NO_DST;
 	if (rotate)

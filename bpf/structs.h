@@ -50,8 +50,11 @@ struct dst_set {
 	__u16 count; /* destinations in dsts */
 	__u16 hash_mod; /* m: every start value is taken modulo m (Set.HashMod) */
 	__u8 flags; /* F_SET_* */
-	__u8 pad[7];
+	__u8 pad;
+	__u16 live_count; /* entries used in live */
+	__u8 pad2[4];
 	__s16 next_up[MAX_DSTS]; /* the 2.2 walk from each start index; -1: nothing up */
+	__u8 live[MAX_DSTS]; /* the up start indexes, ascending (Set.Live): F_SET_SPREAD's choices */
 	__u8 weights[WEIGHT_SLOTS]; /* alg 9 table: a destination index per slot */
 	__u8 rweights[WEIGHT_SLOTS]; /* alg 11 table */
 	struct dst dsts[MAX_DSTS];

@@ -57,8 +57,11 @@ var diffBackends = []netip.Prefix{
 }
 
 // diffExtraSets join the fixtures' dispatcher.list: set 20 mirrors set 2 in
-// IPv6, set 21 mixes families and an inactive destination.
-var diffExtraSets = []dispatch.Entry{
+// IPv6, set 21 mixes families and an inactive destination; sets 22-24 have
+// destinations down for the hash fallback (TestDifferentialHashFallback):
+// 22 six with three down (start index and live count correlated), 23
+// sixteen with two down, 24 four IPv6 with one down.
+var diffExtraSets = append([]dispatch.Entry{
 	{SetID: 20, URI: "sip:[2001:db8::21]:5060", Source: "differential:1"},
 	{SetID: 20, URI: "sip:[2001:db8::22]:5060", Source: "differential:2"},
 	{SetID: 20, URI: "sip:[2001:db8::23]:5060", Source: "differential:3"},
@@ -66,6 +69,28 @@ var diffExtraSets = []dispatch.Entry{
 	{SetID: 21, URI: "sip:[2001:db8::24]:5060", Source: "differential:5"},
 	{SetID: 21, URI: "sip:10.0.0.42:5080", Flags: 1, Source: "differential:6"},
 	{SetID: 21, URI: "sip:10.0.0.43", Source: "differential:7"},
+}, diffFallbackSets()...)
+
+// diffFallbackSets are sets 22-24 (diffExtraSets).
+func diffFallbackSets() []dispatch.Entry {
+	var out []dispatch.Entry
+	add := func(set int, uri string, down bool) {
+		e := dispatch.Entry{SetID: set, URI: uri, Source: fmt.Sprintf("differential:set %d:%d", set, len(out)+1)}
+		if down {
+			e.Flags = dispatch.FlagInactive
+		}
+		out = append(out, e)
+	}
+	for i := 1; i <= 6; i++ {
+		add(22, fmt.Sprintf("sip:10.0.2.%d:5060", i), i%2 == 0)
+	}
+	for i := 1; i <= 16; i++ {
+		add(23, fmt.Sprintf("sip:10.0.3.%d:5060", i), i == 5 || i == 6)
+	}
+	for i := 5; i <= 8; i++ {
+		add(24, fmt.Sprintf("sip:[2001:db8::2%d]:5060", i), i == 6)
+	}
+	return out
 }
 
 // diffSetup is the listener a datagram arrives on and its rule.
@@ -75,6 +100,8 @@ type diffSetup struct {
 	Rule      fixtures.Rule
 	// OwnsTransaction is what the slow path's stateful hook answers.
 	OwnsTransaction bool
+	// HashFallback is the dispatcher's ds_hash_fallback, on both paths.
+	HashFallback dispatch.HashFallback
 }
 
 func (s diffSetup) String() string {
@@ -89,6 +116,9 @@ func (s diffSetup) String() string {
 	}
 	if s.Rule.Failover {
 		b.WriteString(" failover")
+	}
+	if s.HashFallback != dispatch.FallbackNext {
+		fmt.Fprintf(&b, " hash_fallback %s", s.HashFallback)
 	}
 	return b.String()
 }
@@ -117,12 +147,13 @@ func (r diffResult) forwarded() bool {
 	return r.Verdict == dptest.XDPTX || r.Verdict == dptest.XDPRedirect
 }
 
-// diffHarness is the loaded program and the slow path's dispatcher, both on
-// one snapshot, and the listener currently configured on both.
+// diffHarness is the loaded program and the slow path's dispatchers, one
+// per ds_hash_fallback, the program holding the sets of the setup's one,
+// and the listener currently configured on both.
 type diffHarness struct {
-	env  *dptest.Env
-	snap *dispatch.Snapshot
-	disp *dispatch.Dispatcher
+	env    *dptest.Env
+	disps  map[dispatch.HashFallback]*dispatch.Dispatcher
+	synced dispatch.HashFallback // whose snapshot the program holds
 
 	cur   diffSetup
 	fw    *sipproxy.Forwarder
@@ -141,14 +172,15 @@ func newDiffHarness(t testing.TB) *diffHarness {
 		t.Fatal(err)
 	}
 	entries = append(entries, diffExtraSets...)
-	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: diffNoDNS})
-	if err != nil {
-		t.Fatal(err)
+	h := &diffHarness{env: env, disps: map[dispatch.HashFallback]*dispatch.Dispatcher{}, pairs: map[string]int{}}
+	for _, fb := range []dispatch.HashFallback{dispatch.FallbackNext, dispatch.FallbackSpread} {
+		snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: diffNoDNS, HashFallback: fb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.disps[fb] = dispatch.New(snap)
 	}
-	if err := env.DP.SyncSets(snap); err != nil {
-		t.Fatal(err)
-	}
-	h := &diffHarness{env: env, snap: snap, disp: dispatch.New(snap), pairs: map[string]int{}}
+	h.sync(t, dispatch.FallbackNext)
 	if h.pass, err = env.DP.PassCounts(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +195,26 @@ func diffNoDNS(context.Context, string) ([]netip.Addr, error) {
 	return nil, errors.New("no DNS in the differential test")
 }
 
+// sync writes the current snapshot of fb's dispatcher into the program.
+func (h *diffHarness) sync(t testing.TB, fb dispatch.HashFallback) {
+	t.Helper()
+	if err := h.env.DP.SyncSets(h.disps[fb].Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	h.synced = fb
+}
+
 // configure puts s on both paths (when it is not there already).
 func (h *diffHarness) configure(t testing.TB, s diffSetup) {
 	t.Helper()
+	if s.HashFallback != h.synced {
+		h.sync(t, s.HashFallback)
+	}
 	if h.fw != nil && s == h.cur {
 		return
 	}
 	r := s.Rule
-	fw, err := sipproxy.NewForwarder(h.disp, []sipproxy.Listener{{
+	fw, err := sipproxy.NewForwarder(h.disps[s.HashFallback], []sipproxy.Listener{{
 		Name: "diff", Addr: s.Listener, Advertise: s.Advertise,
 		Rule: sipproxy.Rule{SetID: r.SetID, Alg: dispatch.Alg(r.Alg), Limit: r.Limit, RecordRoute: r.RecordRoute,
 			Failover: r.Failover, HashPVar: r.HashPVar, NoDestinationCode: r.NoDestinationCode},
@@ -533,7 +577,8 @@ func diffAsOurResponse(in []byte, adv string) []byte {
 
 // diffCaseSetup is a fixture's listener and rule.
 func diffCaseSetup(c fixtures.Case) diffSetup {
-	return diffSetup{Listener: c.Listener, Advertise: c.Advertise, Rule: c.Rule, OwnsTransaction: c.OwnsTransaction}
+	return diffSetup{Listener: c.Listener, Advertise: c.Advertise, Rule: c.Rule, OwnsTransaction: c.OwnsTransaction,
+		HashFallback: c.HashFallback}
 }
 
 // diffOtherFamily moves a fixture to the other IP family: the listener, the
@@ -647,6 +692,91 @@ func TestDifferentialFixtures(t *testing.T) {
 	}
 	t.Logf("%d fixtures, %d runs: %d forwarded, %d passed, %d dropped", len(cases), 2*len(cases), fwd, pass, drop)
 	h.tally(t, "fixtures")
+}
+
+// diffHashCall is an INVITE whose Call-ID, From, To and Request-URI users
+// all vary with i, so each hash algorithm sees a different key per call.
+func diffHashCall(i int) []byte {
+	return []byte(fmt.Sprintf("INVITE sip:callee%d@biloxi.example.com SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKfb%d\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"To: <sip:to%d@biloxi.example.com>\r\n"+
+		"From: <sip:from%d@atlanta.example.com>;tag=%d\r\n"+
+		"Call-ID: %x-%d@pc33.atlanta.example.com\r\n"+
+		"CSeq: 1 INVITE\r\n"+
+		"Contact: <sip:caller@198.51.100.7:5060>\r\n"+
+		"Content-Length: 0\r\n\r\n", i, i, i*7, i*13, i, uint64(i)*0x9e3779b97f4a7c15, i))
+}
+
+// TestDifferentialHashFallback compares the paths pick by pick with
+// destinations down, in both ds_hash_fallback modes: every hash algorithm
+// the fast path runs (0-3) on sets with one of six down (fixtures' set 4),
+// three of six (22), two of sixteen (23) and one of four IPv6 (24), then
+// again after a state change on each path (another destination of set 4
+// goes down: the live tables follow). Each call must go to the same
+// destination with the same bytes; in spread mode, the calls that spread
+// moves away from next's neighbour must be there (the test is not vacuous).
+func TestDifferentialHashFallback(t *testing.T) {
+	h := newDiffHarness(t)
+	const calls = 300
+	type run struct {
+		set  int
+		lis  netip.AddrPort
+		src  netip.AddrPort
+		note string
+	}
+	runs := []run{
+		{4, diffLis4, diffSrc4, "1 of 6 down"},
+		{22, diffLis4, diffSrc4, "3 of 6 down"},
+		{23, diffLis4, diffSrc4, "2 of 16 down"},
+		{24, diffLis6, diffSrc6, "1 of 4 down, IPv6"},
+	}
+	compareAll := func(stage string) {
+		for _, r := range runs {
+			for _, alg := range []int{0, 1, 2, 3} {
+				dst := map[dispatch.HashFallback][]netip.AddrPort{}
+				for _, fb := range []dispatch.HashFallback{dispatch.FallbackNext, dispatch.FallbackSpread} {
+					s := diffSetup{Listener: r.lis, Rule: fixtures.Rule{SetID: r.set, Alg: alg}, HashFallback: fb}
+					for i := 0; i < calls; i++ {
+						in := diffInput{Name: fmt.Sprintf("%s set %d (%s) alg %d %s call %d", stage, r.set, r.note, alg, fb, i),
+							Setup: s, Src: r.src, In: diffHashCall(i)}
+						res := h.compare(t, in)
+						h.check(t, in, res)
+						if !res.forwarded() {
+							t.Fatalf("%s: not forwarded by the fast path (%s): every call here must be", in.Name, res.Reason)
+						}
+						dst[fb] = append(dst[fb], res.Go.Dst)
+					}
+				}
+				moved, spreadTo := 0, map[netip.AddrPort]bool{}
+				for i := range dst[dispatch.FallbackNext] {
+					if dst[dispatch.FallbackNext][i] != dst[dispatch.FallbackSpread][i] {
+						moved++
+						spreadTo[dst[dispatch.FallbackSpread][i]] = true
+					}
+				}
+				// A down start index takes about calls*down/n calls, of
+				// which spread moves all but the ones it gives the neighbour.
+				if moved < calls/20 || len(spreadTo) < 2 {
+					t.Errorf("%s set %d (%s) alg %d: spread moved %d of %d calls, to %d destinations: want the fallback exercised", stage, r.set, r.note, alg, moved, calls, len(spreadTo))
+				}
+				t.Logf("%s set %d (%s) alg %d: %d of %d calls go elsewhere with spread, to %d destinations; both paths agree", stage, r.set, r.note, alg, moved, calls, len(spreadTo))
+			}
+		}
+	}
+	compareAll("as loaded")
+	// Another destination of set 4 (index 4, 10.0.0.52) goes down on both
+	// dispatchers; the program gets the new tables with the next sync.
+	for _, d := range h.disps {
+		if err := d.SetState(4, "sip:10.0.0.52:5060", "i"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.sync(t, h.synced)
+	runs = runs[:1]
+	runs[0].note = "2 of 6 down after set_state"
+	compareAll("after set_state")
+	h.tally(t, "hash fallback")
 }
 
 // TestDifferentialTorture compares the paths on the RFC 4475 torture

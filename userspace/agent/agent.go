@@ -123,11 +123,16 @@ func buildSets(ctx context.Context, cfg *config.Config) (*dispatch.Snapshot, err
 	if err != nil {
 		return nil, err
 	}
+	fallback, err := dispatch.ParseHashFallback(cfg.Dispatcher.HashFallback)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher.ds_hash_fallback: %w", err) // config validated it
+	}
 	snap, err := dispatch.Build(ctx, entries, dispatch.Options{
 		HashUserOnly: cfg.Dispatcher.Flags&config.DispatcherFlagHashUserOnly != 0,
 		UseDefault:   cfg.Dispatcher.UseDefault,
 		LatencyStats: cfg.Dispatcher.PingLatencyStats,
 		LatencyAlpha: cfg.Dispatcher.LatencyEstimatorAlpha,
+		HashFallback: fallback,
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // fake is a Subsystem that records its start and stop in a shared log.
@@ -251,6 +253,35 @@ func TestReloadAllOrNothing(t *testing.T) {
 			}
 			write("sipedge.yaml", strings.Replace(agentYAML, "level: info", "level: debug", 1))
 		})
+	}
+}
+
+// TestReloadHashFallback: dispatcher.ds_hash_fallback reaches the sets at
+// start and, being a live key, with a reload.
+func TestReloadHashFallback(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sipedge.yaml")
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sipedge.yaml", agentYAML)
+	write("d.list", "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5082 1\n")
+	a, err := newAgent(context.Background(), Options{ConfigPath: cfgPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fb := a.d.Snapshot().Set(1).Fallback; fb != dispatch.FallbackNext {
+		t.Fatalf("default: set 1 has fallback %v, want next", fb)
+	}
+	write("sipedge.yaml", strings.Replace(agentYAML, "list_file: d.list", "list_file: d.list\n  ds_hash_fallback: spread", 1))
+	if err := a.Reload(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if fb := a.d.Snapshot().Set(1).Fallback; fb != dispatch.FallbackSpread {
+		t.Fatalf("after the reload: set 1 has fallback %v, want spread", fb)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // Config is one loaded and validated sipedge.yaml.
@@ -102,6 +104,11 @@ type Dispatcher struct {
 	// LatencyEstimatorAlpha is ds_latency_estimator_alpha, per mille: the
 	// weight of the old estimate in the latency EWMA.
 	LatencyEstimatorAlpha int `key:"ds_latency_estimator_alpha"`
+	// HashFallback is ds_hash_fallback (no Kamailio twin): "next" keeps
+	// Kamailio's walk to the next up destination when a hash pick is down,
+	// "spread" spreads the down destination's calls over every up one
+	// (dispatch.HashFallback).
+	HashFallback string `key:"ds_hash_fallback"`
 }
 
 // Dispatcher.Flags bits (Kamailio's "flags" modparam).
@@ -233,6 +240,7 @@ func Defaults() Config {
 			InactiveThreshold: 1,
 			// Kamailio 6.0's default (kamailio-behaviour §3.6).
 			LatencyEstimatorAlpha: 100,
+			HashFallback:          dispatch.FallbackNext.String(),
 		},
 		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions, MaxTransactionBytes: DefaultMaxTransactionBytes},
 		UDP:      UDP{ReceiveBuffer: DefaultReceiveBuffer},

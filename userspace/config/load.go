@@ -142,6 +142,7 @@ func (d *decoder) top(root *yaml.Node) {
 			{"ds_probing_mode", d.integer(&dp.ProbingMode)},
 			{"ds_ping_latency_stats", d.zeroOne(&dp.PingLatencyStats)},
 			{"ds_latency_estimator_alpha", d.integer(&dp.LatencyEstimatorAlpha)},
+			{"ds_hash_fallback", d.str(&dp.HashFallback)},
 		})},
 		{"failover", d.section([]field{
 			{"timeout", d.duration(&fo.Timeout)},

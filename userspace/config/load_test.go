@@ -91,6 +91,7 @@ func TestLoadBad(t *testing.T) {
 				`dispatcher.yaml:16: dispatcher.ds_ping_reply_codes: "class=9": class 9 is not 1-6`,
 				`dispatcher.yaml:17: dispatcher.ds_probing_mode: want 0, 1, 2 or 3, got 4`,
 				`dispatcher.yaml:18: dispatcher.ds_latency_estimator_alpha: want 0 to 1000 (per mille), got 1001`,
+				`dispatcher.yaml:19: dispatcher.ds_hash_fallback: hash fallback "even": want next or spread`,
 			},
 		},
 		{
@@ -226,6 +227,7 @@ func TestLoadFull(t *testing.T) {
 			ProbingMode:           3,
 			PingLatencyStats:      true,
 			LatencyEstimatorAlpha: 900,
+			HashFallback:          "spread",
 		},
 		Failover: Failover{Timeout: 1500 * time.Millisecond, MaxTransactions: 1000, MaxTransactionBytes: 32 << 20},
 		UDP:      UDP{ReceiveBuffer: 4 << 20},

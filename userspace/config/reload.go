@@ -15,6 +15,7 @@ var liveKeys = []string{
 	"dispatcher.list_file",
 	"dispatcher.flags",
 	"dispatcher.use_default",
+	"dispatcher.ds_hash_fallback",
 	"dispatcher.reload_delta",
 	"log.level",
 	"events.hook_command",

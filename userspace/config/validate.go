@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // Validate checks c as a whole and returns every problem found, joined, each
@@ -259,6 +261,9 @@ func (v *validator) dispatcher() {
 	}
 	if d.LatencyEstimatorAlpha < 0 || d.LatencyEstimatorAlpha > 1000 {
 		v.check(p+"ds_latency_estimator_alpha", 0, "want 0 to 1000 (per mille), got %d", d.LatencyEstimatorAlpha)
+	}
+	if _, err := dispatch.ParseHashFallback(d.HashFallback); err != nil {
+		v.check(p+"ds_hash_fallback", 0, "%v", err)
 	}
 }
 

@@ -28,15 +28,25 @@ func TestFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: noDNS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.DP.SyncSets(snap); err != nil {
-		t.Fatal(err)
-	}
+	// One snapshot per ds_hash_fallback the cases name, synced when the
+	// case's differs from the one the program holds.
+	snaps := map[dispatch.HashFallback]*dispatch.Snapshot{}
+	synced := dispatch.HashFallback(-1)
 	var forwarded, passed, dropped int
 	for _, c := range cases {
+		if snaps[c.HashFallback] == nil {
+			snap, err := dispatch.Build(context.Background(), entries, c.Options(noDNS))
+			if err != nil {
+				t.Fatal(err)
+			}
+			snaps[c.HashFallback] = snap
+		}
+		if synced != c.HashFallback {
+			if err := env.DP.SyncSets(snaps[c.HashFallback]); err != nil {
+				t.Fatal(err)
+			}
+			synced = c.HashFallback
+		}
 		t.Run(filepath.Base(c.File), func(t *testing.T) {
 			lis := dataplane.Listener{Addr: c.Listener, ADV: c.Advertise, Rule: dataplane.Rule{
 				SetID: c.Rule.SetID, Alg: c.Rule.Alg, RecordRoute: c.Rule.RecordRoute, Failover: c.Rule.Failover,

@@ -21,6 +21,7 @@ const (
 	flagSetEqualPrio   = 0x02 // F_SET_EQUAL_PRIO
 	flagSetTooLarge    = 0x04 // F_SET_TOO_LARGE
 	flagSetUserOnly    = 0x08 // F_SET_HASH_USER_ONLY
+	flagSetSpread      = 0x10 // F_SET_SPREAD
 
 	familyV4 = 2  // FAMILY_V4
 	familyV6 = 10 // FAMILY_V6
@@ -328,6 +329,14 @@ func setValue(id int, s *dispatch.Set, userOnly bool) xdpsipDstSet {
 	v.HashMod = uint16(s.HashMod)
 	for i, n := range s.NextUp {
 		v.NextUp[i] = n
+	}
+	// Live holds start indices (< HashMod <= len(v.Live)), so it fits.
+	if s.Fallback == dispatch.FallbackSpread {
+		v.Flags |= flagSetSpread
+	}
+	v.LiveCount = uint16(len(s.Live))
+	for i, n := range s.Live {
+		v.Live[i] = uint8(n)
 	}
 	for i := range s.WeightTable {
 		v.Weights[i] = uint8(s.WeightTable[i])

@@ -49,16 +49,19 @@ const (
 )
 
 type xdpsipDstSet struct {
-	_        structs.HostLayout
-	SetId    int32
-	Count    uint16
-	HashMod  uint16
-	Flags    uint8
-	Pad      [7]uint8
-	NextUp   [64]int16
-	Weights  [100]uint8
-	Rweights [100]uint8
-	Dsts     [64]struct {
+	_         structs.HostLayout
+	SetId     int32
+	Count     uint16
+	HashMod   uint16
+	Flags     uint8
+	Pad       uint8
+	LiveCount uint16
+	Pad2      [4]uint8
+	NextUp    [64]int16
+	Live      [64]uint8
+	Weights   [100]uint8
+	Rweights  [100]uint8
+	Dsts      [64]struct {
 		_      structs.HostLayout
 		Family uint8
 		Flags  uint8

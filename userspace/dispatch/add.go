@@ -83,7 +83,7 @@ func (s *Snapshot) withAdded(e Entry, d Destination) (*Snapshot, error) {
 	for j := range dests {
 		dests[j].Index = j
 	}
-	set := newSet(e.SetID, dests, s.opt.UseDefault, s.shuf)
+	set := newSet(e.SetID, dests, s.opt, s.shuf)
 
 	next := &Snapshot{opt: s.opt, shuf: s.shuf}
 	// Appending may share s's array: only the current snapshot is ever

@@ -39,6 +39,9 @@ type Options struct {
 	// LatencyAlpha is modparam ds_latency_estimator_alpha, in per mille:
 	// the weight of the old estimate in the EWMA (0-1000).
 	LatencyAlpha int
+	// HashFallback is ds_hash_fallback: where the hash algorithms send a
+	// call whose start index names a down destination (fallback.go).
+	HashFallback HashFallback
 }
 
 func (o Options) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -198,7 +201,7 @@ func (p *prepared) assemble(sh *shuffler, state *Snapshot) (*Snapshot, error) {
 		if state != nil {
 			carryState(dests, state.Set(id))
 		}
-		snap.sets = append(snap.sets, newSet(id, dests, p.opt.UseDefault, sh))
+		snap.sets = append(snap.sets, newSet(id, dests, p.opt, sh))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -257,12 +260,14 @@ func carryState(dests []Destination, prev *Set) {
 }
 
 // newSet builds a set and its tables from ordered destinations.
-func newSet(id int, dests []Destination, useDefault bool, sh *shuffler) *Set {
+func newSet(id int, dests []Destination, opt Options, sh *shuffler) *Set {
 	n := len(dests)
+	useDefault := opt.UseDefault
 	s := &Set{
 		ID:            id,
 		Dests:         dests,
 		HashMod:       hashMod(n, useDefault),
+		Fallback:      opt.HashFallback,
 		DefaultIdx:    -1,
 		EqualPriority: equalPriority(dests),
 		ctr:           &setCounters{},
@@ -273,6 +278,7 @@ func newSet(id int, dests []Destination, useDefault bool, sh *shuffler) *Set {
 		s.DefaultIdx = n - 1
 	}
 	s.NextUp = computeNextUp(dests, s.HashMod, s.DefaultIdx)
+	s.Live = computeLive(dests, s.HashMod)
 	s.WeightTable = weightTable(dests, sh)
 	s.RWeightTable = rweightTable(dests, s.RWeightTable, sh)
 	return s

@@ -9,8 +9,9 @@
 // Build turns Entries (dispatcher.list lines, database rows) into a
 // Snapshot: sets ordered as Kamailio orders them (highest priority first,
 // equal priorities in reverse input order), each with the tables selection
-// uses: NextUp (the down-walk for every start index), the alg 9 weight table
-// and the alg 11 rweight table. Select reads only these tables, so the XDP
+// uses: NextUp (the down-walk for every start index), Live (the up start
+// indices, for FallbackSpread), the alg 9 weight table and the alg 11
+// rweight table. Select reads only these tables, so the XDP
 // fast path, which copies them into BPF maps, gives the same answer for
 // every input. A Dispatcher holds the current Snapshot behind an atomic
 // pointer; every change (state, add, remove, reload) builds a new Snapshot
@@ -58,6 +59,10 @@
 //     in Kamailio.
 //   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
 //     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
+//   - Options.HashFallback (ds_hash_fallback) FallbackSpread, not the
+//     default, spreads the calls a hash algorithm would send to a down
+//     destination over every up one, where Kamailio's walk gives them all to
+//     the next one (kamailio#2361; fallback.go).
 //   - Latency statistics are kept across every reload for each (set, URI)
 //     the new list keeps (what kamailio PR #3534 asks for), and dropped
 //     for the others. Samples are truncated whole milliseconds of the

@@ -81,7 +81,7 @@ func (s *Set) pick(alg Alg, key Key, userOnly bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	return s.walked(h)
+	return s.walkedFor(alg, h)
 }
 
 // walked applies the walk and turns "nothing up" into ErrNoDestination.

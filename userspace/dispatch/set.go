@@ -57,6 +57,12 @@ type Set struct {
 	// §2.2 walk ends on: the first up index at or after i, cyclically over
 	// 0..HashMod-1; if none, the default if it is up; else -1.
 	NextUp []int16
+	// Live lists the up destinations among the start indices
+	// 0..HashMod-1, ascending: what FallbackSpread spreads a down
+	// destination's calls over (fallback.go). Empty when none is up.
+	Live []int16
+	// Fallback is the snapshot's ds_hash_fallback (Options.HashFallback).
+	Fallback HashFallback
 	// WeightTable is the alg 9 table, built once at Build and shuffled; it
 	// does not follow state changes. All zeros when Dests[0] has no weight.
 	WeightTable [WeightSlots]int16
@@ -159,6 +165,7 @@ func (s *Set) withDests(dests []Destination, sh *shuffler) *Set {
 	n.failover = make([]atomic.Pointer[[]Destination], len(dests))
 	n.latency = make([]atomic.Pointer[latencyList], len(dests))
 	n.NextUp = computeNextUp(dests, s.HashMod, s.DefaultIdx)
+	n.Live = computeLive(dests, s.HashMod)
 	for i := range dests {
 		if dests[i].Attrs.RWeight > 0 && dests[i].Up() != s.Dests[i].Up() {
 			n.RWeightTable = rweightTable(dests, s.RWeightTable, sh)

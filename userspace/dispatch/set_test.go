@@ -76,7 +76,7 @@ func TestNextUpMatchesWalk(t *testing.T) {
 						dests[i].Flags = FlagDisabled
 					}
 				}
-				set := newSet(1, dests, useDefault, newShuffler(testRand()))
+				set := newSet(1, dests, Options{UseDefault: useDefault}, newShuffler(testRand()))
 				for h := 0; h < 2*n; h++ {
 					if got, want := set.Walk(uint32(h)), walk(dests, useDefault, h); got != want {
 						t.Fatalf("default=%v n=%d mask=%b h=%d: table %d, walk %d", useDefault, n, mask, h, got, want)

@@ -130,7 +130,7 @@ func TestRWeightFollowsState(t *testing.T) {
 }
 
 func ExampleSet_Walk() {
-	s := newSet(1, destsWith(4, 1), false, newShuffler(testRand()))
+	s := newSet(1, destsWith(4, 1), Options{}, newShuffler(testRand()))
 	fmt.Println(s.NextUp, s.Walk(1), s.Walk(5))
 	// Output: [0 2 2 3] 2 2
 }

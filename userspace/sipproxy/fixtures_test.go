@@ -19,8 +19,16 @@ import (
 // contract's executable form, shared with the XDP program.
 var update = flag.Bool("update", false, "rewrite the fixtures' out sections from Process")
 
-// fixtureDispatcher builds the dispatcher every fixture runs against.
+// fixtureDispatcher builds the dispatcher every fixture runs against, with
+// the default ds_hash_fallback.
 func fixtureDispatcher(t testing.TB) *dispatch.Dispatcher {
+	t.Helper()
+	return fixtureDispatcherFor(t, fixtures.Case{})
+}
+
+// fixtureDispatcherFor builds the dispatcher case c runs against (its
+// hash_fallback).
+func fixtureDispatcherFor(t testing.TB, c fixtures.Case) *dispatch.Dispatcher {
 	t.Helper()
 	entries, err := fixtures.Entries(fixtures.Dir())
 	if err != nil {
@@ -29,7 +37,7 @@ func fixtureDispatcher(t testing.TB) *dispatch.Dispatcher {
 	noDNS := func(context.Context, string) ([]netip.Addr, error) {
 		return nil, errors.New("fixtures use no DNS")
 	}
-	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: noDNS})
+	snap, err := dispatch.Build(context.Background(), entries, c.Options(noDNS))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +80,13 @@ func loadFixtures(t testing.TB) []fixtures.Case {
 // TestFixtures runs every fixture through Process and compares the action,
 // the destination, the reply and the bytes exactly.
 func TestFixtures(t *testing.T) {
-	d := fixtureDispatcher(t)
+	ds := map[dispatch.HashFallback]*dispatch.Dispatcher{}
 	for _, c := range loadFixtures(t) {
+		if ds[c.HashFallback] == nil {
+			ds[c.HashFallback] = fixtureDispatcherFor(t, c)
+		}
 		t.Run(c.Name, func(t *testing.T) {
-			f := fixtureForwarder(t, d, c)
+			f := fixtureForwarder(t, ds[c.HashFallback], c)
 			res := f.Process(c.In, c.Src, c.Listener, nil)
 			if *update {
 				if err := rewriteOut(c.File, res.Out); err != nil {
