@@ -70,7 +70,8 @@ type Set struct {
 	// failover[pick] caches Failover(pick, 0): the Set is immutable.
 	failover []atomic.Pointer[[]Destination]
 	// latency[start] caches alg 13's list for a rotation start, valid
-	// while the set's latency statistics have not changed (ctr.latGen).
+	// while the set's latency statistics have not changed (ctr.latGen);
+	// only for sets of at most maxCachedRanking destinations.
 	latency []atomic.Pointer[latencyList]
 
 	ctr *setCounters // shared by every Set derived from the same Build
