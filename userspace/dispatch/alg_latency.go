@@ -57,13 +57,6 @@ type latencyList struct {
 	dests []Destination // nil: every destination down
 }
 
-// maxCachedRanking is the largest set whose alg 13 lists are cached.
-// A round of selects visits every rotation start and the cache holds a
-// list of up to n destinations per start, n² in all until the next state
-// change (about 340 MB for 1,000 destinations): a larger set ranks at
-// each select instead.
-const maxCachedRanking = 64
-
 // selectLatency runs alg 13 on set and returns the pick and its failover
 // list. The list is shared (cached per rotation start until the latency
 // statistics change): read it only.
@@ -78,7 +71,7 @@ func (s *Snapshot) selectLatency(set *Set) ([]Destination, error) {
 		start = int(set.ctr.last.Load() % uint32(m))
 	}
 	var out []Destination
-	if set.ctr == nil || start >= len(set.latency) || n > maxCachedRanking {
+	if set.ctr == nil || start >= len(set.latency) || n > maxCachedSet {
 		out = s.rankLatency(set, start)
 	} else {
 		// The generation is read before the statistics: a change
