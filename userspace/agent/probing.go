@@ -50,6 +50,11 @@ type probing struct {
 	// Owned by the Run goroutine.
 	targets map[string]probeTarget
 	warned  map[string]string // key -> the problem last logged
+	// applied is the Seq of the last result applied per target: the
+	// engine reports a reply on the goroutine that read it, after its
+	// lock, so that goroutine, delayed, can be overtaken by the reply to
+	// the target's next probe.
+	applied map[string]uint64
 
 	// notProbed is warned as of the last sync, for dispatcher.list
 	// (NOT_PROBED) on other goroutines; never written in place.
@@ -226,6 +231,7 @@ func (p *probing) sync(active bool) {
 		if _, ok := want[key]; !ok {
 			p.eng.Remove(key)
 			delete(p.targets, key)
+			delete(p.applied, key)
 		}
 	}
 	for key, t := range want {
@@ -236,6 +242,7 @@ func (p *probing) sync(active bool) {
 			problems[key] = err.Error()
 			p.eng.Remove(key)
 			delete(p.targets, key)
+			delete(p.applied, key)
 			continue
 		}
 		p.targets[key] = t
@@ -275,6 +282,13 @@ func (p *probing) apply(r probe.Result) {
 	if !ok {
 		return // no longer a target
 	}
+	if r.Seq <= p.applied[r.Key] {
+		return // older than a result already applied
+	}
+	if p.applied == nil {
+		p.applied = map[string]uint64{}
+	}
+	p.applied[r.Key] = r.Seq
 	code, success := classify(r, p.codes, t.strict)
 	// Latency first: it counts only while the destination has the probing
 	// flag, which the state machine may clear (ds_update_latency runs

@@ -278,7 +278,7 @@ func TestProbingApply(t *testing.T) {
 	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing || d.Snapshot().Set(1).Dests[0].ProbingCount != 0 {
 		t.Fatalf("stale results counted: flags %v, count %d", f, d.Snapshot().Set(1).Dests[0].ProbingCount)
 	}
-	seq = stale
+	seq = max(seq, stale) // probes issued after the reload number above every earlier one
 	result(probe.Result{Code: 200})
 	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
 		t.Fatalf("after one success: flags %v, want still inactive (threshold 2)", f)
@@ -288,6 +288,13 @@ func TestProbingApply(t *testing.T) {
 		t.Fatalf("after two successes: flags %v, want active+probing", f)
 	}
 	result(probe.Result{Code: 200})
+	// A result older than one applied (a reply whose reader goroutine was
+	// delayed past the next probe's reply: the engine does not order
+	// them) is ignored: this timeout would make the destination trying.
+	result(probe.Result{Seq: seq - 1, Timeout: true})
+	if f := flags(); f != dispatch.FlagProbing {
+		t.Fatalf("an older result counted after a newer one: flags %v, want active+probing", f)
+	}
 	out := logs.String()
 	if strings.Count(out, "msg=dispatcher:dst-up") != 1 || strings.Count(out, "msg=dispatcher:dst-down") != 1 {
 		t.Errorf("want one dst-down and one dst-up:\n%s", out)

@@ -71,7 +71,7 @@ func (s *Snapshot) selectLatency(set *Set) ([]Destination, error) {
 		start = int(set.ctr.last.Load() % uint32(m))
 	}
 	var out []Destination
-	if set.ctr == nil || start >= len(set.latency) {
+	if set.ctr == nil || start >= len(set.latency) || n > maxCachedSet {
 		out = s.rankLatency(set, start)
 	} else {
 		// The generation is read before the statistics: a change

@@ -127,10 +127,18 @@ func nextSlot(c *atomic.Uint32) uint32 {
 	}
 }
 
+// maxCachedSet is the largest set whose selection lists (failover per
+// pick, alg 13 per rotation start) are cached. The picks of round robin,
+// or of a hash over many calls, visit every index, and the cache holds a
+// list of up to n destinations for each: n² in all for the life of the
+// Set (about 340 MB for 1,000 destinations). A larger set builds the list
+// at each select, capped by the limit.
+const maxCachedSet = 64
+
 // cachedFailover is Failover(pick, limit) from a per-pick cache: the full
 // list is built once per immutable Set and capped (a prefix, see Failover).
 func (s *Set) cachedFailover(pick, limit int) []Destination {
-	if pick < 0 || pick >= len(s.failover) {
+	if pick < 0 || pick >= len(s.failover) || len(s.Dests) > maxCachedSet {
 		return s.Failover(pick, limit)
 	}
 	p := s.failover[pick].Load()

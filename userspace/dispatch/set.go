@@ -73,10 +73,12 @@ type Set struct {
 	// so alg 14 is round robin (else alg 8).
 	EqualPriority bool
 
-	// failover[pick] caches Failover(pick, 0): the Set is immutable.
+	// failover[pick] caches Failover(pick, 0): the Set is immutable. Only
+	// for sets of at most maxCachedSet destinations.
 	failover []atomic.Pointer[[]Destination]
 	// latency[start] caches alg 13's list for a rotation start, valid
-	// while the set's latency statistics have not changed (ctr.latGen).
+	// while the set's latency statistics have not changed (ctr.latGen);
+	// only for sets of at most maxCachedSet destinations.
 	latency []atomic.Pointer[latencyList]
 
 	ctr *setCounters // shared by every Set derived from the same Build

@@ -47,8 +47,12 @@ type Target struct {
 type Result struct {
 	Key string
 	// Seq numbers the probe: the engine numbers probes from 1 in the
-	// order it starts them. Results of one key arrive in Seq order (a
-	// consumer that queues them must keep that order); a consumer that must not act on a probe started before some
+	// order it starts them. Results of one key normally arrive in Seq
+	// order, but not always: a reply is reported on the goroutine that
+	// read it, after the engine's lock, and that goroutine, delayed, can
+	// be overtaken by the reply to the key's next probe. A consumer that
+	// must act on the latest result only drops a Seq lower than the last
+	// it applied; a consumer that must not act on a probe started before some
 	// change (a reload, a state set over RPC) compares Seq with
 	// Engine.Issued taken at that change.
 	Seq uint64
@@ -428,8 +432,8 @@ func (e *Engine) step() time.Duration {
 	// The results collected above go out before the sends: a probe that
 	// ended in this step (a deadline) is reported before the next probe
 	// of its target leaves, so that probe's reply, read on another
-	// goroutine, cannot overtake it. Results of one key arrive in Seq
-	// order.
+	// goroutine, cannot overtake it. (A reply's own result can still be
+	// overtaken: see Result.Seq.)
 	e.report(results)
 	done := len(results)
 	for i := range sends {
