@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -133,7 +134,9 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 		t.Helper()
 		var got [2][2]int
 		var fp [2]uint64
-		before, slowBefore := fastPathStats(t, a), slowStats(t, a)
+		ctl := dialCtl(t, a) // no process per call: sipedgectl under -race takes a second
+		defer ctl.close()
+		before, slowBefore := ctl.fastPathStats(t), ctl.slowStats(t)
 		for i := range n {
 			sendInvite(t, fastC, fmt.Sprintf("%s.fast-%d", name, i))
 			sendInvite(t, slowC, fmt.Sprintf("%s.slow-%d", name, i))
@@ -148,7 +151,7 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 			count(ms)
 			return got[0][0]+got[1][0] == n && got[0][1]+got[1][1] == n
 		})
-		after, slowAfter := fastPathStats(t, a), slowStats(t, a)
+		after, slowAfter := ctl.fastPathStats(t), ctl.slowStats(t)
 		for i, uri := range []string{flakyURI, uasURI} {
 			b, _ := before.dest(1, uri)
 			x, _ := after.dest(1, uri)
@@ -393,37 +396,24 @@ const flagPoll = 5 * time.Millisecond
 
 func watchFlags(t *testing.T, a *agent.Agent) *flagWatch {
 	t.Helper()
-	conn, err := net.Dial("unix", a.Socket)
-	if err != nil {
-		t.Fatalf("control socket %s: %v", a.Socket, err)
-	}
 	w := &flagWatch{hist: map[string][]string{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	go w.run(conn)
+	go w.run(dialCtl(t, a))
 	t.Cleanup(w.stop)
 	return w
 }
 
-func (w *flagWatch) run(conn net.Conn) {
+func (w *flagWatch) run(ctl *ctlConn) {
 	defer close(w.stopped)
-	defer conn.Close()
-	r := bufio.NewReaderSize(conn, 64<<10)
+	defer ctl.close()
 	last := time.Time{}
-	for id := 1; ; id++ {
+	for {
 		select {
 		case <-w.done:
 			return
 		default:
 		}
 		err := func() error {
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := fmt.Fprintf(conn, `{"jsonrpc":"2.0","method":"dispatcher.list","id":%d}`+"\n", id); err != nil {
-				return err
-			}
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return err
-			}
-			res, err := agent.DecodeResult(line)
+			res, err := ctl.call("dispatcher.list")
 			if err != nil {
 				return err
 			}
@@ -496,5 +486,64 @@ func (w *flagWatch) wait(t *testing.T, uri, want string, timeout time.Duration) 
 			t.Fatalf("FLAGS of %s went %v, not %q within %v", uri, h, want, timeout)
 		}
 		time.Sleep(flagPoll)
+	}
+}
+
+// ctlConn is one connection to the agent's control socket, for calls made
+// often: a sipedgectl process per call costs up to a second under -race.
+type ctlConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	id   int
+}
+
+func dialCtl(t *testing.T, a *agent.Agent) *ctlConn {
+	t.Helper()
+	conn, err := net.Dial("unix", a.Socket)
+	if err != nil {
+		t.Fatalf("control socket %s: %v", a.Socket, err)
+	}
+	return &ctlConn{conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}
+}
+
+func (c *ctlConn) close() { c.conn.Close() }
+
+// call sends one request without params and returns its result; the
+// socket answers each request with one line (docs/rpc.md).
+func (c *ctlConn) call(method string) (json.RawMessage, error) {
+	c.id++
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c.conn, `{"jsonrpc":"2.0","method":%q,"id":%d}`+"\n", method, c.id); err != nil {
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	line, err := c.r.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	return agent.DecodeResult(line)
+}
+
+func (c *ctlConn) fastPathStats(t *testing.T) fpStats {
+	t.Helper()
+	var st fpStats
+	c.decode(t, "fastpath.stats", &st)
+	return st
+}
+
+func (c *ctlConn) slowStats(t *testing.T) slowStatsT {
+	t.Helper()
+	var st slowStatsT
+	c.decode(t, "sipproxy.stats", &st)
+	return st
+}
+
+func (c *ctlConn) decode(t *testing.T, method string, v any) {
+	t.Helper()
+	raw, err := c.call(method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v: %s", method, err, raw)
 	}
 }
