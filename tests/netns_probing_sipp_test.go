@@ -126,9 +126,9 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 
 	// calls sends n INVITEs through each path (Call-IDs NAME.fast-i and
 	// NAME.slow-i), waits until the backends got all 2n, and returns what
-	// each got by path and the fast path's packets to each meanwhile. The slow path's share is proved
-	// by the fast path's PASS_ALG_UNSUPPORTED count and the slow path's
-	// forwarded count.
+	// each got by path and the fast path's packets to each meanwhile. The
+	// slow path's share is proved by the fast path's PASS_ALG_UNSUPPORTED
+	// count and the slow path's forwarded count.
 	const n = 30
 	calls := func(a *agent.Agent, name string) pathCalls {
 		t.Helper()
