@@ -48,8 +48,9 @@ const (
 // with two listeners on set 1: udp 5060 with algorithm 0, which the fast
 // path forwards, and udp 5070 with algorithm 13 (all priorities 0: round
 // robin), which the fast path passes up (PASS_ALG_UNSUPPORTED): the slow
-// path forwards those calls. Probing is mode 1, I = 200 ms, T = 3,
-// IT = 2; `sipedgectl events dispatcher:` runs from the start, and a hook.
+// path forwards those calls. Probing is I = 200 ms, T = 3, IT = 2; in
+// run 1, mode 1, `sipedgectl events dispatcher:` runs from the start, and
+// a hook in runs 1, 3 and 4.
 //
 // Run 1, ds_ping_reply_codes unset (503 fails a probe):
 //
@@ -69,13 +70,20 @@ const (
 // dst-down inactive 408, dst-up active 200, dst-down inactive 503, dst-up
 // active 200, all of backend 1; SIPp's backend fired none.
 //
-// Run 2, a new agent with ds_ping_reply_codes "code=503": backend 1
-// answers every probe 503 and stays AP (never trying) over 3 × T × I, gets
-// calls from both paths, and no event fires.
+// Runs 2 to 4, each a new agent, give only backend 1 the probing flag:
 //
-// The probing modes (which destinations 0–3 probe) are asserted by
-// TestProbingModes on loopback: the mode decides only which destinations
-// get probes, nothing this topology or the fast path changes.
+//   - run 2, mode 3 and ds_ping_reply_codes "code=503": backend 1 (AP)
+//     answers every probe 503 and stays AP (never trying) over 3 × T × I,
+//     gets calls from both paths, and no event fires;
+//   - run 3, mode 2: backend 1 loaded IP is probed while silent and stays
+//     IP; answering, it goes AX (probing ends there): dst-down at start,
+//     then dst-up;
+//   - run 4, mode 0: backend 1 loaded AP goes AX after its first probe.
+//
+// In runs 3 and 4 backend 1 gets no probe once AX, then calls from both
+// paths; SIPp's destination, without the flag, gets no probe in runs 2-4
+// (its message log) and stays AX. TestProbingModes covers the modes in
+// full on loopback (six destinations of every flag combination).
 func TestNetnsXDPProbingSIPp(t *testing.T) {
 	testutil.NeedRoot(t)
 	testutil.NeedCommand(t, "nsenter", exec.LookPath)
@@ -89,7 +97,6 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	uasAddr := netip.AddrPortFrom(topo.Backends[1].Addr, 5060)
 	uas := sipp.Start(t, sipp.Options{Name: "uas", Scenario: sipp.UASOptions, Local: uasAddr, Exec: topo.Backends[1].NS.Exec()})
 	flakyURI, uasURI := sipURI(flakyAddr), sipURI(uasAddr)
-	dests := []agent.Dest{{Set: 1, URI: flakyURI}, {Set: 1, URI: uasURI}}
 
 	fastEdge := netip.AddrPortFrom(topo.Client.EdgeAddr, 5060)
 	slowEdge := netip.AddrPortFrom(topo.Client.EdgeAddr, 5070)
@@ -98,14 +105,19 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	fastC := &rawClient{conn: cc, Addr: clientAddr, edge: fastEdge}
 	slowC := &rawClient{conn: cc, Addr: clientAddr, edge: slowEdge}
 
-	keys := [][2]string{
-		{"ds_ping_interval", sippInterval.String()},
-		{"ds_probing_mode", "1"},
-		{"ds_probing_threshold", fmt.Sprint(sippThreshold)},
-		{"ds_inactive_threshold", fmt.Sprint(sippInactiveThr)},
+	keys := func(mode int, more ...[2]string) [][2]string {
+		return append([][2]string{
+			{"ds_ping_interval", sippInterval.String()},
+			{"ds_probing_mode", fmt.Sprint(mode)},
+			{"ds_probing_threshold", fmt.Sprint(sippThreshold)},
+			{"ds_inactive_threshold", fmt.Sprint(sippInactiveThr)},
+		}, more...)
 	}
-	start := func(keys [][2]string, tweak func(*agent.Config)) *agent.Agent {
+	// start runs the agent with keys, backend 1 loaded with flakyFlags
+	// (dispatcher.list flags: 1 inactive, 8 probing), SIPp with none.
+	start := func(keys [][2]string, flakyFlags int, tweak func(*agent.Config)) *agent.Agent {
 		t.Helper()
+		dests := []agent.Dest{{Set: 1, URI: flakyURI, Flags: flakyFlags}, {Set: 1, URI: uasURI}}
 		cfg := agent.Config{
 			Listeners: []agent.Listener{{Name: "fast", Address: fastEdge}, {Name: "slow", Address: slowEdge}},
 			Rules: []agent.Rule{
@@ -175,7 +187,7 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 
 	// Run 1: 503 fails a probe.
 	var hooks hookDir
-	a := start(keys, func(cfg *agent.Config) { hooks = withHook(t, cfg) })
+	a := start(keys(1), 0, func(cfg *agent.Config) { hooks = withHook(t, cfg) })
 	stream := watchEvents(t, a, "dispatcher:")
 	w := watchFlags(t, a)
 	w.wait(t, flakyURI, "AP", 5*time.Second)
@@ -272,20 +284,27 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	}
 	a.Stop()
 
-	// Run 2: code=503 accepted, backend 1 answering 503 from the start.
+	// From here on only backend 1 has the probing flag and the modes
+	// other than 1 never probe SIPp's destination.
+	unflaggedSince := time.Now()
+
+	// Run 2: mode 3 (probe the flagged destinations, for good), code=503
+	// accepted, backend 1 (flags 8: AP) answering 503 from the start.
 	flaky.code.Store(503)
 	since := time.Now()
-	a = start(append(slices.Clone(keys), [2]string{"ds_ping_reply_codes", "code=503"}), nil)
+	a = start(keys(3, [2]string{"ds_ping_reply_codes", "code=503"}), 8, nil)
 	stream = watchEvents(t, a, "dispatcher:")
 	w = watchFlags(t, a)
-	w.wait(t, uasURI, "AP", 5*time.Second)
 	w.wait(t, flakyURI, "AP", 5*time.Second)
 	time.Sleep(3 * sippThreshold * sippInterval)
 	if _, answered := flaky.since(since); answered < 2*sippThreshold {
 		t.Errorf("only %d probes answered 503 while watched, want at least %d: the hold proves nothing", answered, 2*sippThreshold)
 	}
-	if h, gap := w.since(flakyURI, 0); !slices.Equal(h, []string{"AP"}) && !slices.Equal(h, []string{"AX", "AP"}) {
+	if h, gap := w.since(flakyURI, 0); !slices.Equal(h, []string{"AP"}) {
 		t.Errorf("code=503 accepted: backend 1's FLAGS went %v, want [AP] all along (the poller's longest gap was %v)", h, gap)
+	}
+	if h, _ := w.since(uasURI, 0); !slices.Equal(h, []string{"AX"}) {
+		t.Errorf("mode 3: SIPp's FLAGS went %v, want [AX] (not probed)", h)
 	}
 	calls(a, "accepted").bothPaths(t)
 	time.Sleep(2 * sippInterval)
@@ -294,16 +313,93 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	if recs := stream.records(t); len(recs) != 0 {
 		t.Errorf("code=503 accepted: events fired: %v", recs)
 	}
+	a.Stop()
+
+	// Runs 3 and 4: modes 2 and 0 probe a flagged destination only until
+	// a result. Mode 2: an inactive one until it is active; loaded IP, it
+	// fires dst-down at start, stays IP while silent (probed: a silent
+	// destination that is not probed would stay IP as well, so the probes
+	// are counted), and once answering goes AX after IT good probes,
+	// firing dst-up. Mode 0: until its first result; loaded AP, it is AX
+	// after one probe (perhaps before the poller's first look), no event.
+	// Then the probes stop, and the destination, active, gets calls from
+	// both paths.
+	for _, tc := range []struct {
+		mode, flags int
+		silentFirst bool
+		flagsWent   [][]string // acceptable histories
+		events      []string   // the hook's runs, sorted
+	}{
+		{2, 1 | 8, true, [][]string{{"IP", "AX"}}, []string{
+			"dispatcher:dst-down " + flakyURI + " inactive ",
+			"dispatcher:dst-up " + flakyURI + " active 200",
+		}},
+		{0, 8, false, [][]string{{"AP", "AX"}, {"AX"}}, nil},
+	} {
+		name := fmt.Sprintf("mode %d", tc.mode)
+		var hooks hookDir
+		flaky.code.Store(200)
+		if tc.silentFirst {
+			flaky.code.Store(0)
+		}
+		since := time.Now()
+		a := start(keys(tc.mode), tc.flags,
+			func(cfg *agent.Config) { hooks = withHook(t, cfg) })
+		w := watchFlags(t, a)
+		if tc.silentFirst {
+			w.wait(t, flakyURI, "IP", 5*time.Second)
+			deadline := time.Now().Add(5 * time.Second)
+			for unanswered, _ := flaky.since(since); unanswered < sippThreshold; unanswered, _ = flaky.since(since) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: backend 1, inactive and probing, got %d probes in 5 s, want %d", name, unanswered, sippThreshold)
+				}
+				time.Sleep(flagPoll)
+			}
+			flaky.code.Store(200)
+		}
+		w.wait(t, flakyURI, "AX", 5*time.Second)
+		if flaky.Options() == 0 {
+			t.Errorf("%s: backend 1 was never probed", name)
+		}
+		time.Sleep(sippInterval) // a probe on the wire as it changed
+		n := flaky.Options()
+		time.Sleep(3 * sippInterval)
+		if more := flaky.Options() - n; more != 0 {
+			t.Errorf("%s: backend 1 got %d probes over 3 intervals after it became active, want none", name, more)
+		}
+		if h, gap := w.since(flakyURI, 0); !slices.ContainsFunc(tc.flagsWent, func(want []string) bool { return slices.Equal(h, want) }) {
+			t.Errorf("%s: backend 1's FLAGS went %v, want %v (the poller's longest gap was %v)", name, h, tc.flagsWent, gap)
+		}
+		if h, _ := w.since(uasURI, 0); !slices.Equal(h, []string{"AX"}) {
+			t.Errorf("%s: SIPp's FLAGS went %v, want [AX] (not probed)", name, h)
+		}
+		calls(a, strings.ReplaceAll(name, " ", "")).bothPaths(t)
+		hooks.waitRuns(t, len(tc.events), 10*time.Second)
+		w.stop()
+		var got []string
+		for _, r := range hooks.runs(t) {
+			got = append(got, r["SIPEDGE_EVENT"]+" "+r["SIPEDGE_URI"]+" "+r["SIPEDGE_STATE"]+" "+r["SIPEDGE_CODE"])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.events) {
+			t.Errorf("%s: the hook ran for\n  %s\nwant exactly\n  %s", name, strings.Join(got, "\n  "), strings.Join(tc.events, "\n  "))
+		}
+		a.Stop()
+	}
 
 	// SIPp took the probes between the calls: every OPTIONS and INVITE it
-	// got was answered 200, and it got probes from both agents.
+	// got was answered 200. Modes 3, 2 and 0 never probed it (no probing
+	// flag): no OPTIONS after run 1.
 	uas.Stop()
 	ms := uas.Messages(t)
-	opts, invs := len(ms.Requests(sipp.Received, "OPTIONS")), len(ms.Requests(sipp.Received, "INVITE"))
+	opts, invs := ms.Requests(sipp.Received, "OPTIONS"), len(ms.Requests(sipp.Received, "INVITE"))
 	oks := len(ms.Responses(sipp.Sent, 200))
-	t.Logf("SIPp got %d OPTIONS and %d INVITEs, sent %d 200s", opts, invs, oks)
-	if opts < 2*sippInactiveThr || oks != opts+invs {
-		t.Errorf("SIPp got %d OPTIONS and %d INVITEs and sent %d 200s: not every request was answered", opts, invs, oks)
+	t.Logf("SIPp got %d OPTIONS and %d INVITEs, sent %d 200s", len(opts), invs, oks)
+	if len(opts) < 2*sippInactiveThr || oks != len(opts)+invs {
+		t.Errorf("SIPp got %d OPTIONS and %d INVITEs and sent %d 200s: not every request was answered", len(opts), invs, oks)
+	}
+	if late := opts.Filter(func(m sipp.Message) bool { return m.Time.After(unflaggedSince) }); len(late) != 0 {
+		t.Errorf("modes 3, 2, 0: SIPp's destination, without the probing flag, got %d OPTIONS", len(late))
 	}
 }
 
