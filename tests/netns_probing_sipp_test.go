@@ -399,7 +399,7 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 		t.Errorf("SIPp got %d OPTIONS and %d INVITEs and sent %d 200s: not every request was answered", len(opts), invs, oks)
 	}
 	if late := opts.Filter(func(m sipp.Message) bool { return m.Time.After(unflaggedSince) }); len(late) != 0 {
-		t.Errorf("modes 3, 2, 0: SIPp's destination, without the probing flag, got %d OPTIONS", len(late))
+		t.Errorf("modes 3, 2, 0: SIPp's destination, without the probing flag, got %d OPTIONS, want none", len(late))
 	}
 }
 
