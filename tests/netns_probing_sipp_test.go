@@ -250,12 +250,13 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	calls(a, "busy").noneToFlaky(t)
 	comeBack()
 
-	if h, _ := w.since(uasURI, 0); !slices.Equal(h, []string{"AP"}) {
-		t.Errorf("SIPp's FLAGS went %v, want [AP] all along", h)
+	// AX until the first probe's reply, perhaps before the first poll.
+	if h, _ := w.since(uasURI, 0); !slices.Equal(h, []string{"AP"}) && !slices.Equal(h, []string{"AX", "AP"}) {
+		t.Errorf("SIPp's FLAGS went %v, want AP all along after its first probe", h)
 	}
 	h, gap := w.since(flakyURI, 0)
 	t.Logf("backend 1's FLAGS went %v (dispatcher.list polled, longest gap %v)", h, gap.Round(time.Millisecond))
-	runs := hooks.waitRuns(t, events, 10*time.Second)
+	hooks.waitRuns(t, events, 10*time.Second)
 	time.Sleep(2 * sippInterval) // a duplicate would show by now
 	w.stop()
 	stream.stop(t)
@@ -279,7 +280,7 @@ func TestNetnsXDPProbingSIPp(t *testing.T) {
 	// Runs may overlap: compare as sets with counts.
 	slices.Sort(got)
 	sorted := slices.Sorted(slices.Values(want))
-	if !slices.Equal(got, sorted) || len(runs) < len(want) {
+	if !slices.Equal(got, sorted) {
 		t.Errorf("the hook ran for\n  %s\nwant exactly\n  %s", strings.Join(got, "\n  "), strings.Join(sorted, "\n  "))
 	}
 	a.Stop()
