@@ -60,6 +60,10 @@ var (
 	UAS503 = Scenario{file: "uas_503.xml"}
 	// UAC503 sends an INVITE, expects 503, ACKs it and waits 2 s.
 	UAC503 = Scenario{file: "uac_503.xml"}
+	// UASOptions answers 200 to OPTIONS (a probe, at any time: each is a
+	// call of its own) and to INVITE, and ends the call there (no ACK
+	// expected).
+	UASOptions = Scenario{file: "uas_options.xml"}
 )
 
 //go:embed testdata/*.xml
