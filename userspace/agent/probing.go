@@ -294,7 +294,7 @@ func (p *probing) apply(r probe.Result) {
 	// flag, which the state machine may clear (ds_update_latency runs
 	// before ds_update_state in Kamailio).
 	p.d.ProbeLatency(t.setID, t.iuid, code, r.RTT)
-	before := upState(p.d.Snapshot(), t.setID, t.iuid)
+	before, _ := destFlags(p.d.Snapshot(), t.setID, t.iuid)
 	changed, err := p.d.ProbeResult(t.setID, t.iuid, success, p.params)
 	if err != nil {
 		if !errors.Is(err, dispatch.ErrUnknownDestination) && !errors.Is(err, dispatch.ErrNoSet) {
@@ -305,33 +305,36 @@ func (p *probing) apply(r probe.Result) {
 	if !changed {
 		return
 	}
-	after := upState(p.d.Snapshot(), t.setID, t.iuid)
-	if before == after || after == "" {
+	after, ok := destFlags(p.d.Snapshot(), t.setID, t.iuid)
+	if !ok {
+		return
+	}
+	// Every change of FLAGS (trying included, which fires no event) at
+	// debug level: the trail of the state machine, one line per change.
+	p.log.Debug("probe changed flags", "set", t.setID, "uri", t.uri, "from", before.String(), "to", after.String(), "code", code)
+	if before.Down() == after.Down() {
 		return
 	}
 	name, state := events.DstUp, "active"
-	if after == "down" {
+	if after.Down() {
 		name, state = events.DstDown, "inactive"
 	}
 	p.events.Publish(events.New(name, events.F("set", t.setID), events.F("uri", t.uri), events.F("iuid", t.iuid),
 		events.F("state", state), events.F("code", code), events.F("rtt", r.RTT)))
 }
 
-// upState is "up" or "down" for the destination, "" when it is gone.
-func upState(s *dispatch.Snapshot, setID int, iuid string) string {
+// destFlags returns the destination's flags; false when it is gone.
+func destFlags(s *dispatch.Snapshot, setID int, iuid string) (dispatch.Flags, bool) {
 	set := s.Set(setID)
 	if set == nil {
-		return ""
+		return 0, false
 	}
 	for i := range set.Dests {
 		if set.Dests[i].IUID == iuid {
-			if set.Dests[i].Up() {
-				return "up"
-			}
-			return "down"
+			return set.Dests[i].Flags, true
 		}
 	}
-	return ""
+	return 0, false
 }
 
 // Local reply codes (kamailio-behaviour §3.2, §3.3): tm answers a probe
