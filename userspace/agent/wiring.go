@@ -70,6 +70,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		ctl.dispatcher.SetNotProbed(pr.NotProbed)
 	}
 	rpc.RegisterKeepalive(ctl.srv, ka.mod)
+	registerProbeStats(ctl.srv, pr, ka)
 	return append(subs, ctl), nil
 }
 

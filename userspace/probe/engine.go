@@ -119,23 +119,23 @@ const (
 
 // Stats are the engine's counters since New.
 type Stats struct {
-	Targets  int // targets now scheduled
-	InFlight int // probes waiting for a reply now
+	Targets  int `json:"targets"`   // targets now scheduled
+	InFlight int `json:"in_flight"` // probes waiting for a reply now
 
-	Probes      uint64 // probes started
-	Retransmits uint64 // Timer E retransmissions
-	SendErrors  uint64 // Sender errors (first sends and retransmissions)
-	Deferred    uint64 // starts delayed by MaxInFlight
+	Probes      uint64 `json:"probes"`      // probes started
+	Retransmits uint64 `json:"retransmits"` // Timer E retransmissions
+	SendErrors  uint64 `json:"send_errors"` // Sender errors (first sends and retransmissions)
+	Deferred    uint64 `json:"deferred"`    // starts delayed by MaxInFlight
 
-	Replies     uint64 // final replies matched to a probe
-	Provisional uint64 // 1xx replies matched to a probe
-	Timeouts    uint64 // probes that hit their deadline
+	Replies     uint64 `json:"replies"`     // final replies matched to a probe
+	Provisional uint64 `json:"provisional"` // 1xx replies matched to a probe
+	Timeouts    uint64 `json:"timeouts"`    // probes that hit their deadline
 
 	// Replies counted and ignored.
-	Malformed     uint64 // cannot be parsed, or not a reply to a probe request
-	WrongSource   uint64 // a probe's branch, from another address than the probe's
-	UnknownBranch uint64 // a probe-shaped branch no probe issued
-	Late          uint64 // for a probe already answered, timed out or removed
+	Malformed     uint64 `json:"malformed"`      // cannot be parsed, or not a reply to a probe request
+	WrongSource   uint64 `json:"wrong_source"`   // a probe's branch, from another address than the probe's
+	UnknownBranch uint64 `json:"unknown_branch"` // a probe-shaped branch no probe issued
+	Late          uint64 `json:"late"`           // for a probe already answered, timed out or removed
 }
 
 // Engine probes targets. Build it with New, add targets with Add, run it
