@@ -55,9 +55,11 @@ import (
 // CongestionPublishDelay bounds how long a congestion-control change of
 // the alg 11 table waits before it is swapped in, and so how often it can
 // be: at most one swap per delay for all sets together, instead of one per
-// probe result. 100 ms is well under any probe interval (≥ 1 s), so the
-// shares still follow each result, while a subscriber that rewrites every
-// set (the fast path's sync) runs at most 10 times a second for it.
+// probe result. 100 ms is well under a usual probe interval (Kamailio's
+// ds_ping_interval is whole seconds), so the shares still follow each
+// destination's every result (with a shorter interval, the latest ones, at
+// most 100 ms late), while a subscriber that rewrites every set (the fast
+// path's sync) runs at most 10 times a second for it.
 const CongestionPublishDelay = 100 * time.Millisecond
 
 // ccState is ds_update_latency's congestion_control_state, kept as

@@ -174,10 +174,16 @@ func TestCongestionTableAfterPublish(t *testing.T) {
 		t.Fatalf("slots at load %v, want 33, 33, 34", got)
 	}
 
-	// Host 1: congestion 20, rweight 30. Nothing is swapped by the result.
+	// Host 1: congestion 20, rweight 30. Nothing is swapped by the result
+	// (unless this goroutine stalled past the publish delay, then the
+	// timer may have run).
+	start := time.Now()
 	d.ProbeLatency(1, "sip:10.0.0.1", 408, 5*time.Second)
 	if len(swapped) != 0 || d.Snapshot().Set(1) != set {
-		t.Fatalf("the result swapped a snapshot at once")
+		if time.Since(start) < CongestionPublishDelay {
+			t.Fatalf("the result swapped a snapshot at once")
+		}
+		t.Skip("stalled past the publish delay: cannot tell")
 	}
 	if rw := d.RWeights(set); rw[i1] != 30 {
 		t.Fatalf("host 1 rweight %d, want 30", rw[i1])
