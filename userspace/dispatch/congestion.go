@@ -250,7 +250,7 @@ func sortedTable(t [WeightSlots]int16) [WeightSlots]int16 {
 	return t
 }
 
-// publishCongestion swaps in one snapshot in which every dirty set whose
+// publishCongestionLocked swaps in one snapshot in which every dirty set whose
 // alg 11 table changed has its new rweights and table. The caller holds mu.
 func (d *Dispatcher) publishCongestionLocked() {
 	cur := d.cur.Load()
@@ -282,7 +282,7 @@ func (d *Dispatcher) publishCongestionLocked() {
 	}
 }
 
-// scheduleCongestion arms the publish timer if a set is dirty and none is
+// scheduleCongestionLocked arms the publish timer if a set is dirty and none is
 // armed. The caller holds mu. The timer's goroutine lives at most
 // CongestionPublishDelay and holds no resource, so nothing needs stopping
 // when the Dispatcher is dropped.

@@ -312,7 +312,8 @@ func TestCongestionSwapsCoalesced(t *testing.T) {
 // The incremental state gives, after every result, the rweights the
 // per-result scan (ds_update_latency as written) gives: random results,
 // 408s, weights that make every destination congested (the second step),
-// a destination without weight and a URI listed twice (shared statistics).
+// a destination without weight and URIs listed twice (shared statistics),
+// once with and once without cc.
 func TestCongestionMatchesScan(t *testing.T) {
 	for _, allCC := range []bool{true, false} {
 		t.Run(fmt.Sprintf("allCC=%v", allCC), func(t *testing.T) {
@@ -322,10 +323,14 @@ func TestCongestionMatchesScan(t *testing.T) {
 				if w == 0 {
 					attrs = "cc=1;rweight=7"
 				}
+				e := dest(i+1, 0, FlagProbing, attrs)
 				if !allCC && i == 4 {
-					attrs = "weight=2;rweight=5"
+					// No cc, and host 1's URI again: its results move
+					// host 1's (shared) statistics.
+					e = dest(1, 0, FlagProbing, "weight=2;rweight=5")
+					e.Source = "dispatcher.list:5"
 				}
-				es = append(es, dest(i+1, 0, FlagProbing, attrs))
+				es = append(es, e)
 			}
 			dup := dest(2, 0, FlagProbing, "cc=1;weight=4;rweight=9")
 			dup.Source = "dispatcher.list:6"

@@ -182,6 +182,9 @@ func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Dur
 	if dst.Flags&FlagProbing == 0 {
 		return
 	}
+	// A destination without cc leaves the ccSet alone, even when it shares
+	// its URI (statistics) with one that has cc: that only leaves the sums
+	// stale, and they matter only in a set where every destination has cc.
 	var cc *ccSet
 	if dst.Attrs.CC != 0 {
 		cc = d.cc.forSet(set, func(x *Destination) LatencyStats { return d.lat.get(setID, x.URI) })
