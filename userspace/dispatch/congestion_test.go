@@ -405,3 +405,25 @@ func BenchmarkProbeLatencyCC(b *testing.B) {
 		})
 	}
 }
+
+// A reload starts again from the list's rweights (as Kamailio's does);
+// the statistics are kept, so the next result of host 1 sets its rweight
+// from them again.
+func TestCongestionReload(t *testing.T) {
+	const both = "cc=1;weight=50;rweight=50"
+	entries := []Entry{dest(1, 0, FlagProbing, both), dest(2, 0, FlagProbing, both)}
+	d := ccDispatcher(t, both, both, lat13{est: 70, avg: 50}, lat13{est: 10, avg: 10})
+	d.ProbeLatency(1, "sip:10.0.0.1", 408, 5*time.Second)
+	if rw1, _, _, _ := rweights(d); rw1 != 30 {
+		t.Fatalf("host 1 rweight %d, want 30", rw1)
+	}
+	d.Replace(mustBuild(t, d.Snapshot().Options(), entries))
+	if rw1, rw2, _, _ := rweights(d); rw1 != 50 || rw2 != 50 {
+		t.Fatalf("after reload rweights %d, %d; want the list's 50, 50", rw1, rw2)
+	}
+	d.ProbeLatency(1, "sip:10.0.0.1", 408, 5*time.Second)
+	publishNow(d)
+	if rw1, _, n1, n2 := rweights(d); rw1 != 30 || n1+n2 != WeightSlots || (n1 != 37 && n1 != 38) {
+		t.Fatalf("after reload and a result: host 1 rweight %d, slots %d, %d; want 30, 37/38 of 100", rw1, n1, n2)
+	}
+}
