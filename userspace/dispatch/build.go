@@ -271,6 +271,7 @@ func newSet(id int, dests []Destination, opt Options, sh *shuffler) *Set {
 		DefaultIdx:    -1,
 		EqualPriority: equalPriority(dests),
 		ctr:           &setCounters{},
+		index:         &destIndex{},
 		failover:      make([]atomic.Pointer[[]Destination], n),
 		latency:       make([]atomic.Pointer[latencyList], n),
 	}

@@ -29,6 +29,7 @@ type Dispatcher struct {
 	pingSubs map[uint64]func(on bool)
 
 	lat latencyTable // probe latency statistics, kept across swaps
+	cc  ccTable      // congestion-control rweights (congestion.go); under mu
 }
 
 // New returns a Dispatcher serving snap (nil: no sets). Pinging starts
@@ -65,6 +66,7 @@ func (d *Dispatcher) Replace(snap *Snapshot) {
 	snap.resetCounters()
 	d.swapLocked(snap)
 	d.lat.prune(snap)
+	d.cc.reset()
 }
 
 // Select picks from the current snapshot; see Snapshot.Select.
@@ -141,7 +143,15 @@ func (d *Dispatcher) change(setID int, match destMatcher, fn func(*Destination))
 	if !cur.Exists(setID) {
 		return false, ErrNoSet
 	}
-	next, found := cur.derive(setID, match, fn)
+	// The set's rweights as congestion control left them: a table rebuilt
+	// for an up/down change uses them, as Kamailio's in-place ones.
+	var rw func(i int) int
+	if set := cur.Set(setID); set != nil {
+		if c := d.cc.current(set); c != nil {
+			rw = c.rweight
+		}
+	}
+	next, found := cur.derive(setID, match, fn, rw)
 	if !found {
 		return false, ErrUnknownDestination
 	}
@@ -178,6 +188,7 @@ func (d *Dispatcher) Add(ctx context.Context, e Entry) error {
 		return fmt.Errorf("add %q to set %d: %w", e.URI, e.SetID, err)
 	}
 	d.swapLocked(next)
+	d.cc.reset()
 	return nil
 }
 
@@ -224,6 +235,7 @@ func (d *Dispatcher) rebuildLocked(ctx context.Context, cur *Snapshot, entries [
 	}
 	d.swapLocked(next)
 	d.lat.prune(next)
+	d.cc.reset()
 	return nil
 }
 

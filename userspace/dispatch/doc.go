@@ -17,7 +17,10 @@
 // pointer; every change (state, add, remove, reload) builds a new Snapshot
 // and swaps it in, and subscribers (the dataplane) get each one. Probe
 // latency statistics (latency.go) are the exception: they change with every
-// probe result, so they live beside the snapshots, keyed by set and URI.
+// probe result, so they live beside the snapshots, keyed by set and URI; so
+// do the rweights congestion control derives from them (congestion.go),
+// whose alg 11 table changes are swapped in at most every
+// CongestionPublishDelay.
 //
 // # Where sipedge differs from Kamailio
 //
@@ -53,6 +56,10 @@
 //     the rest is down (alg_latency.go).
 //   - Congestion control (cc) never sets a negative rweight
 //     (congestion.go).
+//   - Congestion control's rebuilds of the alg 11 table are coalesced:
+//     swapped in at most CongestionPublishDelay after the change, and only
+//     when some destination's share of slots changed (Kamailio rebuilds
+//     and reshuffles on every result that changed an rweight).
 //   - Algorithms 10 (call load), 12 (parallel), 15 (SRV
 //     weight) and 64 (overload control) return ErrAlgNotSupported rather
 //     than silently picking index 0; other unknown numbers pick index 0 as

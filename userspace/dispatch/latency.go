@@ -96,8 +96,9 @@ func keyOf(setID int, uri string) latencyKey {
 }
 
 // record applies one probe result: a 408 counts a timeout, any other code
-// a sample of rtt, truncated to whole milliseconds.
-func (t *latencyTable) record(setID int, uri string, code int, rtt time.Duration, alpha float32) {
+// a sample of rtt, truncated to whole milliseconds. It returns the new
+// statistics.
+func (t *latencyTable) record(setID int, uri string, code int, rtt time.Duration, alpha float32) LatencyStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stats == nil {
@@ -113,9 +114,10 @@ func (t *latencyTable) record(setID int, uri string, code int, rtt time.Duration
 		if s.Timeout < math.MaxUint32 {
 			s.Timeout++
 		}
-		return
+		return *s
 	}
 	s.add(int(max(rtt, 0).Milliseconds()), alpha)
+	return *s
 }
 
 func (t *latencyTable) get(setID int, uri string) LatencyStats {
@@ -156,7 +158,9 @@ func hasURI(set *Set, lowerURI string) bool {
 // the probing flag when the result arrives is measured, so call it before
 // ProbeResult, which may clear the flag. Unknown sets and destinations are
 // ignored. For a destination with the attribute cc, the result may change
-// rweights (congestion.go), which swaps in a new snapshot.
+// rweights (congestion.go): a change of the set's alg 11 table is swapped
+// in at most CongestionPublishDelay later, not by this call. The cost does
+// not grow with the size of the set.
 func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Duration) {
 	// Under mu, so a reload's prune cannot come between the lookup and the
 	// record and leave a record of a destination it removed.
@@ -170,28 +174,31 @@ func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Dur
 	if set == nil {
 		return
 	}
-	match := byAddr(addr, false)
-	for i := range set.Dests {
-		dst := &set.Dests[i]
-		if !match(dst) {
-			continue
-		}
-		if dst.Flags&FlagProbing == 0 {
-			return
-		}
-		d.lat.record(setID, dst.URI, code, rtt, float32(cur.opt.LatencyAlpha)/1000)
-		if set.ctr != nil {
-			set.ctr.latGen.Add(1) // alg 13's cached rankings of the set are stale
-		}
-		if dst.Attrs.CC != 0 {
-			// Congestion control (congestion.go): a changed rweight is a
-			// new snapshot, so the alg 11 tables of both paths follow.
-			stat := func(x *Destination) LatencyStats { return d.lat.get(setID, x.URI) }
-			if rw, rebuild := congestionWeights(set, i, stat); rw != nil {
-				d.swapLocked(cur.withRWeights(setID, rw, rebuild))
-			}
-		}
+	i := set.find(addr)
+	if i < 0 {
 		return
+	}
+	dst := &set.Dests[i]
+	if dst.Flags&FlagProbing == 0 {
+		return
+	}
+	// A destination without cc leaves the ccSet alone, even when it shares
+	// its URI (statistics) with one that has cc: that only leaves the sums
+	// stale, and they matter only in a set where every destination has cc.
+	var cc *ccSet
+	if dst.Attrs.CC != 0 {
+		cc = d.cc.forSet(set, func(x *Destination) LatencyStats { return d.lat.get(setID, x.URI) })
+		cc.beforeStats(set, i)
+	}
+	s := d.lat.record(setID, dst.URI, code, rtt, float32(cur.opt.LatencyAlpha)/1000)
+	if set.ctr != nil {
+		set.ctr.latGen.Add(1) // alg 13's cached rankings of the set are stale
+	}
+	if cc != nil {
+		cc.afterStats(set, i, congestionMs(s))
+		if cc.dirty {
+			d.scheduleCongestionLocked()
+		}
 	}
 }
 

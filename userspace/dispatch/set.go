@@ -3,6 +3,8 @@ package dispatch
 import (
 	"math"
 	"net/netip"
+	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -82,6 +84,56 @@ type Set struct {
 	latency []atomic.Pointer[latencyList]
 
 	ctr *setCounters // shared by every Set derived from the same Build
+	// index finds a destination by IUID or URI; shared by every Set
+	// derived from the same Build (same order, URIs and IUIDs). Nil for
+	// a Set not made by newSet.
+	index *destIndex
+}
+
+// destIndex maps IUIDs and URIs to indices, built on first use, so a probe
+// result finds its destination without scanning the set.
+type destIndex struct {
+	once sync.Once
+	iuid map[string]int
+	uri  map[string]int // lower case URI → first index
+}
+
+// find returns the first index that byAddr(addr, false) matches, -1 when
+// none does.
+func (s *Set) find(addr string) int {
+	if s.index == nil {
+		return s.scan(addr)
+	}
+	x := s.index
+	x.once.Do(func() {
+		x.iuid = make(map[string]int, len(s.Dests))
+		x.uri = make(map[string]int, len(s.Dests))
+		for i := len(s.Dests) - 1; i >= 0; i-- {
+			x.iuid[s.Dests[i].IUID] = i
+			x.uri[strings.ToLower(s.Dests[i].URI)] = i
+		}
+	})
+	i, ok := x.uri[strings.ToLower(addr)]
+	if j, ok2 := x.iuid[addr]; ok2 && (!ok || j < i) {
+		i, ok = j, true
+	}
+	if !ok {
+		// ToLower and EqualFold differ on a few runes: look again the
+		// slow way before calling addr unknown (rare: results come for
+		// known targets).
+		return s.scan(addr)
+	}
+	return i
+}
+
+func (s *Set) scan(addr string) int {
+	match := byAddr(addr, false)
+	for i := range s.Dests {
+		if match(&s.Dests[i]) {
+			return i
+		}
+	}
+	return -1
 }
 
 // setCounters are the per-set rotating counters (Kamailio's last, wlast,

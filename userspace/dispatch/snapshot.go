@@ -74,8 +74,10 @@ func byAddr(addr string, allowAll bool) destMatcher {
 // derive returns a copy of s in which fn has changed the destinations of
 // set id that match. fn gets a pointer to a copy of each matching
 // destination. found reports whether any destination matched; a nil
-// Snapshot with found true means nothing changed.
-func (s *Snapshot) derive(id int, match destMatcher, fn func(d *Destination)) (next *Snapshot, found bool) {
+// Snapshot with found true means nothing changed. When something changed
+// and rw is not nil, destination i of the copy takes the rweight rw(i) (the
+// current ones of congestion control) before the alg 11 table is rebuilt.
+func (s *Snapshot) derive(id int, match destMatcher, fn func(d *Destination), rw func(i int) int) (next *Snapshot, found bool) {
 	set := s.Set(id)
 	if set == nil {
 		return nil, false
@@ -101,6 +103,11 @@ func (s *Snapshot) derive(id int, match destMatcher, fn func(d *Destination)) (n
 	}
 	if dests == nil {
 		return nil, found
+	}
+	if rw != nil {
+		for i := range dests {
+			dests[i].Attrs.RWeight = rw(i)
+		}
 	}
 	n := *s
 	n.sets = slices.Clone(s.sets)

@@ -54,25 +54,36 @@ func weightTable(dests []Destination, sh *shuffler) [WeightSlots]int16 {
 // goes to the last index written, then the table is shuffled. With fewer
 // than two destinations, or no up rweight, prev is returned unchanged.
 func rweightTable(dests []Destination, prev [WeightSlots]int16, sh *shuffler) [WeightSlots]int16 {
-	if len(dests) < 2 {
+	t, ok := rweightSlots(dests, func(i int) int { return dests[i].Attrs.RWeight })
+	if !ok {
 		return prev
+	}
+	sh.shuffle(&t)
+	return t
+}
+
+// rweightSlots is rweightTable before the shuffle, with destination i's
+// rweight given by rw: its slots are in ascending order. ok is false when
+// the table would be left unchanged.
+func rweightSlots(dests []Destination, rw func(i int) int) (t [WeightSlots]int16, ok bool) {
+	if len(dests) < 2 {
+		return t, false
 	}
 	sum := 0
 	for i := range dests {
 		if dests[i].Up() {
-			sum += dests[i].Attrs.RWeight
+			sum += rw(i)
 		}
 	}
 	if sum == 0 {
-		return prev
+		return t, false
 	}
-	var t [WeightSlots]int16
 	k := 0
 	for i := range dests {
 		if !dests[i].Up() {
 			continue
 		}
-		share := dests[i].Attrs.RWeight * WeightSlots / sum
+		share := rw(i) * WeightSlots / sum
 		for w := 0; w < share && k < WeightSlots; w++ {
 			t[k] = int16(i)
 			k++
@@ -85,6 +96,5 @@ func rweightTable(dests []Destination, prev [WeightSlots]int16, sh *shuffler) [W
 	for ; k < WeightSlots; k++ {
 		t[k] = last
 	}
-	sh.shuffle(&t)
-	return t
+	return t, true
 }

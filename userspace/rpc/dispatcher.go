@@ -233,8 +233,14 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 	out := DispatcherList{NRSets: len(sets), Records: make([]DispatcherRecord, 0, len(sets))}
 	for _, set := range sets {
 		targets := make([]DispatcherTarget, 0, len(set.Dests))
+		// Congestion control changes rweights before a snapshot carries
+		// them: list the current ones.
+		rw := h.d.RWeights(set)
 		for i := range set.Dests {
 			dest := listDest(&set.Dests[i], mode)
+			if dest.Attrs != nil {
+				dest.Attrs.RWeight = rw[i]
+			}
 			if latency {
 				s := h.d.Latency(set.ID, set.Dests[i].URI)
 				dest.Latency = &DispatcherLatency{Avg: s.Avg, Std: s.Std, Est: s.Est, Max: s.Max, Timeout: s.Timeout}

@@ -519,3 +519,30 @@ func TestDispatcherAddChecksAsListFile(t *testing.T) {
 		})
 	}
 }
+
+// dispatcher.list shows a cc destination's current rweight, which a
+// snapshot carries only later (dispatch's congestion.go): here never, as
+// 10.0.0.1 has no cc. 10.0.0.2: nine samples of 10 ms then one of 33 ms:
+// AVG 12.3, EST 10×0.1 + 33×0.9 = 30.7, congestion 18, rweight 50 − 18.
+func TestDispatcherListCCRWeight(t *testing.T) {
+	entries := []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "weight=50;rweight=50", Source: "test:1"},
+		{SetID: 1, URI: "sip:10.0.0.2", Flags: dispatch.FlagProbing, Attrs: "cc=1;weight=50;rweight=50", Source: "test:2"},
+	}
+	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{LatencyStats: true, LatencyAlpha: dispatch.DefaultLatencyAlpha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	for range 9 {
+		d.ProbeLatency(1, "sip:10.0.0.2", 200, 10*time.Millisecond)
+	}
+	d.ProbeLatency(1, "sip:10.0.0.2", 200, 33*time.Millisecond)
+	s := New(nil)
+	RegisterDispatcher(s, d, nil, 0)
+	got := rpcCall(t, s, "dispatcher.list")
+	want := `"BODY":"cc=1;weight=50;rweight=50","DUID":null,"PROBING_COUNT":0,"MAXLOAD":0,"WEIGHT":50,"RWEIGHT":32,`
+	if !strings.Contains(got, want) {
+		t.Errorf("\n got %s\nwant it to contain %s", got, want)
+	}
+}
