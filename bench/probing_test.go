@@ -1,0 +1,542 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sipedge/sipedge/tests/agent"
+)
+
+// BenchmarkProbing10k is issue 8's probing benchmark: the agent (the
+// built binary) probes 10,000 destinations at a 1 s interval
+// (ds_probing_mode 1: every destination), all on loopback and answered
+// by one cheap responder process. Destination i is 127.1.(i/256).(i%256)
+// on the responder's port: the responder has one wildcard socket and
+// answers from the address each probe was sent to (IP_PKTINFO), as the
+// engine accepts a reply only from the probed address.
+//
+// Rounds alternate, so that every figure of a round saw the same machine:
+//   - floor: a bare Go process (a child of this test binary) sending the
+//     same kind of OPTIONS to the same 10,000 addresses at the same rate,
+//     one sendto each, 5 ms apart like the engine's steps, the replies
+//     read and counted: what the sockets alone cost;
+//   - for each agent build: the agent with the 10,000 destinations,
+//     started fresh, measured over the window once every destination has
+//     been answered; then the same agent with one destination, for the
+//     RSS per destination.
+//
+// Reported (medians over the rounds): agent CPU (utime+stime from
+// /proc/PID/stat) per probe sent and in % of one core, probes/s reached,
+// replies matched and unmatched per second (sipproxy.stats: local_reply
+// handoffs minus response_no_transaction drops), probes answered per
+// probe sent, RSS per destination, the responder's CPU per probe, and the
+// floor's CPU per probe and % of a core; agent/floor is the ratio of CPU
+// per probe within each round.
+//
+//	go test ./bench/ -run '^$' -bench Probing10k -benchtime 1x
+//
+// SIPEDGE_PROBE_DESTS (default 10000), SIPEDGE_PROBE_SETS (the
+// destinations are spread over that many sets, default 1),
+// SIPEDGE_BENCH_SECONDS (window, default 10), SIPEDGE_PROBE_ROUNDS
+// (default 3). SIPEDGE_PROBE_BINS=DIR1,DIR2 runs those builds
+// (DIR/sipedge, DIR/sipedgectl) instead of this tree, alternating within
+// each round (A/B of a change). SIPEDGE_PROBE_PERF=FILE records the agent
+// with perf over each window (the last one is kept).
+func BenchmarkProbing10k(b *testing.B) {
+	n := envInt("SIPEDGE_PROBE_DESTS", 10000)
+	sets := envInt("SIPEDGE_PROBE_SETS", 1)
+	window := time.Duration(envInt("SIPEDGE_BENCH_SECONDS", 10)) * time.Second
+	rounds := envInt("SIPEDGE_PROBE_ROUNDS", 3)
+	if n > 65536 {
+		b.Fatalf("SIPEDGE_PROBE_DESTS %d: at most 65536 (127.1.0.0/16)", n)
+	}
+	builds := probeBins(b)
+	resp := startChild(b, "responder", nil)
+	port := uint16(resp.first)
+	m := readMachine(moduleRoot(b), "true")
+	m.Kamailio = "no Kamailio"
+	b.Logf("machine: %s", m)
+	b.Logf("%d destinations in %d sets, interval 1 s, window %v, %d rounds, responder port %d", n, sets, window, rounds, port)
+
+	type figures struct{ cpuPerProbe, core, rate, matched, unmatched, answered, respPerProbe, ratio, rssPerDest []float64 }
+	per := make([]figures, len(builds))
+	var floorCPU, floorCore, floorRate []float64
+	b.ResetTimer()
+	for r := range rounds {
+		// The floor.
+		fl := startChild(b, "floor", []string{"SIPEDGE_FLOOR_DESTS=" + strconv.Itoa(n), "SIPEDGE_FLOOR_PORT=" + strconv.Itoa(int(port))})
+		time.Sleep(2 * time.Second)
+		f0, r0 := fl.sample(b), resp.sample(b)
+		time.Sleep(window)
+		f1, r1 := fl.sample(b), resp.sample(b)
+		fl.stop()
+		sent := float64(f1.sent - f0.sent)
+		fCPU := ticksDur(f1.ticks-f0.ticks).Seconds() / sent
+		floorCPU = append(floorCPU, fCPU*1e6)
+		floorCore = append(floorCore, 100*ticksDur(f1.ticks-f0.ticks).Seconds()/window.Seconds())
+		floorRate = append(floorRate, sent/window.Seconds())
+		b.Logf("round %d floor: %.0f sent/s, %.0f replies/s, %.2f µs CPU per probe (%.1f %% of a core); responder %.2f µs per probe",
+			r+1, sent/window.Seconds(), float64(f1.recv-f0.recv)/window.Seconds(), fCPU*1e6,
+			100*ticksDur(f1.ticks-f0.ticks).Seconds()/window.Seconds(), ticksDur(r1.ticks-r0.ticks).Seconds()/float64(r1.recv-r0.recv)*1e6)
+
+		for i, bins := range builds {
+			m := measureAgent(b, bins, n, sets, port, window, resp)
+			small := agentRSS(b, bins, sets, port)
+			f := &per[i]
+			cpu := m.cpu.Seconds() / float64(m.probes)
+			f.cpuPerProbe = append(f.cpuPerProbe, cpu*1e6)
+			f.core = append(f.core, 100*m.cpu.Seconds()/window.Seconds())
+			f.rate = append(f.rate, float64(m.probes)/window.Seconds())
+			f.matched = append(f.matched, float64(m.matched)/window.Seconds())
+			f.unmatched = append(f.unmatched, float64(m.unmatched)/window.Seconds())
+			f.answered = append(f.answered, float64(m.matched)/float64(m.probes))
+			f.respPerProbe = append(f.respPerProbe, m.respCPU.Seconds()/float64(m.probes)*1e6)
+			f.ratio = append(f.ratio, cpu*1e6/floorCPU[len(floorCPU)-1])
+			f.rssPerDest = append(f.rssPerDest, float64(m.rssKB-small)*1024/float64(n-1))
+			b.Logf("round %d agent %s: %.0f probes/s, %.0f replies matched/s, %.0f unmatched/s, %.2f µs CPU per probe (%.1f %% of a core, %.2f× the floor); RSS %d kB (%d kB with 1 destination: %.0f B per destination); responder %.2f µs per probe; start until all AP: %v, %v CPU; probe results lost (agent log): %v",
+				r+1, bins.Sipedge, f.rate[r], f.matched[r], f.unmatched[r], f.cpuPerProbe[r], f.core[r], f.ratio[r], m.rssKB, small, f.rssPerDest[r], f.respPerProbe[r], m.settle.Round(100*time.Millisecond), m.settleCPU, m.lost)
+		}
+	}
+	b.StopTimer()
+	for i, bins := range builds {
+		f := per[i]
+		suffix := ""
+		if len(builds) > 1 {
+			suffix = "-" + string(rune('A'+i))
+			b.Logf("%s is %s", suffix[1:], bins.Sipedge)
+		}
+		b.ReportMetric(medianOf(f.cpuPerProbe), "agent-µs/probe"+suffix)
+		b.ReportMetric(medianOf(f.core), "agent-%core"+suffix)
+		b.ReportMetric(medianOf(f.rate), "probes/s"+suffix)
+		b.ReportMetric(medianOf(f.matched), "matched/s"+suffix)
+		b.ReportMetric(medianOf(f.unmatched), "unmatched/s"+suffix)
+		b.ReportMetric(medianOf(f.answered), "answered/probe"+suffix)
+		b.ReportMetric(medianOf(f.ratio), "agent/floor"+suffix)
+		b.ReportMetric(medianOf(f.rssPerDest), "RSS-B/dest"+suffix)
+		b.ReportMetric(medianOf(f.respPerProbe), "responder-µs/probe"+suffix)
+	}
+	b.ReportMetric(medianOf(floorCPU), "floor-µs/probe")
+	b.ReportMetric(medianOf(floorCore), "floor-%core")
+	b.ReportMetric(medianOf(floorRate), "floor-probes/s")
+}
+
+// agentRun is what one window of one agent measured.
+type agentRun struct {
+	cpu, respCPU       time.Duration
+	probes             uint64 // datagrams the responder received (probes and retransmissions)
+	matched, unmatched uint64
+	rssKB              int
+	lost               bool
+	// settle is the time from the agent's start until every destination
+	// was up and probed (AP), settleCPU the agent's CPU until then.
+	settle, settleCPU time.Duration
+}
+
+// upProbed counts the destinations whose flags are AP.
+func upProbed(b *testing.B, a *agent.Agent) int {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := a.Ctl(ctx, "dispatcher.list")
+	if err != nil {
+		b.Fatalf("dispatcher.list: %v", err)
+	}
+	flags, err := agent.DestFlags(res)
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := 0
+	for _, f := range flags {
+		if f == "AP" {
+			up++
+		}
+	}
+	return up
+}
+
+// measureAgent starts the agent with n destinations, waits until each has
+// been answered once, and measures one window.
+func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, window time.Duration, resp *child) agentRun {
+	b.Helper()
+	a := agent.Start(b, bins, probingConfig(b, n, sets, port), agent.Options{})
+	defer a.Stop()
+	// First probes are spread over the first interval; each first reply
+	// turns the destination's flags from A to AP (mode 1). Wait until
+	// every destination shows AP and the results queue has drained.
+	start := time.Now()
+	deadline := start.Add(3 * time.Minute)
+	for {
+		up := upProbed(b, a)
+		if up == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("agent: %d of %d destinations active and probed after %v", up, n, time.Since(start))
+		}
+		time.Sleep(time.Second)
+	}
+	settle, settleTicks := time.Since(start), uint64(0)
+	settleTicks, _ = taskTicks(a.Pid())
+	time.Sleep(2 * time.Second)
+	m0, u0 := localReplies(b, a)
+	t0, _ := taskTicks(a.Pid())
+	r0 := resp.sample(b)
+	var perf *exec.Cmd
+	if out := os.Getenv("SIPEDGE_PROBE_PERF"); out != "" {
+		// A profile of the agent over the window (perf report -i FILE).
+		perf = exec.Command("perf", "record", "-e", "cpu-clock", "-g", "-o", out, "-p", strconv.Itoa(a.Pid()), "--", "sleep", strconv.Itoa(int(window.Seconds())))
+		if err := perf.Start(); err != nil {
+			b.Logf("perf: %v", err)
+			perf = nil
+		}
+	}
+	time.Sleep(window)
+	if perf != nil {
+		_ = perf.Wait()
+	}
+	t1, _ := taskTicks(a.Pid())
+	r1 := resp.sample(b)
+	m1, u1 := localReplies(b, a)
+	return agentRun{
+		cpu: ticksDur(t1 - t0), respCPU: ticksDur(r1.ticks - r0.ticks),
+		probes:  r1.recv - r0.recv,
+		matched: (m1 - u1) - (m0 - u0), unmatched: u1 - u0,
+		rssKB:  vmRSS(a.Pid()),
+		lost:   strings.Contains(a.Output(), "probe results lost"),
+		settle: settle, settleCPU: ticksDur(settleTicks),
+	}
+}
+
+// agentRSS is the RSS of the agent probing one destination, after a few
+// seconds of it: the base the 10,000-destination RSS is compared with.
+func agentRSS(b *testing.B, bins agent.Bins, sets int, port uint16) int {
+	b.Helper()
+	a := agent.Start(b, bins, probingConfig(b, 1, sets, port), agent.Options{})
+	defer a.Stop()
+	time.Sleep(5 * time.Second)
+	return vmRSS(a.Pid())
+}
+
+func probingConfig(b *testing.B, n, sets int, port uint16) agent.Config {
+	listen := freeUDPPort(b)
+	cfg := agent.Config{
+		Listeners:      []agent.Listener{{Name: "edge", Address: listen}},
+		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 0}},
+		LogLevel:       "info",
+		DispatcherKeys: [][2]string{{"ds_ping_interval", "1s"}, {"ds_probing_mode", "1"}},
+	}
+	for i := range n {
+		cfg.Dests = append(cfg.Dests, agent.Dest{Set: 1 + i%max(sets, 1), URI: fmt.Sprintf("sip:127.1.%d.%d:%d", i>>8, i&255, port)})
+	}
+	return cfg
+}
+
+// localReplies returns the slow path's local_reply handoffs (responses to
+// the agent's own requests: probe replies) and those the engine did not
+// match (dropped as response_no_transaction).
+func localReplies(b *testing.B, a *agent.Agent) (all, unmatched uint64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := a.Ctl(ctx, "sipproxy.stats")
+	if err != nil {
+		b.Fatalf("sipproxy.stats: %v", err)
+	}
+	var s struct {
+		Drops []struct {
+			Label string
+			Count uint64
+		} `json:"drops"`
+		Handoffs []struct {
+			Label string
+			Count uint64
+		} `json:"handoffs"`
+	}
+	if err := json.Unmarshal(res, &s); err != nil {
+		b.Fatalf("sipproxy.stats: %v", err)
+	}
+	for _, c := range s.Handoffs {
+		if c.Label == "local_reply" {
+			all = c.Count
+		}
+	}
+	for _, c := range s.Drops {
+		if c.Label == "response_no_transaction" {
+			unmatched = c.Count
+		}
+	}
+	return all, unmatched
+}
+
+func ticksDur(t uint64) time.Duration { return time.Duration(t) * clockTick }
+
+// vmRSS is the resident set of pid in kB.
+func vmRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+func probeBins(b *testing.B) []agent.Bins {
+	b.Helper()
+	dirs := os.Getenv("SIPEDGE_PROBE_BINS")
+	if dirs == "" {
+		return []agent.Bins{floodBins(b)}
+	}
+	var out []agent.Bins
+	for _, d := range strings.Split(dirs, ",") {
+		out = append(out, agent.Bins{Sipedge: filepath.Join(d, "sipedge"), Sipedgectl: filepath.Join(d, "sipedgectl")})
+	}
+	return out
+}
+
+func moduleRoot(tb testing.TB) string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// ---- the child processes: responder and floor ----
+
+// childEnv makes the test binary one of the benchmark's helper processes
+// (TestMain), so that their CPU is counted apart from the agent's.
+const childEnv = "SIPEDGE_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "responder":
+		os.Exit(runResponder())
+	case "floor":
+		os.Exit(runFloor())
+	}
+	os.Exit(m.Run())
+}
+
+// child is a helper process. It prints one number on its first line (the
+// responder: its port), then a line "sent received" for each line it
+// reads on stdin, and exits when stdin closes.
+type child struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Reader
+	first int
+}
+
+type childSample struct {
+	ticks      uint64
+	sent, recv uint64
+}
+
+func startChild(b *testing.B, mode string, env []string) *child {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode), env...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &child{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	b.Cleanup(c.stop)
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		b.Fatalf("%s: %v", mode, err)
+	}
+	c.first, _ = strconv.Atoi(strings.TrimSpace(line))
+	return c
+}
+
+func (c *child) sample(b *testing.B) childSample {
+	b.Helper()
+	var s childSample
+	if _, err := io.WriteString(c.in, "?\n"); err != nil {
+		b.Fatal(err)
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := fmt.Sscan(line, &s.sent, &s.recv); err != nil {
+		b.Fatalf("child said %q: %v", line, err)
+	}
+	s.ticks, _ = taskTicks(c.cmd.Process.Pid)
+	return s
+}
+
+func (c *child) stop() {
+	if c.in != nil {
+		c.in.Close()
+		c.cmd.Wait()
+		c.in = nil
+	}
+}
+
+// serveCounters prints first, then answers each stdin line with the two
+// counters, until stdin closes.
+func serveCounters(first int, sent, recv *atomic.Uint64) {
+	fmt.Println(first)
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		fmt.Println(sent.Load(), recv.Load())
+	}
+}
+
+// runResponder answers every datagram on a wildcard UDP socket with
+// "SIP/2.0 200 OK" and the request's header lines, sent from the address
+// the request was sent to (IP_PKTINFO).
+func runResponder() int {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	_ = c.SetWriteBuffer(8 << 20)
+	rc, _ := c.SyscallConn()
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1) })
+	if serr != nil {
+		fmt.Fprintln(os.Stderr, "IP_PKTINFO:", serr)
+		return 1
+	}
+	var sent, recv atomic.Uint64
+	go func() {
+		in, out := make([]byte, 65535), make([]byte, 0, 65535)
+		oob := make([]byte, 128)
+		var info unix.Inet4Pktinfo
+		for {
+			k, oobn, _, src, err := c.ReadMsgUDPAddrPort(in, oob)
+			if err != nil {
+				return
+			}
+			recv.Add(1)
+			dst, ok := pktinfoDst(oob[:oobn])
+			i := bytes.Index(in[:k], []byte("\r\n"))
+			if !ok || i < 0 {
+				continue
+			}
+			out = append(append(out[:0], "SIP/2.0 200 OK"...), in[i:k]...)
+			info.Spec_dst = dst
+			if _, _, err := c.WriteMsgUDPAddrPort(out, unix.PktInfo4(&info), src); err == nil {
+				sent.Add(1)
+			}
+		}
+	}()
+	serveCounters(c.LocalAddr().(*net.UDPAddr).Port, &sent, &recv)
+	return 0
+}
+
+// pktinfoDst is the destination address of a datagram from its
+// IP_PKTINFO control message.
+func pktinfoDst(oob []byte) ([4]byte, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return [4]byte{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
+			var a [4]byte
+			copy(a[:], m.Data[8:12]) // struct in_pktinfo: ifindex, spec_dst, addr
+			return a, true
+		}
+	}
+	return [4]byte{}, false
+}
+
+// runFloor sends probe-like OPTIONS to SIPEDGE_FLOOR_DESTS addresses on
+// SIPEDGE_FLOOR_PORT at 10,000/s, what fell due every 5 ms (the engine's
+// tick), one sendto each, and reads the replies: the sockets' own cost.
+func runFloor() int {
+	n, _ := strconv.Atoi(os.Getenv("SIPEDGE_FLOOR_DESTS"))
+	port, _ := strconv.Atoi(os.Getenv("SIPEDGE_FLOOR_PORT"))
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil || n <= 0 || port <= 0 {
+		fmt.Fprintln(os.Stderr, "floor:", err, n, port)
+		return 1
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	me := c.LocalAddr().String()
+	dsts := make([]netip.AddrPort, n)
+	msgs := make([][]byte, n)
+	for i := range n {
+		dsts[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), uint16(port))
+		uri := "sip:" + dsts[i].String()
+		// The shape and size of the engine's probe (userspace/probe's appendRequest).
+		msgs[i] = fmt.Appendf(nil, "OPTIONS %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bKpr%016x%016x\r\n"+
+			"To: <%s>\r\nFrom: <sip:dispatcher@localhost>;tag=%016x\r\nCSeq: 10 OPTIONS\r\n"+
+			"Call-ID: %016x-%d@%s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			uri, me, i, i*7919, uri, i, i*7919, i, me)
+	}
+	var sent, recv atomic.Uint64
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			recv.Add(1)
+		}
+	}()
+	go func() {
+		// Paced by the clock, not by counting ticks (a late tick sends
+		// what fell due meanwhile), at most a second's worth behind.
+		const rate = 10000
+		t := time.NewTicker(5 * time.Millisecond)
+		start, done, i := time.Now(), 0, 0
+		for range t.C {
+			due := int(time.Since(start).Seconds() * rate)
+			done = max(done, due-rate)
+			for ; done < due; done++ {
+				if _, err := c.WriteToUDPAddrPort(msgs[i], dsts[i]); err == nil {
+					sent.Add(1)
+				}
+				i = (i + 1) % n
+			}
+		}
+	}()
+	serveCounters(0, &sent, &recv)
+	return 0
+}
+
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
