@@ -136,7 +136,7 @@ func (d *Dispatcher) ProbeResult(setID int, addr string, success bool, p ProbePa
 
 // change applies fn to the matching destinations of a set and swaps in the
 // result. It reports whether any flags changed.
-func (d *Dispatcher) change(setID int, match destMatcher, fn func(*Destination)) (bool, error) {
+func (d *Dispatcher) change(setID int, match destMatch, fn func(*Destination)) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cur := d.cur.Load()

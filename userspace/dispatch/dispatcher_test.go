@@ -396,3 +396,37 @@ func TestSubscribePingActive(t *testing.T) {
 		t.Errorf("called after cancel: %v", got)
 	}
 }
+
+// TestByIUID: the IUID index finds every destination, also in snapshots
+// derived by state changes (they share it), and ProbeResult by IUID
+// changes that destination only.
+func TestByIUID(t *testing.T) {
+	d := New(mustBuild(t, Options{}, ents(1, "sip:10.0.0.1", "sip:10.0.0.2", "sip:10.0.0.1", "sip:10.0.0.3")))
+	check := func(s *Snapshot) {
+		t.Helper()
+		set := s.Set(1)
+		for i := range set.Dests {
+			if got := set.ByIUID(set.Dests[i].IUID); got != &set.Dests[i] {
+				t.Errorf("ByIUID(%s) = %v, want index %d", set.Dests[i].IUID, got, i)
+			}
+		}
+		if set.ByIUID("dspt-00000000") != nil || set.ByIUID("sip:10.0.0.1") != nil {
+			t.Error("ByIUID found a destination for an unknown IUID or a URI")
+		}
+	}
+	check(d.Snapshot())
+	params := ProbeParams{Mode: ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1}
+	for _, i := range []int{2, 0, 3} {
+		iuid := d.Snapshot().Set(1).Dests[i].IUID
+		if changed, err := d.ProbeResult(1, iuid, false, params); err != nil || !changed {
+			t.Fatalf("ProbeResult(%s): changed %v, %v", iuid, changed, err)
+		}
+		check(d.Snapshot())
+		if got := d.Snapshot().Set(1).Dests[i].Flags; got&FlagInactive == 0 {
+			t.Errorf("destination %d: flags %v after a failed probe, want inactive", i, got)
+		}
+	}
+	if got := d.Snapshot().Set(1).Dests[1].Flags; got != 0 {
+		t.Errorf("destination 1 (never probed): flags %v", got)
+	}
+}

@@ -104,15 +104,7 @@ func (s *Set) find(addr string) int {
 	if s.index == nil {
 		return s.scan(addr)
 	}
-	x := s.index
-	x.once.Do(func() {
-		x.iuid = make(map[string]int, len(s.Dests))
-		x.uri = make(map[string]int, len(s.Dests))
-		for i := len(s.Dests) - 1; i >= 0; i-- {
-			x.iuid[s.Dests[i].IUID] = i
-			x.uri[strings.ToLower(s.Dests[i].URI)] = i
-		}
-	})
+	x := s.built()
 	i, ok := x.uri[strings.ToLower(addr)]
 	if j, ok2 := x.iuid[addr]; ok2 && (!ok || j < i) {
 		i, ok = j, true
@@ -126,10 +118,49 @@ func (s *Set) find(addr string) int {
 	return i
 }
 
+// built returns the index, built on first use. s.index is not nil.
+func (s *Set) built() *destIndex {
+	x := s.index
+	x.once.Do(func() {
+		x.iuid = make(map[string]int, len(s.Dests))
+		x.uri = make(map[string]int, len(s.Dests))
+		for i := len(s.Dests) - 1; i >= 0; i-- {
+			x.iuid[s.Dests[i].IUID] = i
+			x.uri[strings.ToLower(s.Dests[i].URI)] = i
+		}
+	})
+	return x
+}
+
+// indexOfIUID returns the index of the destination with that IUID, -1
+// when none has it.
+func (s *Set) indexOfIUID(iuid string) int {
+	if s.index == nil {
+		for i := range s.Dests {
+			if s.Dests[i].IUID == iuid {
+				return i
+			}
+		}
+		return -1
+	}
+	if i, ok := s.built().iuid[iuid]; ok {
+		return i
+	}
+	return -1
+}
+
+// ByIUID returns the set's destination with that IUID, or nil.
+func (s *Set) ByIUID(iuid string) *Destination {
+	if i := s.indexOfIUID(iuid); i >= 0 {
+		return &s.Dests[i]
+	}
+	return nil
+}
+
 func (s *Set) scan(addr string) int {
 	match := byAddr(addr, false)
 	for i := range s.Dests {
-		if match(&s.Dests[i]) {
+		if match.match(&s.Dests[i]) {
 			return i
 		}
 	}
