@@ -495,3 +495,54 @@ func TestProbingNotProbedOncePerChange(t *testing.T) {
 		t.Errorf("v6 logged %d times over two changes of state, want 2:\n%s", n, logs.String())
 	}
 }
+
+// TestSyncLimited: a swap within syncEvery of the last sync does not
+// derive the targets at once; a kick follows, and the sync it leads to
+// picks the change up.
+func TestSyncLimited(t *testing.T) {
+	d := dispatch.New(buildSnap(t, []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5999", Flags: dispatch.FlagProbing},
+		{SetID: 1, URI: "sip:127.0.0.1:5998"},
+	}))
+	eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probing{
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d:       d,
+		eng:     eng,
+		params:  dispatch.DefaultProbeParams(),
+		dirty:   make(chan struct{}, 1),
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	p.syncLimited(true)
+	if eng.Stats().Targets != 1 {
+		t.Fatalf("first sync: engine has %d targets, want 1", eng.Stats().Targets)
+	}
+	if err := d.SetState(1, "all", "ap"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.syncLimited(true)
+	if eng.Stats().Targets != 1 {
+		t.Fatalf("a swap right after a sync was derived at once (%d targets)", eng.Stats().Targets)
+	}
+	select {
+	case <-p.dirty:
+	case <-time.After(10 * syncEvery):
+		t.Fatal("no kick after the deferred sync")
+	}
+	if waited := time.Since(start); waited < syncEvery/2 {
+		t.Errorf("kick after %v, want about %v", waited, syncEvery)
+	}
+	p.syncLimited(true)
+	if eng.Stats().Targets != 2 {
+		t.Errorf("after the kick: engine has %d targets, want 2", eng.Stats().Targets)
+	}
+}
