@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/tests/agent"
+	"github.com/sipedge/sipedge/userspace/probe"
 )
 
 // BenchmarkProbing10k is issue 8's probing benchmark: the agent (the
@@ -42,13 +43,14 @@ import (
 //     been answered; then the same agent with one destination, for the
 //     RSS per destination.
 //
-// Reported (medians over the rounds): agent CPU (utime+stime from
-// /proc/PID/stat) per probe sent and in % of one core, probes/s reached,
-// replies matched and unmatched per second (sipproxy.stats: local_reply
-// handoffs minus response_no_transaction drops), probes answered per
-// probe sent, RSS per destination, the responder's CPU per probe, and the
-// floor's CPU per probe and % of a core; agent/floor is the ratio of CPU
-// per probe within each round.
+// Reported (medians over the rounds): the agent's CPU (utime+stime from
+// /proc/PID/stat) per datagram it sent (probes and retransmissions, as
+// the responder counted them) and in % of one core; datagrams/s; replies
+// matched, timeouts and replies ignored per second (probe.stats; ignored:
+// malformed, wrong_source, unknown_branch, late); replies per probe
+// started; RSS per destination; the responder's CPU per datagram; the
+// floor's CPU per datagram and % of a core; agent/floor, the ratio of CPU
+// per datagram within each round.
 //
 //	go test ./bench/ -run '^$' -bench Probing10k -benchtime 1x
 //
@@ -75,7 +77,7 @@ func BenchmarkProbing10k(b *testing.B) {
 	b.Logf("machine: %s", m)
 	b.Logf("%d destinations in %d sets, interval 1 s, window %v, %d rounds, responder port %d", n, sets, window, rounds, port)
 
-	type figures struct{ cpuPerProbe, core, rate, matched, unmatched, answered, respPerProbe, ratio, rssPerDest []float64 }
+	type figures struct{ cpuPerProbe, core, rate, matched, timeouts, ignored, answered, respPerProbe, ratio, rssPerDest []float64 }
 	per := make([]figures, len(builds))
 	var floorCPU, floorCore, floorRate []float64
 	b.ResetTimer()
@@ -104,14 +106,15 @@ func BenchmarkProbing10k(b *testing.B) {
 			f.cpuPerProbe = append(f.cpuPerProbe, cpu*1e6)
 			f.core = append(f.core, 100*m.cpu.Seconds()/window.Seconds())
 			f.rate = append(f.rate, float64(m.probes)/window.Seconds())
-			f.matched = append(f.matched, float64(m.matched)/window.Seconds())
-			f.unmatched = append(f.unmatched, float64(m.unmatched)/window.Seconds())
-			f.answered = append(f.answered, float64(m.matched)/float64(m.probes))
+			f.matched = append(f.matched, float64(m.d.Replies)/window.Seconds())
+			f.timeouts = append(f.timeouts, float64(m.d.Timeouts)/window.Seconds())
+			f.ignored = append(f.ignored, float64(m.d.Malformed+m.d.WrongSource+m.d.UnknownBranch+m.d.Late)/window.Seconds())
+			f.answered = append(f.answered, float64(m.d.Replies)/float64(max(m.d.Probes, 1)))
 			f.respPerProbe = append(f.respPerProbe, m.respCPU.Seconds()/float64(m.probes)*1e6)
 			f.ratio = append(f.ratio, cpu*1e6/floorCPU[len(floorCPU)-1])
 			f.rssPerDest = append(f.rssPerDest, float64(m.rssKB-small)*1024/float64(n-1))
-			b.Logf("round %d agent %s: %.0f probes/s, %.0f replies matched/s, %.0f unmatched/s, %.2f µs CPU per probe (%.1f %% of a core, %.2f× the floor); RSS %d kB (%d kB with 1 destination: %.0f B per destination); responder %.2f µs per probe; start until all AP: %v, %v CPU; probe results lost (agent log): %v",
-				r+1, bins.Sipedge, f.rate[r], f.matched[r], f.unmatched[r], f.cpuPerProbe[r], f.core[r], f.ratio[r], m.rssKB, small, f.rssPerDest[r], f.respPerProbe[r], m.settle.Round(100*time.Millisecond), m.settleCPU, m.lost)
+			b.Logf("round %d agent %s: %.0f datagrams/s (%d probes started, %d retransmissions), %.0f replies matched/s, %.0f timeouts/s, %.0f replies ignored/s, %d results lost; %.2f µs CPU per datagram (%.1f %% of a core, %.2f× the floor); RSS %d kB (%d kB with 1 destination: %.0f B per destination); responder %.2f µs per probe; start until all AP: %v, %v CPU, %d results lost meanwhile",
+				r+1, bins.Sipedge, f.rate[r], m.d.Probes, m.d.Retransmits, f.matched[r], f.timeouts[r], f.ignored[r], m.d.ResultsLost, f.cpuPerProbe[r], f.core[r], f.ratio[r], m.rssKB, small, f.rssPerDest[r], f.respPerProbe[r], m.settle.Round(100*time.Millisecond), m.settleCPU, m.settleLost)
 		}
 	}
 	b.StopTimer()
@@ -126,7 +129,8 @@ func BenchmarkProbing10k(b *testing.B) {
 		b.ReportMetric(medianOf(f.core), "agent-%core"+suffix)
 		b.ReportMetric(medianOf(f.rate), "probes/s"+suffix)
 		b.ReportMetric(medianOf(f.matched), "matched/s"+suffix)
-		b.ReportMetric(medianOf(f.unmatched), "unmatched/s"+suffix)
+		b.ReportMetric(medianOf(f.timeouts), "timeouts/s"+suffix)
+		b.ReportMetric(medianOf(f.ignored), "ignored/s"+suffix)
 		b.ReportMetric(medianOf(f.answered), "answered/probe"+suffix)
 		b.ReportMetric(medianOf(f.ratio), "agent/floor"+suffix)
 		b.ReportMetric(medianOf(f.rssPerDest), "RSS-B/dest"+suffix)
@@ -139,11 +143,11 @@ func BenchmarkProbing10k(b *testing.B) {
 
 // agentRun is what one window of one agent measured.
 type agentRun struct {
-	cpu, respCPU       time.Duration
-	probes             uint64 // datagrams the responder received (probes and retransmissions)
-	matched, unmatched uint64
-	rssKB              int
-	lost               bool
+	cpu, respCPU time.Duration
+	probes       uint64      // datagrams the responder received (probes and retransmissions)
+	d            engineStats // the window's counters (differences)
+	rssKB        int
+	settleLost   uint64 // results lost to the full queue until all were AP
 	// settle is the time from the agent's start until every destination
 	// was up and probed (AP), settleCPU the agent's CPU until then.
 	settle, settleCPU time.Duration
@@ -195,7 +199,7 @@ func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, windo
 	settle, settleTicks := time.Since(start), uint64(0)
 	settleTicks, _ = taskTicks(a.Pid())
 	time.Sleep(2 * time.Second)
-	m0, u0 := localReplies(b, a)
+	e0 := dispatcherProbeStats(b, a)
 	t0, _ := taskTicks(a.Pid())
 	r0 := resp.sample(b)
 	var perf *exec.Cmd
@@ -213,14 +217,14 @@ func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, windo
 	}
 	t1, _ := taskTicks(a.Pid())
 	r1 := resp.sample(b)
-	m1, u1 := localReplies(b, a)
+	e1 := dispatcherProbeStats(b, a)
 	return agentRun{
 		cpu: ticksDur(t1 - t0), respCPU: ticksDur(r1.ticks - r0.ticks),
-		probes:  r1.recv - r0.recv,
-		matched: (m1 - u1) - (m0 - u0), unmatched: u1 - u0,
-		rssKB:  vmRSS(a.Pid()),
-		lost:   strings.Contains(a.Output(), "probe results lost"),
-		settle: settle, settleCPU: ticksDur(settleTicks),
+		probes:     r1.recv - r0.recv,
+		d:          e1.sub(e0),
+		rssKB:      vmRSS(a.Pid()),
+		settleLost: e0.ResultsLost,
+		settle:     settle, settleCPU: ticksDur(settleTicks),
 	}
 }
 
@@ -248,41 +252,40 @@ func probingConfig(b *testing.B, n, sets int, port uint16) agent.Config {
 	return cfg
 }
 
-// localReplies returns the slow path's local_reply handoffs (responses to
-// the agent's own requests: probe replies) and those the engine did not
-// match (dropped as response_no_transaction).
-func localReplies(b *testing.B, a *agent.Agent) (all, unmatched uint64) {
+// engineStats are the dispatcher probing engine's counters (probe.stats).
+type engineStats struct {
+	probe.Stats
+	ResultsLost uint64 `json:"results_lost"`
+}
+
+func (e engineStats) sub(o engineStats) engineStats {
+	e.Probes -= o.Probes
+	e.Retransmits -= o.Retransmits
+	e.Replies -= o.Replies
+	e.Timeouts -= o.Timeouts
+	e.Malformed -= o.Malformed
+	e.WrongSource -= o.WrongSource
+	e.UnknownBranch -= o.UnknownBranch
+	e.Late -= o.Late
+	e.ResultsLost -= o.ResultsLost
+	return e
+}
+
+func dispatcherProbeStats(b *testing.B, a *agent.Agent) engineStats {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := a.Ctl(ctx, "sipproxy.stats")
+	res, err := a.Ctl(ctx, "probe.stats")
 	if err != nil {
-		b.Fatalf("sipproxy.stats: %v", err)
+		b.Fatalf("probe.stats: %v", err)
 	}
 	var s struct {
-		Drops []struct {
-			Label string
-			Count uint64
-		} `json:"drops"`
-		Handoffs []struct {
-			Label string
-			Count uint64
-		} `json:"handoffs"`
+		Dispatcher *engineStats `json:"dispatcher"`
 	}
-	if err := json.Unmarshal(res, &s); err != nil {
-		b.Fatalf("sipproxy.stats: %v", err)
+	if err := json.Unmarshal(res, &s); err != nil || s.Dispatcher == nil {
+		b.Fatalf("probe.stats %s: %v", res, err)
 	}
-	for _, c := range s.Handoffs {
-		if c.Label == "local_reply" {
-			all = c.Count
-		}
-	}
-	for _, c := range s.Drops {
-		if c.Label == "response_no_transaction" {
-			unmatched = c.Count
-		}
-	}
-	return all, unmatched
+	return *s.Dispatcher
 }
 
 func ticksDur(t uint64) time.Duration { return time.Duration(t) * clockTick }
