@@ -74,16 +74,7 @@ func (c *Client) Close() error {
 func (c *Client) Call(ctx context.Context, method string, params ...any) (json.RawMessage, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.nextID++
-	if params == nil {
-		params = []any{}
-	}
-	req, err := encode(struct {
-		JSONRPC string `json:"jsonrpc"`
-		Method  string `json:"method"`
-		Params  []any  `json:"params"`
-		ID      int64  `json:"id"`
-	}{"2.0", method, params, c.nextID})
+	req, err := c.request(method, params)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s request: %w", method, err)
 	}
@@ -207,16 +198,7 @@ var ErrStreamClosed = errors.New("the server closed the stream")
 func (c *Client) Stream(ctx context.Context, method string, params []any, ready func(json.RawMessage), each func(json.RawMessage) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.nextID++
-	if params == nil {
-		params = []any{}
-	}
-	req, err := encode(struct {
-		JSONRPC string `json:"jsonrpc"`
-		Method  string `json:"method"`
-		Params  []any  `json:"params"`
-		ID      int64  `json:"id"`
-	}{"2.0", method, params, c.nextID})
+	req, err := c.request(method, params)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
@@ -291,4 +273,18 @@ func (c *Client) Stream(ctx context.Context, method string, params []any, ready 
 			return err
 		}
 	}
+}
+
+// request encodes the next request of the connection (c.mu held).
+func (c *Client) request(method string, params []any) ([]byte, error) {
+	c.nextID++
+	if params == nil {
+		params = []any{}
+	}
+	return encode(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  []any  `json:"params"`
+		ID      int64  `json:"id"`
+	}{"2.0", method, params, c.nextID})
 }
