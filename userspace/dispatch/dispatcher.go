@@ -122,11 +122,7 @@ func (d *Dispatcher) ProbeResult(setID int, addr string, success bool, p ProbePa
 		return false, fmt.Errorf("probe result for %q in set %d: probing mode %d outside 0..%d", addr, setID, p.Mode, maxProbingMode)
 	}
 	changed, err = d.change(setID, byAddr(addr, false), func(dst *Destination) {
-		if dst.Flags&FlagDisabled != 0 || (p.Mode == ProbeOnlyFlagged && dst.Flags&FlagProbing == 0) {
-			return
-		}
-		req := requestedByProbe(dst.Flags, success, p.Mode)
-		dst.Flags, dst.ProbingCount = transition(dst.Flags, dst.ProbingCount, req, false, p)
+		probeStep(dst, success, p)
 	})
 	if err != nil {
 		return false, fmt.Errorf("probe result for %q in set %d: %w", addr, setID, err)

@@ -167,21 +167,29 @@ func (d *Dispatcher) ProbeLatency(setID int, addr string, code int, rtt time.Dur
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cur := d.cur.Load()
-	if !cur.opt.LatencyStats {
-		return
-	}
 	set := cur.Set(setID)
 	if set == nil {
+		return
+	}
+	d.latencyLocked(cur, set, set.Dests, addr, code, rtt)
+}
+
+// latencyLocked is ProbeLatency for a set of cur whose destinations' flags
+// are now those of dests (set.Dests, or a batch's copy of them: same
+// destinations, same order). The caller holds mu.
+func (d *Dispatcher) latencyLocked(cur *Snapshot, set *Set, dests []Destination, addr string, code int, rtt time.Duration) {
+	if !cur.opt.LatencyStats {
 		return
 	}
 	i := set.find(addr)
 	if i < 0 {
 		return
 	}
-	dst := &set.Dests[i]
-	if dst.Flags&FlagProbing == 0 {
+	if dests[i].Flags&FlagProbing == 0 {
 		return
 	}
+	dst := &set.Dests[i]
+	setID := set.ID
 	// A destination without cc leaves the ccSet alone, even when it shares
 	// its URI (statistics) with one that has cc: that only leaves the sums
 	// stale, and they matter only in a set where every destination has cc.
