@@ -22,10 +22,11 @@ import (
 // probing is dispatcher probing (ds_ping_*, kamailio-behaviour §3): the
 // probe engine sending over the slow path's sockets, its targets derived
 // from the dispatcher's current snapshot, each result fed into the
-// dispatcher's state machine (dispatch.Dispatcher.ProbeResult), whose
+// dispatcher's state machine (dispatch.Dispatcher.ProbeResults), whose
 // atomic snapshot swap the fast path and the slow path follow.
 //
-// One goroutine owns the targets and applies the results, in order; the
+// One goroutine owns the targets and applies the results, in order, in
+// batches of whatever is queued (one snapshot swap per batch); the
 // engine's callback, which runs on the slow path's reader goroutines,
 // only queues a result.
 type probing struct {
@@ -59,6 +60,10 @@ type probing struct {
 	// is already on its way for a sync that had to wait (syncLimited).
 	lastSync  time.Time
 	syncArmed bool
+	// batch, outs and applying are apply's buffers, kept between batches.
+	batch    []probe.Result
+	outs     []dispatch.ProbeOutcome
+	applying []probeTarget
 
 	// notProbed is warned as of the last sync, for dispatcher.list
 	// (NOT_PROBED) on other goroutines; never written in place.
@@ -67,6 +72,14 @@ type probing struct {
 
 // resultQueue bounds the results waiting for the probing goroutine.
 const resultQueue = 16384
+
+// maxBatch bounds the results applied with one snapshot swap. Each swap
+// runs the subscribers, and the fast path's rewrites every set map (and
+// may sleep between its halves): one swap per result made 10,000
+// destinations changing state at once (the first replies, a rack going
+// silent) take about 20 s to reach both paths (bench/README.md, probing).
+// The bound keeps one batch's hold of the dispatcher's lock short.
+const maxBatch = 4096
 
 // probeTarget is one destination being probed.
 type probeTarget struct {
@@ -200,7 +213,7 @@ func (p *probing) loop(ctx context.Context) {
 				lost = n
 			}
 		case r := <-p.results:
-			p.apply(r)
+			p.apply(p.drain(r)...)
 		}
 	}
 }
@@ -300,69 +313,77 @@ func (p *probing) NotProbed(setID int, iuid string) string {
 	return (*m)[fmt.Sprintf("%d/%s", setID, iuid)]
 }
 
-// apply feeds one result into the dispatcher's latency statistics and
-// state machine and publishes an up/down change (dispatcher:dst-up,
-// dispatcher:dst-down) on the event stream, which logs it; publishing
-// never blocks.
-func (p *probing) apply(r probe.Result) {
-	if r.Seq <= p.since.Load() {
-		return // issued before the last reload
-	}
-	t, ok := p.targets[r.Key]
-	if !ok {
-		return // no longer a target
-	}
-	if r.Seq <= p.applied[r.Key] {
-		return // older than a result already applied
-	}
-	if p.applied == nil {
-		p.applied = map[string]uint64{}
-	}
-	p.applied[r.Key] = r.Seq
-	code, success := classify(r, p.codes, t.strict)
-	// Latency first: it counts only while the destination has the probing
-	// flag, which the state machine may clear (ds_update_latency runs
-	// before ds_update_state in Kamailio).
-	p.d.ProbeLatency(t.setID, t.iuid, code, r.RTT)
-	before, _ := destFlags(p.d.Snapshot(), t.setID, t.iuid)
-	changed, err := p.d.ProbeResult(t.setID, t.iuid, success, p.params)
-	if err != nil {
-		if !errors.Is(err, dispatch.ErrUnknownDestination) && !errors.Is(err, dispatch.ErrNoSet) {
-			p.log.Warn("probe result not applied", "destination", r.Key, "error", err)
+// drain returns first and the results queued behind it, at most
+// maxBatch, without waiting for more.
+func (p *probing) drain(first probe.Result) []probe.Result {
+	p.batch = append(p.batch[:0], first)
+	for len(p.batch) < maxBatch {
+		select {
+		case r := <-p.results:
+			p.batch = append(p.batch, r)
+		default:
+			return p.batch
 		}
-		return
 	}
-	if !changed {
-		return
-	}
-	after, ok := destFlags(p.d.Snapshot(), t.setID, t.iuid)
-	if !ok {
-		return
-	}
-	// Every change of FLAGS (trying included, which fires no event) at
-	// debug level: the trail of the state machine, one line per change.
-	p.log.Debug("probe changed flags", "set", t.setID, "uri", t.uri, "from", before.String(), "to", after.String(), "code", code)
-	if before.Down() == after.Down() {
-		return
-	}
-	name, state := events.DstUp, "active"
-	if after.Down() {
-		name, state = events.DstDown, "inactive"
-	}
-	p.events.Publish(events.New(name, events.F("set", t.setID), events.F("uri", t.uri), events.F("iuid", t.iuid),
-		events.F("state", state), events.F("code", code), events.F("rtt", r.RTT)))
+	return p.batch
 }
 
-// destFlags returns the destination's flags; false when it is gone.
-func destFlags(s *dispatch.Snapshot, setID int, iuid string) (dispatch.Flags, bool) {
-	set := s.Set(setID)
-	if set == nil {
-		return 0, false
+// apply feeds results, in order, into the dispatcher's latency statistics
+// and state machine with one snapshot swap for all of them
+// (dispatch.Dispatcher.ProbeResults), then logs each change of flags and
+// publishes each up/down change (dispatcher:dst-up, dispatcher:dst-down)
+// on the event stream, which logs it, in the order of the results, as
+// applying them one at a time would; publishing never blocks.
+func (p *probing) apply(rs ...probe.Result) {
+	outs, applying := p.outs[:0], p.applying[:0]
+	for _, r := range rs {
+		if r.Seq <= p.since.Load() {
+			continue // issued before the last reload
+		}
+		t, ok := p.targets[r.Key]
+		if !ok {
+			continue // no longer a target
+		}
+		if r.Seq <= p.applied[r.Key] {
+			continue // older than a result already applied
+		}
+		if p.applied == nil {
+			p.applied = map[string]uint64{}
+		}
+		p.applied[r.Key] = r.Seq
+		code, success := classify(r, p.codes, t.strict)
+		// Code and RTT go to the latency statistics first: they count only
+		// while the destination has the probing flag, which the state
+		// machine may clear (ds_update_latency runs before ds_update_state
+		// in Kamailio).
+		outs = append(outs, dispatch.ProbeOutcome{SetID: t.setID, Addr: t.iuid, Success: success, Code: code, RTT: r.RTT})
+		applying = append(applying, t)
 	}
-	if dst := set.ByIUID(iuid); dst != nil {
-		return dst.Flags, true
+	p.outs, p.applying = outs, applying
+	if len(outs) == 0 {
+		return
 	}
-	return 0, false
+	// Results for a destination or set gone meanwhile are skipped there.
+	changes, err := p.d.ProbeResults(outs, p.params)
+	if err != nil {
+		p.log.Warn("probe results not applied", "results", len(outs), "error", err)
+		return
+	}
+	for _, c := range changes {
+		t, o := applying[c.Outcome], outs[c.Outcome]
+		// Every change of FLAGS (trying included, which fires no event) at
+		// debug level: the trail of the state machine, one line per change.
+		p.log.Debug("probe changed flags", "set", t.setID, "uri", t.uri, "from", c.Before.String(), "to", c.After.String(), "code", o.Code)
+		if c.Before.Down() == c.After.Down() {
+			continue
+		}
+		name, state := events.DstUp, "active"
+		if c.After.Down() {
+			name, state = events.DstDown, "inactive"
+		}
+		p.events.Publish(events.New(name, events.F("set", t.setID), events.F("uri", t.uri), events.F("iuid", t.iuid),
+			events.F("state", state), events.F("code", o.Code), events.F("rtt", o.RTT)))
+	}
 }
 
 // Local reply codes (kamailio-behaviour §3.2, §3.3): tm answers a probe

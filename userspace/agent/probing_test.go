@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -544,5 +545,101 @@ func TestSyncLimited(t *testing.T) {
 	p.syncLimited(true)
 	if eng.Stats().Targets != 2 {
 		t.Errorf("after the kick: engine has %d targets, want 2", eng.Stats().Targets)
+	}
+}
+
+// TestProbingBatchSameTrail: results applied as one batch (what the
+// probing goroutine drains from its queue) log the same "probe changed
+// flags" lines and publish the same dst-up/dst-down events, in the same
+// order and with the same fields, as the same results applied one at a
+// time, and leave the same flags; stale results (an older Seq than one
+// applied, or issued before a reload) and unknown targets are skipped in
+// both. Random sequences over a few destinations, each repeated.
+func TestProbingBatchSameTrail(t *testing.T) {
+	entries := []dispatch.Entry{
+		{SetID: 1, URI: "sip:127.0.0.1:5991"},
+		{SetID: 1, URI: "sip:127.0.0.1:5992", Flags: dispatch.FlagInactive},
+		{SetID: 1, URI: "sip:127.0.0.1:5993", Attrs: "ping_strict=1"},
+		{SetID: 2, URI: "sip:127.0.0.1:5994", Flags: dispatch.FlagProbing},
+	}
+	// newProbing is a prober of its own dispatcher whose debug log and
+	// events go to buf, without times.
+	newProbing := func(buf *lockedBuffer, params dispatch.ProbeParams) *probing {
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}
+		eng, err := probe.New(probe.Config{Interval: time.Hour}, discardSender{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &probing{
+			log:     slog.New(slog.NewTextHandler(buf, opts)),
+			events:  events.NewBus(slog.New(slog.NewTextHandler(buf, opts))),
+			d:       dispatch.New(buildSnap(t, entries)),
+			eng:     eng,
+			params:  params,
+			codes:   config.ReplyCodes{},
+			targets: map[string]probeTarget{},
+			warned:  map[string]string{},
+			socks: probeSockets{
+				listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+				sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+			},
+		}
+		p.sync(true)
+		return p
+	}
+	r := rand.New(rand.NewPCG(3, 5))
+	var ups, downs, changes int
+	for run := range 200 {
+		params := dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1 + r.IntN(3), InactiveThreshold: 1 + r.IntN(3)}
+		var oneLog, batchLog lockedBuffer
+		one, batch := newProbing(&oneLog, params), newProbing(&batchLog, params)
+		keys := slices.Sorted(maps.Keys(one.targets))
+		if len(keys) != len(entries) {
+			t.Fatalf("targets %v, want every destination", keys)
+		}
+		keys = append(keys, "9/unknown")
+		one.since.Store(5) // results up to Seq 5 were issued before a reload
+		batch.since.Store(5)
+		rs := make([]probe.Result, 1+r.IntN(60))
+		for i := range rs {
+			res := probe.Result{Key: keys[r.IntN(len(keys))], Seq: uint64(1 + i + r.IntN(8)), RTT: time.Duration(1+r.IntN(50)) * time.Millisecond}
+			switch r.IntN(4) {
+			case 0:
+				res.Timeout = true
+			case 1:
+				res.Code = 503
+			case 2:
+				res.Code = 200
+			default:
+				res.Code = 202
+			}
+			rs[i] = res
+		}
+		for _, res := range rs {
+			one.apply(res)
+		}
+		batch.apply(rs...)
+		if oneLog.String() != batchLog.String() {
+			t.Fatalf("run %d, results %+v:\none at a time:\n%s\nbatch:\n%s", run, rs, oneLog.String(), batchLog.String())
+		}
+		out := oneLog.String()
+		ups += strings.Count(out, "msg=dispatcher:dst-up")
+		downs += strings.Count(out, "msg=dispatcher:dst-down")
+		changes += strings.Count(out, `msg="probe changed flags"`)
+		for i, set := range one.d.Snapshot().Sets() {
+			for j, dst := range set.Dests {
+				if got := batch.d.Snapshot().Sets()[i].Dests[j]; got.Flags != dst.Flags || got.ProbingCount != dst.ProbingCount {
+					t.Fatalf("run %d: %s flags %s count %d, one at a time %s count %d", run, dst.URI, got.Flags, got.ProbingCount, dst.Flags, dst.ProbingCount)
+				}
+			}
+		}
+	}
+	if ups < 100 || downs < 100 || changes < ups+downs+100 {
+		t.Errorf("the runs logged %d dst-up, %d dst-down and %d flag changes: too few to compare", ups, downs, changes)
 	}
 }
