@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,7 +51,12 @@ import (
 // malformed, wrong_source, unknown_branch, late); replies per probe
 // started; RSS per destination; the responder's CPU per datagram; the
 // floor's CPU per datagram and % of a core; agent/floor, the ratio of CPU
-// per datagram within each round.
+// per datagram within each round. Then a mass failure: the responder
+// stops answering the first SIPEDGE_PROBE_FAIL destinations (default
+// 1000; 0: none) and the time from then until the agent has published
+// dispatcher:dst-down for every one of them (the time of its last such
+// log line) is reported; with the 1 s interval and its 1 s timeout, about
+// 2 s is the least it can be.
 //
 //	go test ./bench/ -run '^$' -bench Probing10k -benchtime 1x
 //
@@ -77,7 +83,13 @@ func BenchmarkProbing10k(b *testing.B) {
 	b.Logf("machine: %s", m)
 	b.Logf("%d destinations in %d sets, interval 1 s, window %v, %d rounds, responder port %d", n, sets, window, rounds, port)
 
-	type figures struct{ cpuPerProbe, core, rate, matched, timeouts, ignored, answered, respPerProbe, ratio, rssPerDest []float64 }
+	fail := envInt("SIPEDGE_PROBE_FAIL", 1000)
+	if fail > n {
+		b.Fatalf("SIPEDGE_PROBE_FAIL %d: more than the %d destinations", fail, n)
+	}
+	type figures struct {
+		cpuPerProbe, core, rate, matched, timeouts, ignored, answered, respPerProbe, ratio, rssPerDest, settle, settleCPU, failDown []float64
+	}
 	per := make([]figures, len(builds))
 	var floorCPU, floorCore, floorRate []float64
 	b.ResetTimer()
@@ -99,7 +111,7 @@ func BenchmarkProbing10k(b *testing.B) {
 			100*ticksDur(f1.ticks-f0.ticks).Seconds()/window.Seconds(), ticksDur(r1.ticks-r0.ticks).Seconds()/float64(r1.recv-r0.recv)*1e6)
 
 		for i, bins := range builds {
-			m := measureAgent(b, bins, n, sets, port, window, resp)
+			m := measureAgent(b, bins, n, sets, port, window, resp, fail)
 			small := agentRSS(b, bins, sets, port)
 			f := &per[i]
 			cpu := m.cpu.Seconds() / float64(m.probes)
@@ -113,8 +125,11 @@ func BenchmarkProbing10k(b *testing.B) {
 			f.respPerProbe = append(f.respPerProbe, m.respCPU.Seconds()/float64(m.probes)*1e6)
 			f.ratio = append(f.ratio, cpu*1e6/floorCPU[len(floorCPU)-1])
 			f.rssPerDest = append(f.rssPerDest, float64(m.rssKB-small)*1024/float64(n-1))
-			b.Logf("round %d agent %s: %.0f datagrams/s (%d probes started, %d retransmissions), %.0f replies matched/s, %.0f timeouts/s, %.0f replies ignored/s, %d results lost; %.2f µs CPU per datagram (%.1f %% of a core, %.2f× the floor); RSS %d kB (%d kB with 1 destination: %.0f B per destination); responder %.2f µs per probe; start until all AP: %v, %v CPU, %d results lost meanwhile",
-				r+1, bins.Sipedge, f.rate[r], m.d.Probes, m.d.Retransmits, f.matched[r], f.timeouts[r], f.ignored[r], m.d.ResultsLost, f.cpuPerProbe[r], f.core[r], f.ratio[r], m.rssKB, small, f.rssPerDest[r], f.respPerProbe[r], m.settle.Round(100*time.Millisecond), m.settleCPU, m.settleLost)
+			f.settle = append(f.settle, m.settle.Seconds())
+			f.settleCPU = append(f.settleCPU, m.settleCPU.Seconds())
+			f.failDown = append(f.failDown, m.failDown.Seconds())
+			b.Logf("round %d agent %s: %.0f datagrams/s (%d probes started, %d retransmissions), %.0f replies matched/s, %.0f timeouts/s, %.0f replies ignored/s, %d results lost; %.2f µs CPU per datagram (%.1f %% of a core, %.2f× the floor); RSS %d kB (%d kB with 1 destination: %.0f B per destination); responder %.2f µs per probe; start until all AP: %v, %v CPU, %d results lost meanwhile; %d silenced: all dst-down after %v (first after %v)",
+				r+1, bins.Sipedge, f.rate[r], m.d.Probes, m.d.Retransmits, f.matched[r], f.timeouts[r], f.ignored[r], m.d.ResultsLost, f.cpuPerProbe[r], f.core[r], f.ratio[r], m.rssKB, small, f.rssPerDest[r], f.respPerProbe[r], m.settle.Round(100*time.Millisecond), m.settleCPU, m.settleLost, fail, m.failDown.Round(10*time.Millisecond), m.failFirst.Round(10*time.Millisecond))
 		}
 	}
 	b.StopTimer()
@@ -135,6 +150,11 @@ func BenchmarkProbing10k(b *testing.B) {
 		b.ReportMetric(medianOf(f.ratio), "agent/floor"+suffix)
 		b.ReportMetric(medianOf(f.rssPerDest), "RSS-B/dest"+suffix)
 		b.ReportMetric(medianOf(f.respPerProbe), "responder-µs/probe"+suffix)
+		b.ReportMetric(medianOf(f.settle), "s-to-all-AP"+suffix)
+		b.ReportMetric(medianOf(f.settleCPU), "CPU-s-to-all-AP"+suffix)
+		if fail > 0 {
+			b.ReportMetric(medianOf(f.failDown), "s-to-all-down"+suffix)
+		}
 	}
 	b.ReportMetric(medianOf(floorCPU), "floor-µs/probe")
 	b.ReportMetric(medianOf(floorCore), "floor-%core")
@@ -151,6 +171,10 @@ type agentRun struct {
 	// settle is the time from the agent's start until every destination
 	// was up and probed (AP), settleCPU the agent's CPU until then.
 	settle, settleCPU time.Duration
+	// failDown and failFirst are the times from the responder going
+	// silent for some destinations until the agent logged the last and
+	// the first of their dst-down events.
+	failDown, failFirst time.Duration
 }
 
 // upProbed counts the destinations whose flags are AP.
@@ -176,8 +200,9 @@ func upProbed(b *testing.B, a *agent.Agent) int {
 }
 
 // measureAgent starts the agent with n destinations, waits until each has
-// been answered once, and measures one window.
-func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, window time.Duration, resp *child) agentRun {
+// been answered once, and measures one window; then, when fail > 0, the
+// mass failure of the first fail destinations.
+func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, window time.Duration, resp *child, fail int) agentRun {
 	b.Helper()
 	a := agent.Start(b, bins, probingConfig(b, n, sets, port), agent.Options{})
 	defer a.Stop()
@@ -218,13 +243,52 @@ func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, windo
 	t1, _ := taskTicks(a.Pid())
 	r1 := resp.sample(b)
 	e1 := dispatcherProbeStats(b, a)
-	return agentRun{
+	run := agentRun{
 		cpu: ticksDur(t1 - t0), respCPU: ticksDur(r1.ticks - r0.ticks),
 		probes:     r1.recv - r0.recv,
 		d:          e1.sub(e0),
 		rssKB:      vmRSS(a.Pid()),
 		settleLost: e0.ResultsLost,
 		settle:     settle, settleCPU: ticksDur(settleTicks),
+	}
+	if fail > 0 {
+		run.failFirst, run.failDown = massFailure(b, a, resp, fail)
+	}
+	return run
+}
+
+// dstDownLine is the log line of a dispatcher:dst-down event (the text
+// handler's time first).
+var dstDownLine = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg=dispatcher:dst-down `)
+
+// massFailure makes the responder stop answering the first fail
+// destinations and returns the times from then until the agent logged the
+// first and the last of their fail dst-down events. The responder answers
+// every destination again when it returns.
+func massFailure(b *testing.B, a *agent.Agent, resp *child, fail int) (first, last time.Duration) {
+	b.Helper()
+	start := time.Now()
+	resp.command(b, "silence "+strconv.Itoa(fail))
+	defer resp.command(b, "silence 0")
+	deadline := start.Add(time.Minute)
+	for {
+		var times []time.Time
+		for _, m := range dstDownLine.FindAllStringSubmatch(a.Output(), -1) {
+			t, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				b.Fatalf("dst-down line time %q: %v", m[1], err)
+			}
+			if !t.Before(start) {
+				times = append(times, t)
+			}
+		}
+		if len(times) >= fail {
+			return slices.MinFunc(times, time.Time.Compare).Sub(start), slices.MaxFunc(times, time.Time.Compare).Sub(start)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("agent: %d of %d silenced destinations down after %v", len(times), fail, time.Since(start))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -383,10 +447,17 @@ func startChild(b *testing.B, mode string, env []string) *child {
 	return c
 }
 
-func (c *child) sample(b *testing.B) childSample {
+// command sends the responder a command line ("silence N": stop
+// answering destinations 0..N-1; "silence 0" answers all again).
+func (c *child) command(b *testing.B, cmd string) { c.line(b, cmd) }
+
+func (c *child) sample(b *testing.B) childSample { return c.line(b, "?") }
+
+// line sends one line and reads the counters the child answers with.
+func (c *child) line(b *testing.B, line string) childSample {
 	b.Helper()
 	var s childSample
-	if _, err := io.WriteString(c.in, "?\n"); err != nil {
+	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
 		b.Fatal(err)
 	}
 	line, err := c.out.ReadString('\n')
@@ -409,18 +480,24 @@ func (c *child) stop() {
 }
 
 // serveCounters prints first, then answers each stdin line with the two
-// counters, until stdin closes.
-func serveCounters(first int, sent, recv *atomic.Uint64) {
+// counters, until stdin closes; a line "silence N" first stores N in
+// silence (when not nil).
+func serveCounters(first int, sent, recv *atomic.Uint64, silence *atomic.Int64) {
 	fmt.Println(first)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "silence "); ok && silence != nil {
+			n, _ := strconv.Atoi(v)
+			silence.Store(int64(n))
+		}
 		fmt.Println(sent.Load(), recv.Load())
 	}
 }
 
 // runResponder answers every datagram on a wildcard UDP socket with
 // "SIP/2.0 200 OK" and the request's header lines, sent from the address
-// the request was sent to (IP_PKTINFO).
+// the request was sent to (IP_PKTINFO), except those to the first N
+// destinations (127.1.0.0 + i, i < N) after a command "silence N".
 func runResponder() int {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 	if err != nil {
@@ -437,6 +514,7 @@ func runResponder() int {
 		return 1
 	}
 	var sent, recv atomic.Uint64
+	var silence atomic.Int64
 	go func() {
 		in, out := make([]byte, 65535), make([]byte, 0, 65535)
 		oob := make([]byte, 128)
@@ -452,6 +530,9 @@ func runResponder() int {
 			if !ok || i < 0 {
 				continue
 			}
+			if dst[0] == 127 && dst[1] == 1 && int64(dst[2])<<8|int64(dst[3]) < silence.Load() {
+				continue
+			}
 			out = append(append(out[:0], "SIP/2.0 200 OK"...), in[i:k]...)
 			info.Spec_dst = dst
 			if _, _, err := c.WriteMsgUDPAddrPort(out, unix.PktInfo4(&info), src); err == nil {
@@ -459,7 +540,7 @@ func runResponder() int {
 			}
 		}
 	}()
-	serveCounters(c.LocalAddr().(*net.UDPAddr).Port, &sent, &recv)
+	serveCounters(c.LocalAddr().(*net.UDPAddr).Port, &sent, &recv, &silence)
 	return 0
 }
 
@@ -531,7 +612,7 @@ func runFloor() int {
 			}
 		}
 	}()
-	serveCounters(0, &sent, &recv)
+	serveCounters(0, &sent, &recv, nil)
 	return 0
 }
 
