@@ -66,6 +66,10 @@
 //     in Kamailio.
 //   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
 //     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
+//   - ProbeResults applies a batch of probe results with one snapshot swap
+//     (Kamailio changes each destination in place, under its lock): the
+//     same final states as one ProbeResult per result, and one run of the
+//     subscribers (the fast path's set-map sync) instead of one per change.
 //   - Options.HashFallback (ds_hash_fallback) FallbackSpread, not the
 //     default, spreads the calls a hash algorithm would send to a down
 //     destination over every up one, where Kamailio's walk gives them all to
