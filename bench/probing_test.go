@@ -83,7 +83,13 @@ func BenchmarkProbing10k(b *testing.B) {
 	b.Logf("machine: %s", m)
 	b.Logf("%d destinations in %d sets, interval 1 s, window %v, %d rounds, responder port %d", n, sets, window, rounds, port)
 
-	fail := envInt("SIPEDGE_PROBE_FAIL", 1000)
+	fail := 1000
+	if v, ok := os.LookupEnv("SIPEDGE_PROBE_FAIL"); ok {
+		var err error
+		if fail, err = strconv.Atoi(v); err != nil || fail < 0 {
+			b.Fatalf("SIPEDGE_PROBE_FAIL %q: want a count of destinations", v)
+		}
+	}
 	if fail > n {
 		b.Fatalf("SIPEDGE_PROBE_FAIL %d: more than the %d destinations", fail, n)
 	}
