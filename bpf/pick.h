@@ -13,8 +13,8 @@
  * userspace/dispatch precomputes Kamailio's 2.2 walk over down destinations (and the
  * use_default fallback) for every start index, so the program never loops over the
  * set. With F_SET_SPREAD (ds_hash_fallback spread), the hash algorithms and random
- * replace a walk away from a down start index by a pick among all live ones
- * (pick_spread), still loop-free. Rotating algorithms keep their position per CPU
+ * replace a walk away from a down start index by a rendezvous pick among all live
+ * ones (pick_spread: one bounded loop over live[], only when the start is down). Rotating algorithms keep their position per CPU
  * (set_cursor): each CPU is an exact Kamailio round robin of its own; together they
  * spread the same way.
  */
@@ -73,8 +73,7 @@ __noinline long pick_uri_hash(struct scratch *s, __u32 which, __u32 user_only)
 }
 
 /* pick_spread_mix is murmur3's 32-bit finalizer, userspace/dispatch.SpreadMix: the
- * second hash F_SET_SPREAD reduces, so that the choice among the live destinations
- * does not follow from the start index (h % m). */
+ * hash F_SET_SPREAD scores destinations with. */
 static __always_inline __u32 pick_spread_mix(__u32 h)
 {
 	h ^= h >> 16;
@@ -85,23 +84,63 @@ static __always_inline __u32 pick_spread_mix(__u32 h)
 	return h;
 }
 
+/* pick_spread_score is destination index d's rendezvous score for hash h,
+ * userspace/dispatch.SpreadScore: mix(h ^ (d + 1) * 0x9e3779b9). The seed is a fixed
+ * function of the index (sets are rebuilt from the same list in the same order); the
+ * odd multiplier makes the seeds distinct, so two indexes never tie. */
+static __always_inline __u32 pick_spread_score(__u32 h, __u32 d)
+{
+	return pick_spread_mix(h ^ ((d + 1) * 0x9e3779b9U));
+}
+
+/* pick_rendezvous returns the entry of set->live[0..live_count) with the highest
+ * pick_spread_score for h (rendezvous hashing), the lowest index on a tie: live is
+ * ascending and only a strictly higher score replaces the pick. A global function, so
+ * the verifier walks the loop once, not once per algorithm that reaches pick_spread.
+ * Returns: a destination index, or -1 (no set, or live_count out of 1..MAX_DSTS). */
+__noinline int pick_rendezvous(const struct dst_set *set, __u32 h)
+{
+	__u32 live, j, d, sc, top;
+	int best;
+
+	if (!set)
+		return -1;
+	live = set->live_count;
+	if (live == 0 || live > MAX_DSTS)
+		return -1;
+	best = set->live[0];
+	top = pick_spread_score(h, best);
+	/* A plain loop, not bpf_loop: at most MAX_DSTS - 1 steps of a few ALU ops, where
+	 * a callback per step would cost more than the step. The constant bound is what
+	 * the verifier checks; live (<= MAX_DSTS, checked above) ends it early. j is a
+	 * known constant in each step, so the mask is for clang's sake only. */
+	for (j = 1; j < MAX_DSTS; j++) {
+		if (j >= live)
+			break;
+		d = set->live[j & DST_MASK];
+		sc = pick_spread_score(h, d);
+		if (sc > top) {
+			top = sc;
+			best = d;
+		}
+	}
+	return best;
+}
+
 /* pick_spread is ds_hash_fallback spread (userspace/dispatch.Set.WalkHash): a hash
- * start h whose own index is down goes to live[(mix(h) * live_count) >> 32], one
- * of the set's up start indexes, instead of the walk's next one. idx is the walk's
- * pick, start = h % m.
+ * start h whose own index is down goes to the live destination pick_rendezvous names
+ * instead of the walk's next one; another destination going down leaves that pick
+ * where it is. idx is the walk's pick, start = h % m. The loop runs only when the
+ * start is down.
  * Returns: the destination index (idx when spread does not apply). */
 static __always_inline int pick_spread(const struct dst_set *set, __u32 h, __u32 start, int idx)
 {
-	__u32 live = set->live_count, j;
+	int best;
 
 	if (!(set->flags & F_SET_SPREAD) || idx < 0 || (__u32)idx == start)
 		return idx; /* the start index is up (next_up[i] == i exactly then), or none is */
-	if (live == 0 || live > MAX_DSTS)
-		return idx; /* nothing up among the start indexes: the use_default default */
-	/* Multiply and shift: j < live without a modulo. The verifier cannot follow that
-	 * through the 64-bit product, hence the mask (a no-op: live <= MAX_DSTS). */
-	j = (__u32)(((__u64)pick_spread_mix(h) * live) >> 32);
-	return set->live[j & DST_MASK];
+	best = pick_rendezvous(set, h);
+	return best < 0 ? idx : best; /* -1: nothing up among the start indexes: the use_default default */
 }
 
 /* pick_slot returns the cursor's weight-table slot and advances it modulo
@@ -180,7 +219,7 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 	default:
 		break; /* numbers Kamailio does not define start at index 0 */
 	}
-	raw = start; /* the whole hash: pick_spread mixes it */
+	raw = start; /* the whole hash: pick_spread scores with it */
 	start %= m;
 	barrier_var(start); /* keep the mask: clang knows start < m <= MAX_DSTS, the verifier does not */
 	idx = set->next_up[start & DST_MASK];

@@ -716,6 +716,8 @@ func diffHashCall(i int) []byte {
 // goes down: the live tables follow). Each call must go to the same
 // destination with the same bytes; in spread mode, the calls that spread
 // moves away from next's neighbour must be there (the test is not vacuous).
+// After the state change, no call of set 4 whose destination is still up
+// may have moved, in either mode.
 func TestDifferentialHashFallback(t *testing.T) {
 	h := newDiffHarness(t)
 	const calls = 300
@@ -731,7 +733,14 @@ func TestDifferentialHashFallback(t *testing.T) {
 		{23, diffLis4, diffSrc4, "2 of 16 down"},
 		{24, diffLis6, diffSrc6, "1 of 4 down, IPv6"},
 	}
-	compareAll := func(stage string) {
+	// picks[set][alg][fallback]: each call's destination, for the check
+	// after the state change.
+	type pickKey struct {
+		set, alg int
+		fb       dispatch.HashFallback
+	}
+	compareAll := func(stage string) map[pickKey][]netip.AddrPort {
+		picks := map[pickKey][]netip.AddrPort{}
 		for _, r := range runs {
 			for _, alg := range []int{0, 1, 2, 3} {
 				dst := map[dispatch.HashFallback][]netip.AddrPort{}
@@ -747,6 +756,7 @@ func TestDifferentialHashFallback(t *testing.T) {
 						}
 						dst[fb] = append(dst[fb], res.Go.Dst)
 					}
+					picks[pickKey{r.set, alg, fb}] = dst[fb]
 				}
 				moved, spreadTo := 0, map[netip.AddrPort]bool{}
 				for i := range dst[dispatch.FallbackNext] {
@@ -763,8 +773,9 @@ func TestDifferentialHashFallback(t *testing.T) {
 				t.Logf("%s set %d (%s) alg %d: %d of %d calls go elsewhere with spread, to %d destinations; both paths agree", stage, r.set, r.note, alg, moved, calls, len(spreadTo))
 			}
 		}
+		return picks
 	}
-	compareAll("as loaded")
+	before := compareAll("as loaded")
 	// Another destination of set 4 (index 4, 10.0.0.52) goes down on both
 	// dispatchers; the program gets the new tables with the next sync.
 	for _, d := range h.disps {
@@ -775,7 +786,31 @@ func TestDifferentialHashFallback(t *testing.T) {
 	h.sync(t, h.synced)
 	runs = runs[:1]
 	runs[0].note = "2 of 6 down after set_state"
-	compareAll("after set_state")
+	after := compareAll("after set_state")
+	// Calls in progress keep their destination while it is up (issue 8
+	// item 5): in both modes, a call of set 4 whose destination was not
+	// 10.0.0.52 goes where it went before, the calls spread re-placed
+	// included (both paths agree on every pick, so Go's picks stand for
+	// the program's).
+	gone := netip.MustParseAddrPort("10.0.0.52:5060")
+	for _, fb := range []dispatch.HashFallback{dispatch.FallbackNext, dispatch.FallbackSpread} {
+		for _, alg := range []int{0, 1, 2, 3} {
+			k := pickKey{4, alg, fb}
+			kept, moved := 0, 0
+			for i, was := range before[k] {
+				if was == gone {
+					continue
+				}
+				if now := after[k][i]; now != was {
+					moved++
+					t.Errorf("set 4 alg %d %s call %d: went to %v, which is still up; after 10.0.0.52 went down it goes to %v", alg, fb, i, was, now)
+				} else {
+					kept++
+				}
+			}
+			t.Logf("set 4 alg %d %s: %d calls on destinations still up kept them, %d moved", alg, fb, kept, moved)
+		}
+	}
 	h.tally(t, "hash fallback")
 }
 

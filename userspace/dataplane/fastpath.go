@@ -123,7 +123,7 @@ func (f *FastPath) Run(ctx context.Context) error {
 }
 
 func (f *FastPath) start() (*Dataplane, error) {
-	dp, err := Load(Options{PinDir: f.cfg.PinDir})
+	dp, err := Load(Options{PinDir: f.cfg.PinDir, Logger: f.log})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,6 +36,9 @@ type Options struct {
 	// ObjectPath loads this build of bpf/xdp_sip.c instead of the embedded
 	// one (debug builds, experiments). Its maps and knobs must match.
 	ObjectPath string
+	// Logger gets the warning when pinned maps of another layout are
+	// replaced; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
@@ -61,9 +65,9 @@ type Dataplane struct {
 // Load prepares the host (host.go: a BPF filesystem at the pin root,
 // RLIMIT_MEMLOCK), loads the program with its knobs set, pins its maps
 // (unless NoPin) and returns it; it attaches nothing. Maps already pinned by
-// an earlier agent are reused; a pinned map whose layout no longer matches
-// the program is replaced. What the host lacks and the agent cannot fix is
-// a *HostError.
+// an earlier agent are reused; when one's layout no longer matches the
+// program, all pins are replaced, with a warning (their counters restart).
+// What the host lacks and the agent cannot fix is a *HostError.
 func Load(opts Options) (*Dataplane, error) {
 	pinDir := ""
 	if !opts.NoPin {
@@ -126,7 +130,13 @@ func Load(opts Options) (*Dataplane, error) {
 	err = spec.LoadAndAssign(&d.objs, &copts)
 	if errors.Is(err, ebpf.ErrMapIncompatible) && d.pinDir != "" {
 		// An older agent pinned maps of another layout: they hold counters
-		// and tables this agent rewrites anyway. Replace them.
+		// and tables this agent rewrites anyway. Replace them, and say so:
+		// the counters an operator reads restart from zero.
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("pinned maps of another layout replaced; their counters restart", "pins", d.pinDir, "reason", err)
 		for _, name := range pinnedMaps {
 			if rerr := os.Remove(filepath.Join(d.pinDir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 				return nil, fmt.Errorf("remove stale pin %s: %w", name, rerr)

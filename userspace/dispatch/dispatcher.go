@@ -259,7 +259,8 @@ func (d *Dispatcher) swapLocked(snap *Snapshot) {
 // Subscribe registers fn to be called with each new snapshot after it is
 // swapped in, in swap order, in subscription order. fn runs while writers
 // are held off, so it must be quick and must not call SetState, Mark,
-// ProbeResult(s), Add, Remove or Replace (reading, and cancel, are fine).
+// ProbeResult(s), Add, Remove or Replace, nor RWeights, which takes the
+// same lock (reading the snapshot, and cancel, are fine).
 // cancel stops further calls.
 func (d *Dispatcher) Subscribe(fn func(*Snapshot)) (cancel func()) {
 	if fn == nil {

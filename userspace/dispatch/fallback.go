@@ -15,9 +15,11 @@ const (
 	// (kamailio#2361). The default, for compatibility.
 	FallbackNext HashFallback = iota
 	// FallbackSpread spreads the down destination's calls evenly over all
-	// up destinations (Set.Live), by bits of the hash that the start index
-	// did not use: the pick stays a pure function of the hash key and the
-	// set of up destinations, and calls whose own destination is up keep it.
+	// up destinations (Set.Live) by rendezvous hashing: each such call goes
+	// to the up destination with the highest score for its hash. The pick
+	// stays a pure function of the hash key and the set of up destinations;
+	// calls whose own destination is up keep it, and so do re-placed calls
+	// when another destination goes down (their top scorer is still up).
 	FallbackSpread
 )
 
@@ -73,12 +75,9 @@ func computeLive(dests []Destination, m int) []int16 {
 	return live
 }
 
-// SpreadMix is the second hash FallbackSpread reduces: murmur3's 32-bit
+// SpreadMix is the hash FallbackSpread scores with: murmur3's 32-bit
 // finalizer, a bijection whose every output bit depends on every input bit.
-// The start index is h mod m; using h mod len(Live) instead would tie the
-// choice to the start index (with m = 6 and 3 up, h mod 3 is fixed by
-// h mod 6), so the down destination's calls would again land on one
-// destination. The XDP program computes the same function (bpf/pick.h).
+// The XDP program computes the same function (bpf/pick.h).
 func SpreadMix(h uint32) uint32 {
 	h ^= h >> 16
 	h *= 0x85ebca6b
@@ -88,16 +87,49 @@ func SpreadMix(h uint32) uint32 {
 	return h
 }
 
-// spreadSlot maps h onto 0..n-1 by the high bits of SpreadMix(h)
-// (multiply and shift: no modulo bias towards low slots beyond 1 in 2^32/n).
-func spreadSlot(h uint32, n int) int {
-	return int(uint64(SpreadMix(h)) * uint64(n) >> 32)
+// spreadSeedStep is 2^32 divided by the golden ratio, rounded to odd: the
+// seeds (j+1)·step of destination indices j are distinct (an odd multiplier
+// is a bijection mod 2^32) and differ in their high bits, so no two
+// destinations' scores are related by flipping a few low bits of the hash.
+const spreadSeedStep = 0x9e3779b9
+
+// SpreadScore is destination index j's rendezvous score for hash h:
+// SpreadMix(h ^ (j+1)·0x9e3779b9). The seed is a fixed function of the
+// index, which is stable as long as the list is: a set is rebuilt from the
+// same list in the same order (reloads and state changes keep indices),
+// and an edit of the list that renumbers destinations renumbers the start
+// indices h mod m too. Distinct seeds and a bijective mix mean two indices
+// never tie for one hash; WalkHash still breaks ties by the lower index.
+func SpreadScore(h uint32, j int) uint32 {
+	return SpreadMix(h ^ uint32(j+1)*spreadSeedStep)
+}
+
+// rendezvous returns the entry of live with the highest SpreadScore for h,
+// the lowest index on a tie. live must not be empty.
+func rendezvous(h uint32, live []int16) int {
+	best, top := int(live[0]), SpreadScore(h, int(live[0]))
+	for _, j := range live[1:] {
+		if sc := SpreadScore(h, int(j)); sc > top {
+			best, top = int(j), sc
+		}
+	}
+	return best
 }
 
 // WalkHash is Walk for the hash algorithms: with FallbackSpread, a start
-// index whose destination is down picks Live[spreadSlot(h, len(Live))]
-// instead of the next up destination. With nothing up among the start
-// indices it is Walk (the use_default default, or -1).
+// index whose destination is down picks the up start index (Live) with the
+// highest SpreadScore (rendezvous hashing) instead of the next up
+// destination. What moves when the up set changes:
+//   - a call whose start index is up stays there;
+//   - a re-placed call stays on its pick while that pick is up: another
+//     destination going down removes a score that was not the top one;
+//   - when its pick goes down, it takes its next-highest score;
+//   - a destination coming back up takes back the calls of its start index
+//     and the re-placed calls whose top score it has (about 1/len(Live) of
+//     them).
+//
+// With nothing up among the start indices it is Walk (the use_default
+// default, or -1).
 func (s *Set) WalkHash(h uint32) int {
 	i := s.Walk(h)
 	if s.Fallback != FallbackSpread || i < 0 || len(s.Live) == 0 {
@@ -106,7 +138,7 @@ func (s *Set) WalkHash(h uint32) int {
 	if start := int(h % uint32(len(s.NextUp))); i == start {
 		return i // the start index's own destination is up: it keeps the call
 	}
-	return int(s.Live[spreadSlot(h, len(s.Live))])
+	return rendezvous(h, s.Live)
 }
 
 // walkedFor is walked, through WalkHash for the hash algorithms.

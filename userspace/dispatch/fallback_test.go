@@ -45,6 +45,26 @@ func TestSpreadMixVectors(t *testing.T) {
 	}
 }
 
+// TestSpreadScoreVectors pins SpreadScore's seeds (computed apart from
+// this code): bpf/pick.h scores with the same seeds, and a change of seed
+// moves re-placed calls at the upgrade.
+func TestSpreadScoreVectors(t *testing.T) {
+	for _, tc := range []struct {
+		h    uint32
+		j    int
+		want uint32
+	}{
+		{0, 0, 0x92ca2f0e},
+		{0, 63, 0xf8262992},
+		{2175018094, 1, 0x3490d4c6}, // Hash("a84b4c76e66710@pc33.atlanta.com")
+		{2175018094, 5, 0xe3fd1f7e},
+	} {
+		if got := SpreadScore(tc.h, tc.j); got != tc.want {
+			t.Errorf("SpreadScore(%d, %d) = %#x, want %#x", tc.h, tc.j, got, tc.want)
+		}
+	}
+}
+
 // spreadSnap builds set 1 of n destinations with the listed indices down
 // (inactive), with fallback fb.
 func spreadSnap(t testing.TB, n int, fb HashFallback, useDefault bool, down ...int) *Snapshot {
@@ -69,8 +89,10 @@ func spreadSnap(t testing.TB, n int, fb HashFallback, useDefault bool, down ...i
 // what the option promises:
 //   - next is exactly Walk (Kamailio's 2.2 walk);
 //   - spread keeps every call whose start index is up on that index;
-//   - spread sends the others to an up destination, never the use_default
-//     default while a start index is up;
+//   - spread sends the others to the up start index with the highest
+//     SpreadScore (the lowest index on a tie), found here by scoring every
+//     start index whose destination is up, not from Set.Live; never the
+//     use_default default while a start index is up;
 //   - the pick is a pure function of the hash and the set of up
 //     destinations: the same set reached another way (built with the
 //     destinations down, or built up and then marked down one by one in
@@ -124,6 +146,15 @@ func TestWalkHashProperties(t *testing.T) {
 			default:
 				if !slices.Contains(spread.Live, int16(got)) || !spread.Dests[got].Up() {
 					t.Fatalf("%s: h=%d: spread picked %d, not an up start index (live %v)", name, h, got, spread.Live)
+				}
+				want, top := -1, uint32(0)
+				for j := 0; j < spread.HashMod; j++ {
+					if sc := SpreadScore(h, j); spread.Dests[j].Up() && (want < 0 || sc > top) {
+						want, top = j, sc
+					}
+				}
+				if got != want {
+					t.Fatalf("%s: h=%d: spread picked %d, the top score among the up start indices is %d's", name, h, got, want)
 				}
 			}
 		}
@@ -310,10 +341,11 @@ func TestHashFallbackShare(t *testing.T) {
 	t.Log(b.String())
 }
 
-// TestSpreadEvenWhenCorrelated is the case the second hash exists for: 6
-// destinations, 3 up, so h mod 3 is fixed by the start index h mod 6. The
-// calls of each down destination must spread evenly over the 3 up ones,
-// for every choice of the 3 down (20 sets).
+// TestSpreadEvenWhenCorrelated: the scores must not follow from the start
+// index h mod m. With 6 destinations and 3 up, h mod 3 is fixed by h mod 6,
+// so a pick by h mod 3 would send each down destination's calls to one up
+// destination; the calls of each down destination must spread evenly over
+// the 3 up ones, for every choice of the 3 down (20 sets).
 func TestSpreadEvenWhenCorrelated(t *testing.T) {
 	const n = 6
 	cids := shareCallIDs("random", 36000)
@@ -362,4 +394,52 @@ func TestSpreadEvenWhenCorrelated(t *testing.T) {
 		}
 	}
 	t.Logf("6 destinations, 3 down, all 20 choices, %d Call-IDs: a down destination's calls over the 3 up ones, worst max/mean %.3f", len(cids), worst)
+}
+
+// TestSpreadKeepsLivePicks is item 5's promise under spread: calls in
+// progress keep their destination while it is up. The fast path keeps no
+// state, so a CANCEL or ACK is picked again from the hash and the current
+// up set; that pick must not change when another destination goes down.
+// With destination a down, then b down too (b ≠ a), every call whose pick
+// under the first state is still up must pick it again: the calls of a
+// re-placed by the fallback included, not only those whose start index is
+// up. Over several set sizes, every (a, b) and many hashes: 0 may move.
+func TestSpreadKeepsLivePicks(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 8))
+	hashes := make([]uint32, 4000)
+	for i := range hashes {
+		hashes[i] = r.Uint32()
+	}
+	for _, n := range []int{3, 4, 6, 7, 10, 16, 64} {
+		checked, replaced, moved := 0, 0, 0
+		for a := 0; a < n; a++ {
+			first := spreadSnap(t, n, FallbackSpread, false, a).Set(1)
+			for b := 0; b < n; b++ {
+				if b == a {
+					continue
+				}
+				second := spreadSnap(t, n, FallbackSpread, false, a, b).Set(1)
+				for _, h := range hashes {
+					was := first.WalkHash(h)
+					if was == b {
+						continue // its destination went down: it must move
+					}
+					checked++
+					if was != int(h%uint32(n)) {
+						replaced++ // its start index is down: the fallback placed it
+					}
+					if now := second.WalkHash(h); now != was {
+						moved++
+						if moved <= 3 {
+							t.Errorf("N=%d a=%d down, then b=%d: h=%d moved from %d (still up) to %d", n, a, b, h, was, now)
+						}
+					}
+				}
+			}
+		}
+		if moved > 0 {
+			t.Errorf("N=%d: %d of %d calls on a destination still up (%d of them re-placed by the fallback) moved when another went down", n, moved, checked, replaced)
+		}
+		t.Logf("N=%d: %d calls on a destination still up, %d of them re-placed by the fallback; %d moved", n, checked, replaced, moved)
+	}
 }
