@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -37,8 +36,7 @@ type keepaliveSub struct {
 	eng   *probe.Engine
 	socks probeSockets
 
-	results chan probe.Result
-	dropped atomic.Uint64 // results lost to a full queue
+	results resultQueue
 }
 
 // keepaliveParams maps the config's keepalive section.
@@ -53,16 +51,16 @@ func keepaliveParams(c config.Keepalive) keepalive.Params {
 
 func newKeepalive(cfg *config.Config, px *sipproxy.Proxy, listeners []sipproxy.Listener, bus *events.Bus, logger *slog.Logger) (*keepaliveSub, error) {
 	k := &keepaliveSub{
-		log:     logger.With("component", "keepalive"),
-		socks:   probeSockets{listeners: listeners, sentBy: px.SentBy},
-		results: make(chan probe.Result, resultQueue),
+		log:   logger.With("component", "keepalive"),
+		socks: probeSockets{listeners: listeners, sentBy: px.SentBy},
 	}
+	k.results.init()
 	var err error
 	k.eng, err = probe.New(probe.Config{
 		From:         cfg.Keepalive.PingFrom,
 		Interval:     cfg.Keepalive.PingInterval,
 		BranchPrefix: keepaliveBranchPrefix,
-		OnResult:     k.queue,
+		OnResult:     k.results.put,
 	}, proxySender{px})
 	if err != nil {
 		return nil, fmt.Errorf("keepalive: %w", err)
@@ -100,15 +98,6 @@ func (k *keepaliveSub) HandleReply(data []byte, src netip.AddrPort) bool {
 	return k.eng.HandleResponse(data, src)
 }
 
-// queue takes a result without blocking the engine or a slow path reader.
-func (k *keepaliveSub) queue(r probe.Result) {
-	select {
-	case k.results <- r:
-	default:
-		k.dropped.Add(1)
-	}
-}
-
 func (*keepaliveSub) Name() string { return "keepalive" }
 
 // Run probes, resolves host names and applies results until ctx ends.
@@ -119,12 +108,11 @@ func (k *keepaliveSub) Run(ctx context.Context) error {
 	g.Go(func() error {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		var lost uint64
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
-			case r := <-k.results:
+			case r := <-k.results.ch:
 				code, _ := classify(r, config.ReplyCodes{}, true) // 408 for no reply, 500 not sent
 				reason := ""
 				if r.Err != nil {
@@ -132,10 +120,7 @@ func (k *keepaliveSub) Run(ctx context.Context) error {
 				}
 				k.mod.Result(r.Key, r.Seq, code, reason)
 			case <-tick.C:
-				if n := k.dropped.Load(); n != lost {
-					k.log.Warn("keepalive probe results lost: the queue was full", "lost", n-lost)
-					lost = n
-				}
+				k.results.reportLost(k.log, "keepalive probe results lost: the queue was full")
 			}
 		}
 	})

@@ -31,10 +31,10 @@ func registerProbeStats(srv *rpc.Server, pr *probing, ka *keepaliveSub) {
 	srv.Register("probe.stats", func(context.Context, rpc.Params) (any, error) {
 		var st ProbeStats
 		if pr != nil {
-			st.Dispatcher = &EngineStats{Stats: pr.eng.Stats(), ResultsLost: pr.dropped.Load()}
+			st.Dispatcher = &EngineStats{Stats: pr.eng.Stats(), ResultsLost: pr.results.dropped.Load()}
 		}
 		if ka != nil {
-			st.Keepalive = &EngineStats{Stats: ka.eng.Stats(), ResultsLost: ka.dropped.Load()}
+			st.Keepalive = &EngineStats{Stats: ka.eng.Stats(), ResultsLost: ka.results.dropped.Load()}
 		}
 		return st, nil
 	})

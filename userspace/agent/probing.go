@@ -39,12 +39,11 @@ type probing struct {
 	every  time.Duration
 	events *events.Bus // dst-up and dst-down go there
 
-	results chan probe.Result
+	results resultQueue
 	dirty   chan struct{} // the snapshot changed: derive the targets again
 	// since is the Seq of the last probe issued before the last reload:
 	// results of probes up to it are ignored (kamailio PR #2959).
-	since   atomic.Uint64
-	dropped atomic.Uint64 // results lost to a full queue
+	since atomic.Uint64
 	// lostReport overrides how often lost results are reported (tests).
 	lostReport time.Duration
 
@@ -69,9 +68,6 @@ type probing struct {
 	// (NOT_PROBED) on other goroutines; never written in place.
 	notProbed atomic.Pointer[map[string]string]
 }
-
-// resultQueue bounds the results waiting for the probing goroutine.
-const resultQueue = 16384
 
 // maxBatch bounds the results applied with one snapshot swap. Each swap
 // runs the subscribers, and the fast path's rewrites every set map (and
@@ -120,17 +116,17 @@ func newProbing(cfg *config.Config, d *dispatch.Dispatcher, px *sipproxy.Proxy, 
 		},
 		codes:   codes,
 		every:   dc.PingInterval,
-		results: make(chan probe.Result, resultQueue),
 		dirty:   make(chan struct{}, 1),
 		targets: map[string]probeTarget{},
 		warned:  map[string]string{},
 	}
+	p.results.init()
 	p.eng, err = probe.New(probe.Config{
 		Method:   dc.PingMethod,
 		From:     dc.PingFrom,
 		Interval: dc.PingInterval,
 		Timeout:  dc.PingTimeout, // 0: min(interval, 5 s)
-		OnResult: p.queue,
+		OnResult: p.results.put,
 	}, proxySender{px})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher probing: %w", err)
@@ -148,16 +144,6 @@ func (s proxySender) Send(local, dst netip.AddrPort, msg []byte) error {
 // HandleReply is the slow path's LocalReply hook: a reply to a probe.
 func (p *probing) HandleReply(data []byte, src netip.AddrPort) bool {
 	return p.eng.HandleResponse(data, src)
-}
-
-// queue takes a result from the engine without blocking its caller (the
-// engine's goroutine or a slow path reader).
-func (p *probing) queue(r probe.Result) {
-	select {
-	case p.results <- r:
-	default:
-		p.dropped.Add(1)
-	}
 }
 
 func (*probing) Name() string { return "probing" }
@@ -192,7 +178,6 @@ func (p *probing) loop(ctx context.Context) {
 	defer tick.Stop()
 	active := p.d.PingActive()
 	p.sync(active)
-	var lost uint64
 	p.log.Info("probing", "targets", len(p.targets), "interval", p.every, "mode", int(p.params.Mode),
 		"probing_threshold", p.params.ProbingThreshold, "inactive_threshold", p.params.InactiveThreshold)
 	for {
@@ -208,11 +193,8 @@ func (p *probing) loop(ctx context.Context) {
 			}
 			p.syncLimited(active)
 		case <-tick.C:
-			if n := p.dropped.Load(); n != lost {
-				p.log.Warn("probe results lost: the queue was full", "lost", n-lost)
-				lost = n
-			}
-		case r := <-p.results:
+			p.results.reportLost(p.log, "probe results lost: the queue was full")
+		case r := <-p.results.ch:
 			p.apply(p.drain(r)...)
 		}
 	}
@@ -319,7 +301,7 @@ func (p *probing) drain(first probe.Result) []probe.Result {
 	p.batch = append(p.batch[:0], first)
 	for len(p.batch) < maxBatch {
 		select {
-		case r := <-p.results:
+		case r := <-p.results.ch:
 			p.batch = append(p.batch, r)
 		default:
 			return p.batch

@@ -329,6 +329,7 @@ func TestProbingModeZeroTargets(t *testing.T) {
 			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
 			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
 		},
+		results: resultQueue{ch: make(chan probe.Result, 1)},
 	}
 	p.sync(true)
 	if len(p.targets) != 1 || eng.Stats().Targets != 1 {
@@ -385,7 +386,6 @@ func TestProbingPingActivePushed(t *testing.T) {
 		params:     dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
 		every:      time.Hour,
 		lostReport: time.Hour,
-		results:    make(chan probe.Result, 1),
 		dirty:      make(chan struct{}, 1),
 		targets:    map[string]probeTarget{},
 		warned:     map[string]string{},
