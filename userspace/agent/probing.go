@@ -59,10 +59,12 @@ type probing struct {
 	// is already on its way for a sync that had to wait (syncLimited).
 	lastSync  time.Time
 	syncArmed bool
-	// batch, outs and applying are apply's buffers, kept between batches.
+	// batch, outs, applying and seqs are apply's buffers, kept between
+	// batches.
 	batch    []probe.Result
 	outs     []dispatch.ProbeOutcome
 	applying []probeTarget
+	seqs     []uint64
 
 	// notProbed is warned as of the last sync, for dispatcher.list
 	// (NOT_PROBED) on other goroutines; never written in place.
@@ -317,7 +319,7 @@ func (p *probing) drain(first probe.Result) []probe.Result {
 // on the event stream, which logs it, in the order of the results, as
 // applying them one at a time would; publishing never blocks.
 func (p *probing) apply(rs ...probe.Result) {
-	outs, applying := p.outs[:0], p.applying[:0]
+	outs, applying, seqs := p.outs[:0], p.applying[:0], p.seqs[:0]
 	for _, r := range rs {
 		if r.Seq <= p.since.Load() {
 			continue // issued before the last reload
@@ -340,13 +342,17 @@ func (p *probing) apply(rs ...probe.Result) {
 		// in Kamailio).
 		outs = append(outs, dispatch.ProbeOutcome{SetID: t.setID, Addr: t.iuid, Success: success, Code: code, RTT: r.RTT})
 		applying = append(applying, t)
+		seqs = append(seqs, r.Seq)
 	}
-	p.outs, p.applying = outs, applying
+	p.outs, p.applying, p.seqs = outs, applying, seqs
 	if len(outs) == 0 {
 		return
 	}
-	// Results for a destination or set gone meanwhile are skipped there.
-	changes, err := p.d.ProbeResults(outs, p.params)
+	// Results for a destination or set gone meanwhile are skipped there,
+	// and so are those of probes sent before a reload that came after the
+	// check above: since is looked at again under the dispatcher's lock,
+	// which the reload's swap takes after BeforeReload set since.
+	changes, err := p.d.ProbeResultsUnless(outs, p.params, func(k int) bool { return seqs[k] <= p.since.Load() })
 	if err != nil {
 		p.log.Warn("probe results not applied", "results", len(outs), "error", err)
 		return

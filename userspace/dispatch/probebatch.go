@@ -55,6 +55,15 @@ func probeStep(dst *Destination, success bool, p ProbeParams) {
 // ProbeResult; a set's alg 11 table is rebuilt from the rweights
 // congestion control has after the whole batch.
 func (d *Dispatcher) ProbeResults(outs []ProbeOutcome, p ProbeParams) ([]Change, error) {
+	return d.ProbeResultsUnless(outs, p, nil)
+}
+
+// ProbeResultsUnless is ProbeResults skipping the results for which stale
+// (when not nil) returns true, asked under the lock that Replace takes: a
+// caller that marks results stale before a reload swaps in new sets (the
+// agent ignores results of probes sent before a reload, kamailio PR #2959)
+// then never has one applied to the new sets, whenever the reload comes.
+func (d *Dispatcher) ProbeResultsUnless(outs []ProbeOutcome, p ProbeParams, stale func(k int) bool) ([]Change, error) {
 	if p.Mode < 0 || p.Mode > maxProbingMode {
 		return nil, fmt.Errorf("probe results: probing mode %d outside 0..%d", p.Mode, maxProbingMode)
 	}
@@ -67,6 +76,9 @@ func (d *Dispatcher) ProbeResults(outs []ProbeOutcome, p ProbeParams) ([]Change,
 	var work map[int][]Destination
 	var changes []Change
 	for k, o := range outs {
+		if stale != nil && stale(k) {
+			continue
+		}
 		set := cur.Set(o.SetID)
 		if set == nil {
 			continue

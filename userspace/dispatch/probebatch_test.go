@@ -160,3 +160,35 @@ func TestProbeResultsOneSwap(t *testing.T) {
 		t.Error("mode 4: no error")
 	}
 }
+
+// TestProbeResultsUnless: results the stale function names are skipped,
+// and it is asked under the lock Replace takes, so a reload cannot come
+// between the question and the result's application.
+func TestProbeResultsUnless(t *testing.T) {
+	es := hosts(6)
+	d := New(mustBuild(t, Options{}, es))
+	var outs []ProbeOutcome
+	for _, dst := range d.Snapshot().Set(1).Dests {
+		outs = append(outs, ProbeOutcome{SetID: 1, Addr: dst.IUID, Success: true, Code: 200})
+	}
+	asked := 0
+	changes, err := d.ProbeResultsUnless(outs, ProbeParams{Mode: ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1}, func(k int) bool {
+		asked++
+		if d.mu.TryLock() {
+			d.mu.Unlock()
+			t.Errorf("result %d: stale asked without the dispatcher's lock", k)
+		}
+		return k%2 == 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked != len(outs) || len(changes) != len(outs)/2 {
+		t.Fatalf("asked %d times, %d changes; want %d and %d", asked, len(changes), len(outs), len(outs)/2)
+	}
+	for i, dst := range d.Snapshot().Set(1).Dests {
+		if want := i%2 == 1; (dst.Flags == FlagProbing) != want {
+			t.Errorf("destination %d: flags %s, applied %v", i, dst.Flags, want)
+		}
+	}
+}
