@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -265,7 +266,7 @@ func measureAgent(b *testing.B, bins agent.Bins, n, sets int, port uint16, windo
 
 // dstDownLine is the log line of a dispatcher:dst-down event (the text
 // handler's time first).
-var dstDownLine = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg=dispatcher:dst-down `)
+var dstDownLine = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg=dispatcher:dst-down .*? uri=sip:127\.1\.(\d+)\.(\d+):`)
 
 // massFailure makes the responder stop answering the first fail
 // destinations and returns the times from then until the agent logged the
@@ -278,16 +279,24 @@ func massFailure(b *testing.B, a *agent.Agent, resp *child, fail int) (first, la
 	defer resp.command(b, "silence 0")
 	deadline := start.Add(time.Minute)
 	for {
-		var times []time.Time
+		// The first dst-down of each silenced destination (127.1.0.0 + i,
+		// i < fail) since the silence: a duplicate or another destination's
+		// event does not count.
+		seen := map[int]time.Time{}
 		for _, m := range dstDownLine.FindAllStringSubmatch(a.Output(), -1) {
 			t, err := time.Parse(time.RFC3339Nano, m[1])
 			if err != nil {
 				b.Fatalf("dst-down line time %q: %v", m[1], err)
 			}
-			if !t.Before(start) {
-				times = append(times, t)
+			hi, _ := strconv.Atoi(m[2])
+			lo, _ := strconv.Atoi(m[3])
+			if i := hi<<8 | lo; i < fail && !t.Before(start) {
+				if _, dup := seen[i]; !dup {
+					seen[i] = t
+				}
 			}
 		}
+		times := slices.Collect(maps.Values(seen))
 		if len(times) >= fail {
 			return slices.MinFunc(times, time.Time.Compare).Sub(start), slices.MaxFunc(times, time.Time.Compare).Sub(start)
 		}
