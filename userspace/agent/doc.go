@@ -5,10 +5,11 @@
 //
 // A subsystem is a small interface (subsystem.go): Run(ctx) serves until
 // ctx ends; Ready, when it has one, says when the next one may start; Apply
-// takes each new snapshot. Today's order: the slow path (its sockets bound
-// first, so that what the fast path passes up finds it ready), the XDP fast
-// path, dispatcher probing, the keepalive module (keepalive.go), then the
-// control server (JSON-RPC on the unix socket and HTTP).
+// takes each new snapshot. Today's order: the event hook (first to start,
+// last to stop: it runs the others' events), the slow path (its sockets
+// bound first, so that what the fast path passes up finds it ready), the
+// XDP fast path, dispatcher probing, the keepalive module (keepalive.go),
+// then the control server (JSON-RPC on the unix socket and HTTP).
 // Every subsystem reads the destination sets through one
 // dispatch.Dispatcher, which the agent swaps on reload.
 //
@@ -29,6 +30,11 @@
 //   - subsystem.go: the Subsystem interface and Snapshot
 //   - wiring.go: the subsystems built from the config
 //   - reload.go: SIGHUP and dispatcher.reload
+//   - probing.go: dispatcher probing (ds_ping_*) on the probe engine
 //   - keepalive.go: the keepalive module on its own probe engine
+//   - results.go: the queue carrying an engine's results to the goroutine
+//     that applies them
+//   - probestats.go: probe.stats
+//   - events.go: the event stream, its RPC and the start-time dst-down
 //   - check.go: sipedge check
 package agent
