@@ -26,7 +26,7 @@ TEST_DEPS := sipp:sip-tester bpftool:bpftool ip:iproute2 nstat:iproute2 \
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 run: build
 	./$(BIN)/sipedge -c $(CONFIG)

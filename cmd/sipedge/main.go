@@ -52,7 +52,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case "version":
-		fmt.Fprintf(stdout, "sipedge %s\n", version)
+		if err := agent.WriteVersion(stdout, version); err != nil {
+			fmt.Fprintf(stderr, "sipedge: version: %v\n", err)
+			return 1
+		}
 		return 0
 	case "check":
 		if err := agent.Check(context.Background(), *configPath, stdout); err != nil {
