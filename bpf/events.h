@@ -19,8 +19,19 @@ static __always_inline int events_wanted(struct sip_msg *m)
 	return m->cseq_method == METHOD_INVITE && m->status >= STATUS_FINAL_MIN;
 }
 
+/* events_lost counts an event the full ring could not take, by kind and method:
+ * the agent reports it (fastpath.stats events_lost), so a loss is never silent. */
+static __always_inline void events_lost(__u8 kind, __u8 method)
+{
+	__u32 key = (__u32)kind * EVENT_METHOD_SLOTS + (method & (EVENT_METHOD_SLOTS - 1));
+	__u64 *n = bpf_map_lookup_elem(&event_lost, &key);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
 /* events_emit reports a forwarded message to the agent. A full ring buffer loses the
- * event, not the packet. */
+ * event, not the packet, and counts the loss. */
 static __always_inline void events_emit(struct scratch *s, struct listener *lis)
 {
 	struct sip_msg *m = &s->msg;
@@ -29,8 +40,10 @@ static __always_inline void events_emit(struct scratch *s, struct listener *lis)
 	if (!cfg_events || !events_wanted(m))
 		return;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev)
+	if (!ev) {
+		events_lost(m->is_request ? EVENT_REQUEST : EVENT_REPLY, m->is_request ? m->method : m->cseq_method);
 		return;
+	}
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->callid_hash = hash_callid(s);
 	ev->listener_id = lis->id;

@@ -219,6 +219,9 @@ type FastPathStats struct {
 	// Events counts the ring-buffer events by kind and method, e.g.
 	// "request INVITE", "reply INVITE" (final replies to INVITE).
 	Events map[string]uint64 `json:"events"`
+	// EventsLost counts, with the same names, the events the program
+	// could not put in the full ring (map event_lost).
+	EventsLost map[string]uint64 `json:"events_lost"`
 }
 
 // ReasonCount is one pass or drop reason and its count.
@@ -247,7 +250,7 @@ type DestinationCounts struct {
 func (f *FastPath) Stats() (FastPathStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := FastPathStats{Interfaces: f.cfg.Interfaces, Mode: string(f.mode), Events: map[string]uint64{}}
+	st := FastPathStats{Interfaces: f.cfg.Interfaces, Mode: string(f.mode), Events: map[string]uint64{}, EventsLost: map[string]uint64{}}
 	if f.dp == nil {
 		return st, nil
 	}
@@ -258,6 +261,9 @@ func (f *FastPath) Stats() (FastPathStats, error) {
 	}
 	drop, err := f.dp.DropCounts()
 	if err != nil {
+		return st, err
+	}
+	if st.EventsLost, err = f.dp.EventsLost(); err != nil {
 		return st, err
 	}
 	st.PassReasons, st.Passed = reasons(pass)

@@ -476,6 +476,7 @@ const (
 	xdpsipMapDropCount     = "drop_count"
 	xdpsipMapDstSets       = "dst_sets"
 	xdpsipMapDstStats      = "dst_stats"
+	xdpsipMapEventLost     = "event_lost"
 	xdpsipMapEvents        = "events"
 	xdpsipMapListenerStats = "listener_stats"
 	xdpsipMapListeners     = "listeners"
@@ -541,6 +542,7 @@ type xdpsipMapSpecs struct {
 	DropCount     *ebpf.MapSpec `ebpf:"drop_count"`
 	DstSets       *ebpf.MapSpec `ebpf:"dst_sets"`
 	DstStats      *ebpf.MapSpec `ebpf:"dst_stats"`
+	EventLost     *ebpf.MapSpec `ebpf:"event_lost"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -582,6 +584,7 @@ type xdpsipMaps struct {
 	DropCount     *ebpf.Map `ebpf:"drop_count"`
 	DstSets       *ebpf.Map `ebpf:"dst_sets"`
 	DstStats      *ebpf.Map `ebpf:"dst_stats"`
+	EventLost     *ebpf.Map `ebpf:"event_lost"`
 	Events        *ebpf.Map `ebpf:"events"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -596,6 +599,7 @@ func (m *xdpsipMaps) Close() error {
 		m.DropCount,
 		m.DstSets,
 		m.DstStats,
+		m.EventLost,
 		m.Events,
 		m.ListenerStats,
 		m.Listeners,
