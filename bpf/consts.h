@@ -196,7 +196,7 @@ enum sip_hdr {
 /* Kinds of ring-buffer events. */
 enum event_kind {
 	EVENT_REQUEST = 1, /* an INVITE, ACK, BYE or CANCEL forwarded */
-	EVENT_REPLY = 2, /* a final reply to an INVITE forwarded */
+	EVENT_REPLY = 2, /* a reply to an INVITE, or a final reply to a BYE or CANCEL, forwarded */
 };
 
 /* Address families in keys and destinations (same values as AF_INET/AF_INET6). */

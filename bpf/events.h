@@ -10,13 +10,17 @@
 #include "hash.h"
 
 /* events_wanted reports whether a forwarded message is dialog-relevant: an INVITE,
- * ACK, BYE or CANCEL, or a final reply to an INVITE. */
+ * ACK, BYE or CANCEL; any reply to an INVITE (1xx, 100 included, moves a dialog
+ * from INIT to PROGRESS, as in Kamailio's dlgs); a final reply to a BYE or CANCEL.
+ * Provisional replies to BYE and CANCEL change no dialog and are left out. */
 static __always_inline int events_wanted(struct sip_msg *m)
 {
 	if (m->is_request)
 		return m->method == METHOD_INVITE || m->method == METHOD_ACK || m->method == METHOD_BYE ||
 		       m->method == METHOD_CANCEL;
-	return m->cseq_method == METHOD_INVITE && m->status >= STATUS_FINAL_MIN;
+	if (m->cseq_method == METHOD_INVITE)
+		return 1;
+	return (m->cseq_method == METHOD_BYE || m->cseq_method == METHOD_CANCEL) && m->status >= STATUS_FINAL_MIN;
 }
 
 /* events_lost counts an event the full ring could not take, by kind and method:

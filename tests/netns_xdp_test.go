@@ -523,13 +523,22 @@ func checkFastPathShare(t *testing.T, phase string, fp fpStats, slow slowStatsT,
 		t.Errorf("%s: fast path forwarded %d payload bytes; the backends and the client received %d datagrams (of %d sent) with %d bytes",
 			phase, l.FwdBytes, tr.received, sent, tr.receivedBytes)
 	}
-	// Per message kind, from the events: INVITE, ACK, BYE and the final
-	// replies to INVITE.
+	// Per message kind, from the events: INVITE, ACK, BYE, every reply to
+	// INVITE (provisional and final) and the final replies to BYE.
 	want := map[string]int{
 		"request INVITE": tr.requests["INVITE"],
 		"request ACK":    tr.requests["ACK"],
 		"request BYE":    tr.requests["BYE"],
-		"reply INVITE":   tr.replies["200 INVITE"],
+	}
+	for k, n := range tr.replies {
+		var status int
+		var method string
+		if _, err := fmt.Sscan(k, &status, &method); err != nil {
+			t.Fatalf("reply key %q: %v", k, err)
+		}
+		if method == "INVITE" || (method == "BYE" || method == "CANCEL") && status >= 200 {
+			want["reply "+method] += n
+		}
 	}
 	for k, n := range want {
 		if fp.Events[k] != uint64(n) || n < tr.calls {

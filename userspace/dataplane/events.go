@@ -20,7 +20,7 @@ type EventKind uint8
 // Event kinds (enum event_kind).
 const (
 	EventRequest EventKind = EventKind(xdpsipEventKindEVENT_REQUEST) // an INVITE, ACK, BYE or CANCEL forwarded
-	EventReply   EventKind = EventKind(xdpsipEventKindEVENT_REPLY)   // a final reply to an INVITE forwarded
+	EventReply   EventKind = EventKind(xdpsipEventKindEVENT_REPLY)   // a reply to an INVITE (1xx or final), or a final reply to a BYE or CANCEL, forwarded
 )
 
 // Method is the program's method number (enum sip_method).

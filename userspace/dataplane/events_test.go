@@ -1,10 +1,12 @@
 package dataplane_test
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/sipedge/sipedge/tests/fixtures"
 	"github.com/sipedge/sipedge/userspace/dataplane"
 	"github.com/sipedge/sipedge/userspace/dataplane/dptest"
 	"github.com/sipedge/sipedge/userspace/dispatch"
@@ -91,4 +93,159 @@ func TestEventsLost(t *testing.T) {
 		t.Errorf("lost %v, drained %v: want losses of both kinds only", lost, got)
 	}
 	t.Logf("forwarded %v, drained %v, lost %v", sent, got, lost)
+}
+
+// wantEvent is the event rule, read from the message text alone: a
+// forwarded INVITE, ACK, BYE or CANCEL, any reply whose CSeq method is
+// INVITE (provisional and final), and final replies to BYE and CANCEL.
+func wantEvent(msg []byte) (ev dataplane.Event, ok bool) {
+	lines := strings.Split(string(msg), "\r\n")
+	var cseqMethod string
+	for _, l := range lines[1:] {
+		if l == "" {
+			break
+		}
+		if name, val, found := strings.Cut(l, ":"); found && strings.EqualFold(strings.TrimSpace(name), "CSeq") {
+			if f := strings.Fields(val); len(f) == 2 {
+				cseqMethod = f[1]
+			}
+		}
+	}
+	methods := map[string]dataplane.Method{"INVITE": dataplane.MethodInvite, "ACK": dataplane.MethodAck, "BYE": dataplane.MethodBye, "CANCEL": dataplane.MethodCancel}
+	first := strings.Fields(lines[0])
+	if len(first) >= 2 && first[0] == "SIP/2.0" {
+		var status uint16
+		for _, c := range first[1] {
+			status = status*10 + uint16(c-'0')
+		}
+		m, known := methods[cseqMethod]
+		if !known || m == dataplane.MethodAck || (m != dataplane.MethodInvite && status < 200) {
+			return ev, false
+		}
+		return dataplane.Event{Kind: dataplane.EventReply, Method: m, Status: status}, true
+	}
+	m, known := methods[first[0]]
+	if !known {
+		return ev, false
+	}
+	return dataplane.Event{Kind: dataplane.EventRequest, Method: m}, true
+}
+
+// TestEventsByMessage: every message the fast path forwards reports exactly
+// the events wantEvent says: requests of the dialog, provisional and final
+// replies to INVITE, final replies to BYE and CANCEL; nothing else.
+func TestEventsByMessage(t *testing.T) {
+	env, lis, src, dst := eventsEnv(t, 0)
+	bye := func(s string) []byte {
+		return []byte(strings.Replace(string(s), "CSeq: 314159 INVITE", "CSeq: 314160 BYE", 1))
+	}
+	cancel := func(s string) []byte {
+		return []byte(strings.Replace(string(s), "CSeq: 314159 INVITE", "CSeq: 314159 CANCEL", 1))
+	}
+	options := func(s string) []byte {
+		return []byte(strings.Replace(string(s), "CSeq: 314159 INVITE", "CSeq: 1 OPTIONS", 1))
+	}
+	msgs := []struct {
+		from netip.AddrPort
+		msg  []byte
+	}{
+		{src, crlf(inviteIn)},
+		{dst, reply("100 Trying")},
+		{dst, reply("180 Ringing")},
+		{dst, reply("183 Session Progress")},
+		{dst, reply("200 OK")},
+		{dst, reply("486 Busy Here")},
+		{dst, bye(string(reply("100 Trying")))},
+		{dst, bye(string(reply("200 OK")))},
+		{dst, bye(string(reply("481 Call/Transaction Does Not Exist")))},
+		{dst, cancel(string(reply("200 OK")))},
+		{dst, cancel(string(reply("180 Ringing")))},
+		{dst, options(string(reply("200 OK")))},
+		{src, optionsMsg("events-options@example.com")},
+	}
+	for _, m := range msgs {
+		o := send(t, env, m.from, lis, m.msg)
+		first, _, _ := strings.Cut(string(m.msg), "\r\n")
+		if o.verdict != dptest.XDPRedirect && o.verdict != dptest.XDPTX {
+			t.Fatalf("%s: %s %s", first, verdictName(o.verdict), o.reason)
+		}
+		var got []dataplane.Event
+		r, err := env.DP.NewEventReader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Drain(0, func(evs []dataplane.Event) { got = append(got, evs...) }); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		want, ok := wantEvent(m.msg)
+		switch {
+		case !ok && len(got) != 0:
+			t.Errorf("%s: events %+v, want none", first, got)
+		case ok && len(got) != 1:
+			t.Errorf("%s: %d events, want one %+v", first, len(got), want)
+		case ok && (got[0].Kind != want.Kind || got[0].Method != want.Method || got[0].Status != want.Status):
+			t.Errorf("%s: event %+v, want kind %v method %v status %d", first, got[0], want.Kind, want.Method, want.Status)
+		}
+	}
+}
+
+// TestFixtureEvents: every fixture case the fast path forwards reports the
+// event wantEvent reads from its text, or none, and nothing more.
+func TestFixtureEvents(t *testing.T) {
+	env := newEnv(t)
+	dir := fixtures.Dir()
+	cases, err := fixtures.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := fixtures.Entries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := env.DP.NewEventReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var forwarded, withEvent int
+	for _, c := range cases {
+		snap, err := dispatch.Build(context.Background(), entries, c.Options(noDNS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.DP.SyncSets(snap); err != nil {
+			t.Fatal(err)
+		}
+		lis := dataplane.Listener{Addr: c.Listener, ADV: c.Advertise, Rule: dataplane.Rule{
+			SetID: c.Rule.SetID, Alg: c.Rule.Alg, RecordRoute: c.Rule.RecordRoute, Failover: c.Rule.Failover,
+		}}
+		if err := env.DP.SyncListeners([]dataplane.Listener{lis}); err != nil {
+			t.Fatal(err)
+		}
+		o := send(t, env, c.Src, c.Listener, c.In)
+		var got []dataplane.Event
+		if _, err := r.Drain(0, func(evs []dataplane.Event) { got = append(got, evs...) }); err != nil {
+			t.Fatal(err)
+		}
+		if o.verdict != dptest.XDPTX && o.verdict != dptest.XDPRedirect {
+			if len(got) != 0 {
+				t.Errorf("%s: not forwarded, events %+v", c.Name, got)
+			}
+			continue
+		}
+		forwarded++
+		want, ok := wantEvent(c.In)
+		switch {
+		case !ok && len(got) != 0:
+			t.Errorf("%s: events %+v, want none", c.Name, got)
+		case ok && len(got) != 1:
+			t.Errorf("%s: %d events, want one %+v", c.Name, len(got), want)
+		case ok && (got[0].Kind != want.Kind || got[0].Method != want.Method || got[0].Status != want.Status):
+			t.Errorf("%s: event %+v, want kind %v method %v status %d", c.Name, got[0], want.Kind, want.Method, want.Status)
+		case ok:
+			withEvent++
+		}
+	}
+	t.Logf("%d cases forwarded, %d with an event", forwarded, withEvent)
 }

@@ -217,7 +217,7 @@ type FastPathStats struct {
 	Listeners    []ListenerCounters  `json:"listeners"`
 	Destinations []DestinationCounts `json:"destinations"`
 	// Events counts the ring-buffer events by kind and method, e.g.
-	// "request INVITE", "reply INVITE" (final replies to INVITE).
+	// "request INVITE", "reply INVITE" (replies to INVITE), "reply BYE".
 	Events map[string]uint64 `json:"events"`
 	// EventsLost counts, with the same names, the events the program
 	// could not put in the full ring (map event_lost).
