@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sipedge/sipedge/tests/fixtures"
 	"github.com/sipedge/sipedge/userspace/dataplane"
@@ -248,4 +249,87 @@ func TestFixtureEvents(t *testing.T) {
 		}
 	}
 	t.Logf("%d cases forwarded, %d with an event", forwarded, withEvent)
+}
+
+// TestEventsWakeUp: the program submits without waking the reader until an
+// eighth of the ring is pending, then wakes it: a reader blocked in one
+// long Drain sees nothing for 42 events of a 16 KiB ring (2,016 bytes
+// pending) and gets all 43 in one batch as soon as the 43rd passes 2,048.
+func TestEventsWakeUp(t *testing.T) {
+	env, lis, src, _ := eventsEnv(t, 16384)
+	r, err := env.DP.NewEventReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := make(chan int, 16)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Drain(time.Minute, func(evs []dataplane.Event) { batches <- len(evs) })
+		done <- err
+	}()
+	t.Cleanup(func() {
+		r.Close()
+		<-done
+	})
+	const wakeAt = 16384/8/48 + 1 // the record that brings the pending bytes to 2,048 or more
+	for i := 1; i <= wakeAt; i++ {
+		if o := send(t, env, src, lis, crlf(inviteIn)); o.verdict != dptest.XDPRedirect {
+			t.Fatalf("INVITE %d: %s %s", i, verdictName(o.verdict), o.reason)
+		}
+		if i == wakeAt-1 {
+			select {
+			case n := <-batches:
+				t.Fatalf("reader woken with %d events after %d, want no wake-up before %d", n, i, wakeAt)
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}
+	select {
+	case n := <-batches:
+		if n != wakeAt {
+			t.Errorf("woken with a batch of %d events, want %d", n, wakeAt)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("reader not woken after %d events", wakeAt)
+	}
+}
+
+// TestEventsQuietDelivery: in a quiet period (no wake-up from the program)
+// ReadEvents still delivers each event, by polling every
+// EventPollInterval; a reader that waited for wake-ups would never see them.
+// The bound asserted is loose (this VM is shared); the latencies are logged.
+func TestEventsQuietDelivery(t *testing.T) {
+	env, lis, src, _ := eventsEnv(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan time.Time, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- env.DP.ReadEvents(ctx, func(evs []dataplane.Event) {
+			for range evs {
+				got <- time.Now()
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ReadEvents: %v", err)
+		}
+	}()
+	var worst time.Duration
+	for i := 0; i < 10; i++ {
+		o := send(t, env, src, lis, crlf(inviteIn))
+		sent := time.Now()
+		if o.verdict != dptest.XDPRedirect {
+			t.Fatalf("INVITE %d: %s %s", i, verdictName(o.verdict), o.reason)
+		}
+		select {
+		case at := <-got:
+			worst = max(worst, at.Sub(sent))
+		case <-time.After(time.Second):
+			t.Fatalf("event %d not delivered within 1s (poll interval %v)", i, dataplane.EventPollInterval)
+		}
+		time.Sleep(7 * time.Millisecond) // land at another point of the poll cycle
+	}
+	t.Logf("worst delivery latency of 10 quiet events: %v (poll interval %v)", worst, dataplane.EventPollInterval)
 }

@@ -54,7 +54,7 @@ type FastPath struct {
 // Bounds of the event counters (EventKind and Method values).
 const (
 	numEventKinds = 4
-	numMethods    = 8
+	numMethods    = eventMethodSlots
 )
 
 // NewFastPath builds a FastPath. It starts nothing.
@@ -110,9 +110,21 @@ func (f *FastPath) Run(ctx context.Context) error {
 
 	// The dialog tracking that consumes events comes later; until then they
 	// are counted, so the ring never fills with nobody reading.
-	err = dp.ReadEvents(ctx, func(e Event) {
-		if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
-			f.events[e.Kind][e.Method].Add(1)
+	var counts [numEventKinds][numMethods]uint64
+	err = dp.ReadEvents(ctx, func(evs []Event) {
+		for _, e := range evs {
+			if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
+				counts[e.Kind][e.Method]++
+			}
+		}
+		// One atomic add per kind seen in the batch, not per event.
+		for k := range counts {
+			for m, n := range counts[k] {
+				if n > 0 {
+					f.events[k][m].Add(n)
+					counts[k][m] = 0
+				}
+			}
 		}
 	})
 	if err != nil && ctx.Err() == nil {

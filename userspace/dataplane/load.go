@@ -107,12 +107,22 @@ func Load(opts Options) (*Dataplane, error) {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
+	ring, ok := spec.Maps["events"]
+	if !ok {
+		return nil, fmt.Errorf("load xdp spec: no map events")
+	}
 	if opts.EventsRingBytes != 0 {
-		ms, ok := spec.Maps["events"]
-		if !ok {
-			return nil, fmt.Errorf("load xdp spec: no map events")
-		}
-		ms.MaxEntries = opts.EventsRingBytes
+		ring.MaxEntries = opts.EventsRingBytes
+	}
+	// The program wakes the reader from an eighth of the ring pending
+	// (bpf/events.h): early enough that a burst never fills the ring
+	// while the reader sleeps, late enough to batch.
+	vs, ok := spec.Variables["cfg_events_wake_bytes"]
+	if !ok {
+		return nil, fmt.Errorf("load xdp spec: no variable cfg_events_wake_bytes")
+	}
+	if err := vs.Set(ring.MaxEntries / 8); err != nil {
+		return nil, fmt.Errorf("set cfg_events_wake_bytes: %w", err)
 	}
 	d := &Dataplane{slots: map[int]uint32{}}
 	if d.passNames, err = enumNames(spec.Types, "pass_reason"); err != nil {

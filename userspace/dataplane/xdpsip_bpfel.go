@@ -472,21 +472,22 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpsipMapActiveHalf    = "active_half"
-	xdpsipMapDropCount     = "drop_count"
-	xdpsipMapDstSets       = "dst_sets"
-	xdpsipMapDstStats      = "dst_stats"
-	xdpsipMapEventLost     = "event_lost"
-	xdpsipMapEvents        = "events"
-	xdpsipMapListenerStats = "listener_stats"
-	xdpsipMapListeners     = "listeners"
-	xdpsipMapPassCount     = "pass_count"
-	xdpsipMapScratch       = "scratch"
-	xdpsipMapSetCursor     = "set_cursor"
-	xdpsipProgXdpSip       = "xdp_sip"
-	xdpsipVarBtfAnchor     = "btf_anchor"
-	xdpsipVarCfgEvents     = "cfg_events"
-	xdpsipVarCfgIpTtl      = "cfg_ip_ttl"
+	xdpsipMapActiveHalf         = "active_half"
+	xdpsipMapDropCount          = "drop_count"
+	xdpsipMapDstSets            = "dst_sets"
+	xdpsipMapDstStats           = "dst_stats"
+	xdpsipMapEventLost          = "event_lost"
+	xdpsipMapEvents             = "events"
+	xdpsipMapListenerStats      = "listener_stats"
+	xdpsipMapListeners          = "listeners"
+	xdpsipMapPassCount          = "pass_count"
+	xdpsipMapScratch            = "scratch"
+	xdpsipMapSetCursor          = "set_cursor"
+	xdpsipProgXdpSip            = "xdp_sip"
+	xdpsipVarBtfAnchor          = "btf_anchor"
+	xdpsipVarCfgEvents          = "cfg_events"
+	xdpsipVarCfgEventsWakeBytes = "cfg_events_wake_bytes"
+	xdpsipVarCfgIpTtl           = "cfg_ip_ttl"
 )
 
 // loadXdpsip returns the embedded CollectionSpec for xdpsip.
@@ -555,9 +556,10 @@ type xdpsipMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpsipVariableSpecs struct {
-	BtfAnchor *ebpf.VariableSpec `ebpf:"btf_anchor"`
-	CfgEvents *ebpf.VariableSpec `ebpf:"cfg_events"`
-	CfgIpTtl  *ebpf.VariableSpec `ebpf:"cfg_ip_ttl"`
+	BtfAnchor          *ebpf.VariableSpec `ebpf:"btf_anchor"`
+	CfgEvents          *ebpf.VariableSpec `ebpf:"cfg_events"`
+	CfgEventsWakeBytes *ebpf.VariableSpec `ebpf:"cfg_events_wake_bytes"`
+	CfgIpTtl           *ebpf.VariableSpec `ebpf:"cfg_ip_ttl"`
 }
 
 // xdpsipObjects contains all objects after they have been loaded into the kernel.
@@ -613,9 +615,10 @@ func (m *xdpsipMaps) Close() error {
 //
 // It can be passed to loadXdpsipObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpsipVariables struct {
-	BtfAnchor *ebpf.Variable `ebpf:"btf_anchor"`
-	CfgEvents *ebpf.Variable `ebpf:"cfg_events"`
-	CfgIpTtl  *ebpf.Variable `ebpf:"cfg_ip_ttl"`
+	BtfAnchor          *ebpf.Variable `ebpf:"btf_anchor"`
+	CfgEvents          *ebpf.Variable `ebpf:"cfg_events"`
+	CfgEventsWakeBytes *ebpf.Variable `ebpf:"cfg_events_wake_bytes"`
+	CfgIpTtl           *ebpf.Variable `ebpf:"cfg_ip_ttl"`
 }
 
 // xdpsipPrograms contains all programs after they have been loaded into the kernel.
