@@ -16,7 +16,7 @@ import (
 // eventsEnv loads the program with an event ring of ringBytes and one
 // listener forwarding to set 2; it returns the env, the listener, the
 // client and the destination INVITEs go to.
-func eventsEnv(t *testing.T, ringBytes uint32) (*dptest.Env, netip.AddrPort, netip.AddrPort, netip.AddrPort) {
+func eventsEnv(t testing.TB, ringBytes uint32) (*dptest.Env, netip.AddrPort, netip.AddrPort, netip.AddrPort) {
 	t.Helper()
 	env := dptest.NewEnvWith(t, dataplane.Options{EventsRingBytes: ringBytes}, backendPrefixes...)
 	lis := netip.MustParseAddrPort("192.0.2.10:5060")
