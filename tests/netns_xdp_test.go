@@ -243,6 +243,7 @@ type fpStats struct {
 	Listeners    []fpListener      `json:"listeners"`
 	Destinations []fpDest          `json:"destinations"`
 	Events       map[string]uint64 `json:"events"`
+	EventsLost   map[string]uint64 `json:"events_lost"`
 }
 
 type fpReason struct {
@@ -345,6 +346,15 @@ func (s fpStats) minus(b fpStats) fpStats {
 	for k, v := range s.Events {
 		if n := v - b.Events[k]; n > 0 {
 			d.Events[k] = n
+		}
+	}
+	d.EventsLost = nil // absent from the answer stays absent
+	if s.EventsLost != nil {
+		d.EventsLost = map[string]uint64{}
+	}
+	for k, v := range s.EventsLost {
+		if n := v - b.EventsLost[k]; n > 0 {
+			d.EventsLost[k] = n
 		}
 	}
 	return d
@@ -539,6 +549,9 @@ func checkFastPathShare(t *testing.T, phase string, fp fpStats, slow slowStatsT,
 		if method == "INVITE" || (method == "BYE" || method == "CANCEL") && status >= 200 {
 			want["reply "+method] += n
 		}
+	}
+	if fp.EventsLost == nil || len(fp.EventsLost) != 0 {
+		t.Errorf("%s: fastpath.stats events_lost %v, want present and empty (the agent drained every event)", phase, fp.EventsLost)
 	}
 	for k, n := range want {
 		if fp.Events[k] != uint64(n) || n < tr.calls {
