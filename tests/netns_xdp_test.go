@@ -598,6 +598,25 @@ func checkPinnedMaps(t *testing.T, mnt *netns.Mounts, edge *netns.NS, st fpStats
 	if passed != st.Passed {
 		t.Errorf("bpftool pass_count sums to %d, fastpath.stats says %d passed", passed, st.Passed)
 	}
+	// event_lost: per-CPU u64 by kind × 16 + method; the sum is what
+	// fastpath.stats reports as events_lost.
+	var lost, wantLost uint64
+	entries := dump("event_lost")
+	for _, e := range entries {
+		for _, v := range e.perCPU(t) {
+			var n uint64
+			if err := json.Unmarshal(v, &n); err != nil {
+				t.Fatalf("event_lost value %s: %v", v, err)
+			}
+			lost += n
+		}
+	}
+	for _, n := range st.EventsLost {
+		wantLost += n
+	}
+	if len(entries) != 48 || lost != wantLost {
+		t.Errorf("bpftool event_lost: %d entries summing to %d; fastpath.stats events_lost %v", len(entries), lost, st.EventsLost)
+	}
 	// listener_stats: struct listener_stats by name.
 	var rx, fwdReq uint64
 	for _, e := range dump("listener_stats") {
