@@ -10,8 +10,12 @@
 /* TTL (IPv4) or hop limit (IPv6) of forwarded packets; the kernel's default for sockets. */
 volatile const __u8 cfg_ip_ttl = IP_TTL_DEFAULT;
 
-/* 1: emit ring-buffer events (struct sip_event) for INVITE, ACK, BYE, CANCEL and final
- * replies to INVITE; 0: emit none (nobody consumes them). */
+/* 1: emit ring-buffer events (struct sip_event, events_wanted in events.h); 0: emit
+ * none (nobody consumes them). */
 volatile const __u8 cfg_events = 1;
+
+/* Pending bytes in the event ring from which a submit wakes the agent (events.h);
+ * the agent sets an eighth of the ring's size. */
+volatile const __u32 cfg_events_wake_bytes = EVENTS_RING_BYTES / 8;
 
 #endif

@@ -16,6 +16,8 @@
 #define SET_HALVES 2 /* dst_sets holds two copies: the active one and the one being written */
 #define WEIGHT_SLOTS 100 /* Kamailio's alg 9 / alg 11 table size */
 #define EVENTS_RING_BYTES (256 * 1024)
+#define EVENT_METHOD_SLOTS 16 /* enum sip_method values, METHOD_NONE..METHOD_OTHER */
+#define EVENT_LOST_SLOTS (3 * EVENT_METHOD_SLOTS) /* event_lost keys: kind * EVENT_METHOD_SLOTS + method */
 
 /* ---- Message bounds ---- */
 #define SIP_MAX_LEN 1472 /* longest UDP payload parsed; longer is PASS_TOO_LONG */
@@ -194,7 +196,7 @@ enum sip_hdr {
 /* Kinds of ring-buffer events. */
 enum event_kind {
 	EVENT_REQUEST = 1, /* an INVITE, ACK, BYE or CANCEL forwarded */
-	EVENT_REPLY = 2, /* a final reply to an INVITE forwarded */
+	EVENT_REPLY = 2, /* a reply to an INVITE, or a final reply to a BYE or CANCEL, forwarded */
 };
 
 /* Address families in keys and destinations (same values as AF_INET/AF_INET6). */

@@ -83,6 +83,15 @@ struct {
 	__uint(max_entries, EVENTS_RING_BYTES);
 } events SEC(".maps");
 
+/* Events the full ring could not take, key = kind * EVENT_METHOD_SLOTS + method
+ * (enum event_kind, enum sip_method: the request's, or a reply's CSeq method). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EVENT_LOST_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} event_lost SEC(".maps");
+
 /* Per-CPU working memory: the payload copy, parse results, edits (one entry, key 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

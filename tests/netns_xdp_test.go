@@ -243,6 +243,7 @@ type fpStats struct {
 	Listeners    []fpListener      `json:"listeners"`
 	Destinations []fpDest          `json:"destinations"`
 	Events       map[string]uint64 `json:"events"`
+	EventsLost   map[string]uint64 `json:"events_lost"`
 }
 
 type fpReason struct {
@@ -345,6 +346,15 @@ func (s fpStats) minus(b fpStats) fpStats {
 	for k, v := range s.Events {
 		if n := v - b.Events[k]; n > 0 {
 			d.Events[k] = n
+		}
+	}
+	d.EventsLost = nil // absent from the answer stays absent
+	if s.EventsLost != nil {
+		d.EventsLost = map[string]uint64{}
+	}
+	for k, v := range s.EventsLost {
+		if n := v - b.EventsLost[k]; n > 0 {
+			d.EventsLost[k] = n
 		}
 	}
 	return d
@@ -523,13 +533,25 @@ func checkFastPathShare(t *testing.T, phase string, fp fpStats, slow slowStatsT,
 		t.Errorf("%s: fast path forwarded %d payload bytes; the backends and the client received %d datagrams (of %d sent) with %d bytes",
 			phase, l.FwdBytes, tr.received, sent, tr.receivedBytes)
 	}
-	// Per message kind, from the events: INVITE, ACK, BYE and the final
-	// replies to INVITE.
+	// Per message kind, from the events: INVITE, ACK, BYE, every reply to
+	// INVITE (provisional and final) and the final replies to BYE.
 	want := map[string]int{
 		"request INVITE": tr.requests["INVITE"],
 		"request ACK":    tr.requests["ACK"],
 		"request BYE":    tr.requests["BYE"],
-		"reply INVITE":   tr.replies["200 INVITE"],
+	}
+	for k, n := range tr.replies {
+		var status int
+		var method string
+		if _, err := fmt.Sscan(k, &status, &method); err != nil {
+			t.Fatalf("reply key %q: %v", k, err)
+		}
+		if method == "INVITE" || (method == "BYE" || method == "CANCEL") && status >= 200 {
+			want["reply "+method] += n
+		}
+	}
+	if fp.EventsLost == nil || len(fp.EventsLost) != 0 {
+		t.Errorf("%s: fastpath.stats events_lost %v, want present and empty (the agent drained every event)", phase, fp.EventsLost)
 	}
 	for k, n := range want {
 		if fp.Events[k] != uint64(n) || n < tr.calls {
@@ -575,6 +597,25 @@ func checkPinnedMaps(t *testing.T, mnt *netns.Mounts, edge *netns.NS, st fpStats
 	}
 	if passed != st.Passed {
 		t.Errorf("bpftool pass_count sums to %d, fastpath.stats says %d passed", passed, st.Passed)
+	}
+	// event_lost: per-CPU u64 by kind × 16 + method; the sum is what
+	// fastpath.stats reports as events_lost.
+	var lost, wantLost uint64
+	entries := dump("event_lost")
+	for _, e := range entries {
+		for _, v := range e.perCPU(t) {
+			var n uint64
+			if err := json.Unmarshal(v, &n); err != nil {
+				t.Fatalf("event_lost value %s: %v", v, err)
+			}
+			lost += n
+		}
+	}
+	for _, n := range st.EventsLost {
+		wantLost += n
+	}
+	if len(entries) != 48 || lost != wantLost {
+		t.Errorf("bpftool event_lost: %d entries summing to %d; fastpath.stats events_lost %v", len(entries), lost, st.EventsLost)
 	}
 	// listener_stats: struct listener_stats by name.
 	var rx, fwdReq uint64

@@ -179,7 +179,7 @@ func (a *Agent) newControl(ctx context.Context, cfg *config.Config, px *sipproxy
 	})
 	c.srv.Register("fastpath.stats", func(context.Context, rpc.Params) (any, error) {
 		if fp == nil {
-			return dataplane.FastPathStats{Mode: "off", Events: map[string]uint64{}}, nil
+			return dataplane.FastPathStats{Mode: "off", Events: map[string]uint64{}, EventsLost: map[string]uint64{}}, nil
 		}
 		return fp.Stats()
 	})

@@ -1,12 +1,13 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 
@@ -19,7 +20,7 @@ type EventKind uint8
 // Event kinds (enum event_kind).
 const (
 	EventRequest EventKind = EventKind(xdpsipEventKindEVENT_REQUEST) // an INVITE, ACK, BYE or CANCEL forwarded
-	EventReply   EventKind = EventKind(xdpsipEventKindEVENT_REPLY)   // a final reply to an INVITE forwarded
+	EventReply   EventKind = EventKind(xdpsipEventKindEVENT_REPLY)   // a reply to an INVITE (1xx or final), or a final reply to a BYE or CANCEL, forwarded
 )
 
 // Method is the program's method number (enum sip_method).
@@ -61,41 +62,110 @@ type Event struct {
 	CSeq       uint32
 }
 
-// ReadEvents calls fn for every event until ctx is done; it returns nil
-// then, or the reader's error. Events are read by one goroutine: fn must not
-// block for long (a full ring buffer loses events, never packets).
-func (d *Dataplane) ReadEvents(ctx context.Context, fn func(Event)) error {
-	rd, err := ringbuf.NewReader(d.objs.Events)
+// EventPollInterval is how long the event reader sleeps between drains
+// when the program does not wake it. The program wakes it only when an
+// eighth of the ring is pending (bpf/events.h), so this bounds how late an
+// event of a quiet period reaches the agent: one interval plus the drain.
+const EventPollInterval = 5 * time.Millisecond
+
+// ReadEvents calls fn with every event, in batches, until ctx is done; it
+// returns nil then, or the reader's error. An event reaches fn at most
+// about EventPollInterval after the program wrote it. Events are read by
+// one goroutine: fn must not block for long (a full ring buffer loses
+// events, counted in EventsLost, never packets); it must not keep the slice.
+func (d *Dataplane) ReadEvents(ctx context.Context, fn func([]Event)) error {
+	r, err := d.NewEventReader()
 	if err != nil {
-		return fmt.Errorf("open event ring: %w", err)
+		return err
 	}
-	stop := context.AfterFunc(ctx, func() { rd.Close() })
+	stop := context.AfterFunc(ctx, func() { r.Close() })
 	defer stop()
-	defer rd.Close()
-	var rec ringbuf.Record
+	defer r.Close()
 	for {
-		if err := rd.ReadInto(&rec); err != nil {
+		if _, err := r.Drain(EventPollInterval, fn); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) && ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("read event ring: %w", err)
+			return err
 		}
-		var raw xdpsipSipEvent
-		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &raw); err != nil {
-			return fmt.Errorf("decode event: %w", err)
-		}
-		fn(Event{
-			KtimeNS:    raw.TsNs,
-			CallIDHash: raw.CallidHash,
-			ListenerID: raw.ListenerId,
-			SetID:      raw.SetId,
-			DstIndex:   raw.DstIdx,
-			Status:     raw.Status,
-			Kind:       EventKind(raw.Kind),
-			Method:     Method(raw.Method),
-			CSeq:       raw.Cseq,
-		})
 	}
+}
+
+// EventReader reads the event ring. It is used by one goroutine at a time.
+type EventReader struct {
+	rd    *ringbuf.Reader
+	rec   ringbuf.Record
+	batch []Event
+}
+
+// eventBatch is how many events Drain hands over at most per call of fn.
+const eventBatch = 512
+
+// NewEventReader opens the event ring for reading.
+func (d *Dataplane) NewEventReader() (*EventReader, error) {
+	rd, err := ringbuf.NewReader(d.objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("open event ring: %w", err)
+	}
+	return &EventReader{rd: rd, batch: make([]Event, 0, eventBatch)}, nil
+}
+
+// Close closes the reader; a Drain under way returns ringbuf.ErrClosed.
+func (r *EventReader) Close() error { return r.rd.Close() }
+
+// Drain reads events until wait has passed, handing them to fn in batches
+// (a batch ends when the ring is empty or eventBatch events are read; fn
+// must not keep the slice). With wait 0 it reads what the ring holds now
+// and returns. It returns the number of events read.
+func (r *EventReader) Drain(wait time.Duration, fn func([]Event)) (int, error) {
+	r.rd.SetDeadline(time.Now().Add(wait))
+	n := 0
+	for {
+		err := r.rd.ReadInto(&r.rec)
+		if err != nil {
+			if len(r.batch) > 0 {
+				fn(r.batch)
+				r.batch = r.batch[:0]
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return n, nil
+			}
+			return n, fmt.Errorf("read event ring: %w", err)
+		}
+		e, err := decodeEvent(r.rec.RawSample)
+		if err != nil {
+			return n, err
+		}
+		r.batch = append(r.batch, e)
+		n++
+		if len(r.batch) == cap(r.batch) || r.rd.AvailableBytes() == 0 {
+			fn(r.batch)
+			r.batch = r.batch[:0]
+		}
+	}
+}
+
+// sipEventSize is sizeof(struct sip_event).
+const sipEventSize = 40
+
+// decodeEvent decodes one struct sip_event by hand: binary.Read's
+// reflection costs more than the rest of the drain loop.
+func decodeEvent(b []byte) (Event, error) {
+	if len(b) < sipEventSize {
+		return Event{}, fmt.Errorf("decode event: %d bytes, want %d", len(b), sipEventSize)
+	}
+	ne := binary.NativeEndian
+	return Event{
+		KtimeNS:    ne.Uint64(b[0:]),
+		CallIDHash: ne.Uint64(b[8:]),
+		ListenerID: ne.Uint32(b[16:]),
+		SetID:      int32(ne.Uint32(b[20:])),
+		DstIndex:   int16(ne.Uint16(b[24:])),
+		Status:     ne.Uint16(b[26:]),
+		Kind:       EventKind(b[28]),
+		Method:     Method(b[29]),
+		CSeq:       ne.Uint32(b[32:]),
+	}, nil
 }
 
 // CallIDHash is the 64-bit key events carry for a Call-ID (leading and
@@ -103,4 +173,32 @@ func (d *Dataplane) ReadEvents(ctx context.Context, fn func(Event)) error {
 // same dialogs (docs/fastpath.md).
 func CallIDHash(callID string) uint64 {
 	return wordhash.CallID([]byte(strings.Trim(callID, " \t")))
+}
+
+// eventMethodSlots is EVENT_METHOD_SLOTS: event_lost's key is kind *
+// eventMethodSlots + method.
+const eventMethodSlots = 16
+
+// EventsLost returns the events the full ring could not take, summed over
+// CPUs, by "KIND METHOD" as fastpath.stats names events (e.g. "request
+// INVITE", "reply BYE"); kinds and methods never lost are absent.
+func (d *Dataplane) EventsLost() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	var per []uint64
+	for _, k := range []EventKind{EventRequest, EventReply} {
+		for m := 0; m < eventMethodSlots; m++ {
+			key := uint32(k)*eventMethodSlots + uint32(m)
+			if err := d.objs.EventLost.Lookup(key, &per); err != nil {
+				return nil, fmt.Errorf("read event_lost[%d]: %w", key, err)
+			}
+			var sum uint64
+			for _, v := range per {
+				sum += v
+			}
+			if sum > 0 {
+				out[k.String()+" "+Method(m).String()] = sum
+			}
+		}
+	}
+	return out, nil
 }

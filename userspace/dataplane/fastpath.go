@@ -54,7 +54,7 @@ type FastPath struct {
 // Bounds of the event counters (EventKind and Method values).
 const (
 	numEventKinds = 4
-	numMethods    = 8
+	numMethods    = eventMethodSlots
 )
 
 // NewFastPath builds a FastPath. It starts nothing.
@@ -110,9 +110,21 @@ func (f *FastPath) Run(ctx context.Context) error {
 
 	// The dialog tracking that consumes events comes later; until then they
 	// are counted, so the ring never fills with nobody reading.
-	err = dp.ReadEvents(ctx, func(e Event) {
-		if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
-			f.events[e.Kind][e.Method].Add(1)
+	var counts [numEventKinds][numMethods]uint64
+	err = dp.ReadEvents(ctx, func(evs []Event) {
+		for _, e := range evs {
+			if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
+				counts[e.Kind][e.Method]++
+			}
+		}
+		// One atomic add per kind seen in the batch, not per event.
+		for k := range counts {
+			for m, n := range counts[k] {
+				if n > 0 {
+					f.events[k][m].Add(n)
+					counts[k][m] = 0
+				}
+			}
 		}
 	})
 	if err != nil && ctx.Err() == nil {
@@ -217,8 +229,11 @@ type FastPathStats struct {
 	Listeners    []ListenerCounters  `json:"listeners"`
 	Destinations []DestinationCounts `json:"destinations"`
 	// Events counts the ring-buffer events by kind and method, e.g.
-	// "request INVITE", "reply INVITE" (final replies to INVITE).
+	// "request INVITE", "reply INVITE" (replies to INVITE), "reply BYE".
 	Events map[string]uint64 `json:"events"`
+	// EventsLost counts, with the same names, the events the program
+	// could not put in the full ring (map event_lost).
+	EventsLost map[string]uint64 `json:"events_lost"`
 }
 
 // ReasonCount is one pass or drop reason and its count.
@@ -247,7 +262,7 @@ type DestinationCounts struct {
 func (f *FastPath) Stats() (FastPathStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := FastPathStats{Interfaces: f.cfg.Interfaces, Mode: string(f.mode), Events: map[string]uint64{}}
+	st := FastPathStats{Interfaces: f.cfg.Interfaces, Mode: string(f.mode), Events: map[string]uint64{}, EventsLost: map[string]uint64{}}
 	if f.dp == nil {
 		return st, nil
 	}
@@ -258,6 +273,9 @@ func (f *FastPath) Stats() (FastPathStats, error) {
 	}
 	drop, err := f.dp.DropCounts()
 	if err != nil {
+		return st, err
+	}
+	if st.EventsLost, err = f.dp.EventsLost(); err != nil {
 		return st, err
 	}
 	st.PassReasons, st.Passed = reasons(pass)

@@ -33,6 +33,10 @@ type Options struct {
 	// NoEvents stops the program from writing ring-buffer events (nobody
 	// reads them).
 	NoEvents bool
+	// EventsRingBytes sizes the event ring buffer (a power of two, at
+	// least a page); 0 keeps the program's EVENTS_RING_BYTES. Tests use a
+	// small ring to fill it.
+	EventsRingBytes uint32
 	// ObjectPath loads this build of bpf/xdp_sip.c instead of the embedded
 	// one (debug builds, experiments). Its maps and knobs must match.
 	ObjectPath string
@@ -45,7 +49,7 @@ type Options struct {
 // inspect. The per-CPU scratch map holds no state worth reading.
 var pinnedMaps = []string{
 	"listeners", "dst_sets", "active_half", "set_cursor",
-	"pass_count", "drop_count", "listener_stats", "dst_stats", "events",
+	"pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost",
 }
 
 // Dataplane is the loaded XDP program and its maps.
@@ -102,6 +106,23 @@ func Load(opts Options) (*Dataplane, error) {
 		if err := vs.Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
+	}
+	ring, ok := spec.Maps["events"]
+	if !ok {
+		return nil, fmt.Errorf("load xdp spec: no map events")
+	}
+	if opts.EventsRingBytes != 0 {
+		ring.MaxEntries = opts.EventsRingBytes
+	}
+	// The program wakes the reader from an eighth of the ring pending
+	// (bpf/events.h): early enough that a burst never fills the ring
+	// while the reader sleeps, late enough to batch.
+	vs, ok := spec.Variables["cfg_events_wake_bytes"]
+	if !ok {
+		return nil, fmt.Errorf("load xdp spec: no variable cfg_events_wake_bytes")
+	}
+	if err := vs.Set(ring.MaxEntries / 8); err != nil {
+		return nil, fmt.Errorf("set cfg_events_wake_bytes: %w", err)
 	}
 	d := &Dataplane{slots: map[int]uint32{}}
 	if d.passNames, err = enumNames(spec.Types, "pass_reason"); err != nil {

@@ -105,7 +105,13 @@ func TestEventsAndCounters(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan dataplane.Event, 16)
 	done := make(chan error, 1)
-	go func() { done <- env.DP.ReadEvents(ctx, func(e dataplane.Event) { events <- e }) }()
+	go func() {
+		done <- env.DP.ReadEvents(ctx, func(evs []dataplane.Event) {
+			for _, e := range evs {
+				events <- e
+			}
+		})
+	}()
 
 	callID := "a84b4c76e66710@pc33.atlanta.example.com"
 	o := send(t, env, src, lis, crlf(inviteIn))
@@ -190,7 +196,7 @@ func TestPinAndAttach(t *testing.T) {
 		}
 		dp.Close()
 	}
-	for _, name := range []string{"listeners", "dst_sets", "active_half", "pass_count", "drop_count", "listener_stats", "dst_stats", "events"} {
+	for _, name := range []string{"listeners", "dst_sets", "active_half", "pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost"} {
 		if _, err := os.Stat(filepath.Join(pin, name)); err != nil {
 			t.Errorf("pin %s: %v", name, err)
 		}

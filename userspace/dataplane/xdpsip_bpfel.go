@@ -472,20 +472,22 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpsipMapActiveHalf    = "active_half"
-	xdpsipMapDropCount     = "drop_count"
-	xdpsipMapDstSets       = "dst_sets"
-	xdpsipMapDstStats      = "dst_stats"
-	xdpsipMapEvents        = "events"
-	xdpsipMapListenerStats = "listener_stats"
-	xdpsipMapListeners     = "listeners"
-	xdpsipMapPassCount     = "pass_count"
-	xdpsipMapScratch       = "scratch"
-	xdpsipMapSetCursor     = "set_cursor"
-	xdpsipProgXdpSip       = "xdp_sip"
-	xdpsipVarBtfAnchor     = "btf_anchor"
-	xdpsipVarCfgEvents     = "cfg_events"
-	xdpsipVarCfgIpTtl      = "cfg_ip_ttl"
+	xdpsipMapActiveHalf         = "active_half"
+	xdpsipMapDropCount          = "drop_count"
+	xdpsipMapDstSets            = "dst_sets"
+	xdpsipMapDstStats           = "dst_stats"
+	xdpsipMapEventLost          = "event_lost"
+	xdpsipMapEvents             = "events"
+	xdpsipMapListenerStats      = "listener_stats"
+	xdpsipMapListeners          = "listeners"
+	xdpsipMapPassCount          = "pass_count"
+	xdpsipMapScratch            = "scratch"
+	xdpsipMapSetCursor          = "set_cursor"
+	xdpsipProgXdpSip            = "xdp_sip"
+	xdpsipVarBtfAnchor          = "btf_anchor"
+	xdpsipVarCfgEvents          = "cfg_events"
+	xdpsipVarCfgEventsWakeBytes = "cfg_events_wake_bytes"
+	xdpsipVarCfgIpTtl           = "cfg_ip_ttl"
 )
 
 // loadXdpsip returns the embedded CollectionSpec for xdpsip.
@@ -541,6 +543,7 @@ type xdpsipMapSpecs struct {
 	DropCount     *ebpf.MapSpec `ebpf:"drop_count"`
 	DstSets       *ebpf.MapSpec `ebpf:"dst_sets"`
 	DstStats      *ebpf.MapSpec `ebpf:"dst_stats"`
+	EventLost     *ebpf.MapSpec `ebpf:"event_lost"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -553,9 +556,10 @@ type xdpsipMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpsipVariableSpecs struct {
-	BtfAnchor *ebpf.VariableSpec `ebpf:"btf_anchor"`
-	CfgEvents *ebpf.VariableSpec `ebpf:"cfg_events"`
-	CfgIpTtl  *ebpf.VariableSpec `ebpf:"cfg_ip_ttl"`
+	BtfAnchor          *ebpf.VariableSpec `ebpf:"btf_anchor"`
+	CfgEvents          *ebpf.VariableSpec `ebpf:"cfg_events"`
+	CfgEventsWakeBytes *ebpf.VariableSpec `ebpf:"cfg_events_wake_bytes"`
+	CfgIpTtl           *ebpf.VariableSpec `ebpf:"cfg_ip_ttl"`
 }
 
 // xdpsipObjects contains all objects after they have been loaded into the kernel.
@@ -582,6 +586,7 @@ type xdpsipMaps struct {
 	DropCount     *ebpf.Map `ebpf:"drop_count"`
 	DstSets       *ebpf.Map `ebpf:"dst_sets"`
 	DstStats      *ebpf.Map `ebpf:"dst_stats"`
+	EventLost     *ebpf.Map `ebpf:"event_lost"`
 	Events        *ebpf.Map `ebpf:"events"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -596,6 +601,7 @@ func (m *xdpsipMaps) Close() error {
 		m.DropCount,
 		m.DstSets,
 		m.DstStats,
+		m.EventLost,
 		m.Events,
 		m.ListenerStats,
 		m.Listeners,
@@ -609,9 +615,10 @@ func (m *xdpsipMaps) Close() error {
 //
 // It can be passed to loadXdpsipObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpsipVariables struct {
-	BtfAnchor *ebpf.Variable `ebpf:"btf_anchor"`
-	CfgEvents *ebpf.Variable `ebpf:"cfg_events"`
-	CfgIpTtl  *ebpf.Variable `ebpf:"cfg_ip_ttl"`
+	BtfAnchor          *ebpf.Variable `ebpf:"btf_anchor"`
+	CfgEvents          *ebpf.Variable `ebpf:"cfg_events"`
+	CfgEventsWakeBytes *ebpf.Variable `ebpf:"cfg_events_wake_bytes"`
+	CfgIpTtl           *ebpf.Variable `ebpf:"cfg_ip_ttl"`
 }
 
 // xdpsipPrograms contains all programs after they have been loaded into the kernel.
