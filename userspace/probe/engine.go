@@ -142,6 +142,7 @@ type Stats struct {
 // with Run; hand it replies with HandleResponse.
 type Engine struct {
 	cfg    Config
+	prefix []byte // cfg.BranchPrefix, for HandleResponse
 	sender Sender
 	epoch  time.Time
 	now    func() time.Time // time source, replaced in tests
@@ -255,6 +256,7 @@ func New(cfg Config, s Sender) (*Engine, error) {
 	}
 	return &Engine{
 		cfg:      cfg,
+		prefix:   []byte(cfg.BranchPrefix),
 		sender:   s,
 		epoch:    time.Now(),
 		now:      time.Now,

@@ -23,7 +23,12 @@ func (e *Engine) HandleResponse(data []byte, src netip.AddrPort) bool {
 	m := msgPool.Get().(*sipmsg.Msg)
 	defer msgPool.Put(m)
 	if sipmsg.Parse(data, m) != nil || m.IsRequest || m.NumVias == 0 || m.TopVia.Err != nil {
-		e.count(&e.stats.Malformed)
+		// Counted by the engine whose prefix it carries, if any: the slow
+		// path offers every reply to each engine behind it, and one
+		// unparseable reply is not two.
+		if bytes.Contains(data, e.prefix) {
+			e.count(&e.stats.Malformed)
+		}
 		return false
 	}
 	branch := m.TopVia.Branch.Bytes(data)

@@ -142,10 +142,17 @@ func TestHandleResponse(t *testing.T) {
 			counter: func(s Stats) uint64 { return s.Malformed },
 		},
 		{
-			name:    "not SIP",
-			reply:   func([]byte) []byte { return []byte("\x00\x01garbage") },
+			name:    "not SIP, with this engine's branch prefix",
+			reply:   func([]byte) []byte { return []byte("\x00\x01garbage;branch=" + BranchPrefix + "0") },
 			handled: false,
 			counter: func(s Stats) uint64 { return s.Malformed },
+		},
+		{
+			// Another engine's, or nobody's: the engine whose prefix it
+			// carries counts it (the slow path offers it to each engine).
+			name:    "not SIP, no branch prefix of this engine",
+			reply:   func([]byte) []byte { return []byte("\x00\x01garbage;branch=z9hG4bKka0") },
+			handled: false,
 		},
 		{
 			name:    "no end of headers",
