@@ -197,13 +197,14 @@ func floorVariants(b *testing.B) []string {
 type floorRun struct {
 	cpuPerProbe, core, rate float64 // µs per datagram sent, % of a core, datagrams/s
 	replies                 float64 // replies/s
+	sysShare                float64 // the share of the CPU spent in the kernel, %
 	perRead                 float64 // replies per read system call
 	respPerProbe            float64 // the responder's µs per datagram
 }
 
 func (f floorRun) String() string {
-	return fmt.Sprintf("%.0f sent/s, %.0f replies/s (%.1f per read), %.2f µs CPU per probe (%.1f %% of a core); responder %.2f µs per probe",
-		f.rate, f.replies, f.perRead, f.cpuPerProbe, f.core, f.respPerProbe)
+	return fmt.Sprintf("%.0f sent/s, %.0f replies/s (%.1f per read), %.2f µs CPU per probe (%.1f %% of a core, %.0f %% of it in the kernel); responder %.2f µs per probe",
+		f.rate, f.replies, f.perRead, f.cpuPerProbe, f.core, f.sysShare, f.respPerProbe)
 }
 
 // measureFloor runs the floor child in the given mode ("": sendto) for
@@ -223,6 +224,7 @@ func measureFloor(b *testing.B, mode string, n int, port uint16, window time.Dur
 		core:         100 * cpu / window.Seconds(),
 		rate:         sent / window.Seconds(),
 		replies:      recv / window.Seconds(),
+		sysShare:     100 * float64(f1.sysTicks-f0.sysTicks) / float64(max(f1.ticks-f0.ticks, 1)),
 		perRead:      recv / float64(max(f1.reads-f0.reads, 1)),
 		respPerProbe: ticksDur(r1.ticks-r0.ticks).Seconds() / float64(r1.recv-r0.recv) * 1e6,
 	}
@@ -493,6 +495,7 @@ type child struct {
 
 type childSample struct {
 	ticks      uint64
+	sysTicks   uint64 // of ticks, those in the kernel (stime)
 	sent, recv uint64
 	reads      uint64 // the floor's read system calls (0 from the responder)
 }
@@ -554,7 +557,24 @@ func (c *child) line(b *testing.B, line string) childSample {
 		b.Fatalf("child said %q: %v", line, err)
 	}
 	s.ticks, _ = taskTicks(c.cmd.Process.Pid)
+	s.sysTicks = sysTicks(c.cmd.Process.Pid)
 	return s
+}
+
+// sysTicks is the CPU time pid spent in the kernel (stime, field 15 of
+// /proc/PID/stat), 0 when unreadable.
+func sysTicks(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')') // the command name may hold blanks
+	if err != nil || i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	st, _ := strconv.ParseUint(f[12], 10, 64) // f[0] is field 3
+	return st
 }
 
 func (c *child) stop() {
