@@ -56,10 +56,10 @@ import (
 // floor's CPU per datagram and % of a core; agent/floor, the ratio of CPU
 // per datagram within each round. Then a mass failure: the responder
 // stops answering the first SIPEDGE_PROBE_FAIL destinations (default
-// 1000, a tenth of them when fewer than 10,000; 0: none) and the time from then until the agent has published
-// dispatcher:dst-down for every one of them (the time of its last such
-// log line) is reported; with the 1 s interval and its 1 s timeout, about
-// 2 s is the least it can be.
+// 1000, a tenth of them when fewer than 10,000; 0: none) and the time
+// from then until the agent has published dispatcher:dst-down for every
+// one of them (the time of its last such log line) is reported; with the
+// 1 s interval and its 1 s timeout, about 2 s is the least it can be.
 //
 //	go test ./bench/ -run '^$' -bench Probing10k -benchtime 1x
 //
