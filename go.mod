@@ -7,6 +7,7 @@ require (
 	github.com/emiago/sipgo v1.7.2
 	github.com/vishvananda/netlink v1.3.1
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/net v0.62.0
 	golang.org/x/sync v0.20.0
 	golang.org/x/sys v0.49.0
 )

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/tests/agent"
@@ -54,10 +56,10 @@ import (
 // floor's CPU per datagram and % of a core; agent/floor, the ratio of CPU
 // per datagram within each round. Then a mass failure: the responder
 // stops answering the first SIPEDGE_PROBE_FAIL destinations (default
-// 1000; 0: none) and the time from then until the agent has published
-// dispatcher:dst-down for every one of them (the time of its last such
-// log line) is reported; with the 1 s interval and its 1 s timeout, about
-// 2 s is the least it can be.
+// 1000, a tenth of them when fewer than 10,000; 0: none) and the time
+// from then until the agent has published dispatcher:dst-down for every
+// one of them (the time of its last such log line) is reported; with the
+// 1 s interval and its 1 s timeout, about 2 s is the least it can be.
 //
 //	go test ./bench/ -run '^$' -bench Probing10k -benchtime 1x
 //
@@ -68,6 +70,9 @@ import (
 // (DIR/sipedge, DIR/sipedgectl) instead of this tree, alternating within
 // each round (A/B of a change). SIPEDGE_PROBE_PERF=FILE records the agent
 // with perf over each window (the last one is kept).
+// SIPEDGE_PROBE_FLOOR=mmsg,mmsg-tick measures those batched floors too in
+// each round, after the sendto one (see runFloor): what the sockets cost
+// with sendmmsg/recvmmsg.
 func BenchmarkProbing10k(b *testing.B) {
 	n := envInt("SIPEDGE_PROBE_DESTS", 10000)
 	sets := envInt("SIPEDGE_PROBE_SETS", 1)
@@ -84,7 +89,7 @@ func BenchmarkProbing10k(b *testing.B) {
 	b.Logf("machine: %s", m)
 	b.Logf("%d destinations in %d sets, interval 1 s, window %v, %d rounds, responder port %d", n, sets, window, rounds, port)
 
-	fail := 1000
+	fail := min(1000, n/10) // a tenth of the destinations, at most 1000
 	if v, ok := os.LookupEnv("SIPEDGE_PROBE_FAIL"); ok {
 		var err error
 		if fail, err = strconv.Atoi(v); err != nil || fail < 0 {
@@ -99,23 +104,22 @@ func BenchmarkProbing10k(b *testing.B) {
 	}
 	per := make([]figures, len(builds))
 	var floorCPU, floorCore, floorRate []float64
+	variants := floorVariants(b)
+	variantCPU, variantCore := map[string][]float64{}, map[string][]float64{}
 	b.ResetTimer()
 	for r := range rounds {
 		// The floor.
-		fl := startChild(b, "floor", []string{"SIPEDGE_FLOOR_DESTS=" + strconv.Itoa(n), "SIPEDGE_FLOOR_PORT=" + strconv.Itoa(int(port))})
-		time.Sleep(2 * time.Second)
-		f0, r0 := fl.sample(b), resp.sample(b)
-		time.Sleep(window)
-		f1, r1 := fl.sample(b), resp.sample(b)
-		fl.stop()
-		sent := float64(f1.sent - f0.sent)
-		fCPU := ticksDur(f1.ticks-f0.ticks).Seconds() / sent
-		floorCPU = append(floorCPU, fCPU*1e6)
-		floorCore = append(floorCore, 100*ticksDur(f1.ticks-f0.ticks).Seconds()/window.Seconds())
-		floorRate = append(floorRate, sent/window.Seconds())
-		b.Logf("round %d floor: %.0f sent/s, %.0f replies/s, %.2f µs CPU per probe (%.1f %% of a core); responder %.2f µs per probe",
-			r+1, sent/window.Seconds(), float64(f1.recv-f0.recv)/window.Seconds(), fCPU*1e6,
-			100*ticksDur(f1.ticks-f0.ticks).Seconds()/window.Seconds(), ticksDur(r1.ticks-r0.ticks).Seconds()/float64(r1.recv-r0.recv)*1e6)
+		fl := measureFloor(b, "", n, port, window, resp)
+		floorCPU = append(floorCPU, fl.cpuPerProbe)
+		floorCore = append(floorCore, fl.core)
+		floorRate = append(floorRate, fl.rate)
+		b.Logf("round %d floor: %s", r+1, fl)
+		for _, v := range variants {
+			fl := measureFloor(b, v, n, port, window, resp)
+			variantCPU[v] = append(variantCPU[v], fl.cpuPerProbe)
+			variantCore[v] = append(variantCore[v], fl.core)
+			b.Logf("round %d floor %s: %s", r+1, v, fl)
+		}
 
 		for i, bins := range builds {
 			m := measureAgent(b, bins, n, sets, port, window, resp, fail)
@@ -166,6 +170,64 @@ func BenchmarkProbing10k(b *testing.B) {
 	b.ReportMetric(medianOf(floorCPU), "floor-µs/probe")
 	b.ReportMetric(medianOf(floorCore), "floor-%core")
 	b.ReportMetric(medianOf(floorRate), "floor-probes/s")
+	for _, v := range variants {
+		b.ReportMetric(medianOf(variantCPU[v]), "floor-"+v+"-µs/probe")
+		b.ReportMetric(medianOf(variantCore[v]), "floor-"+v+"-%core")
+	}
+}
+
+// floorVariants are the floors SIPEDGE_PROBE_FLOOR asks for besides the
+// sendto one (which every round measures, the agent/floor ratio's base).
+func floorVariants(b *testing.B) []string {
+	b.Helper()
+	var out []string
+	for v := range strings.SplitSeq(os.Getenv("SIPEDGE_PROBE_FLOOR"), ",") {
+		switch v = strings.TrimSpace(v); v {
+		case "", "sendto":
+		case "mmsg", "mmsg-tick":
+			out = append(out, v)
+		default:
+			b.Fatalf("SIPEDGE_PROBE_FLOOR %q: want mmsg or mmsg-tick (comma-separated)", v)
+		}
+	}
+	return out
+}
+
+// floorRun is what one window of one floor measured.
+type floorRun struct {
+	cpuPerProbe, core, rate float64 // µs per datagram sent, % of a core, datagrams/s
+	replies                 float64 // replies/s
+	sysShare                float64 // the share of the CPU spent in the kernel, %
+	perRead                 float64 // replies per read system call
+	respPerProbe            float64 // the responder's µs per datagram
+}
+
+func (f floorRun) String() string {
+	return fmt.Sprintf("%.0f sent/s, %.0f replies/s (%.1f per read), %.2f µs CPU per probe (%.1f %% of a core, %.0f %% of it in the kernel); responder %.2f µs per probe",
+		f.rate, f.replies, f.perRead, f.cpuPerProbe, f.core, f.sysShare, f.respPerProbe)
+}
+
+// measureFloor runs the floor child in the given mode ("": sendto) for
+// one window.
+func measureFloor(b *testing.B, mode string, n int, port uint16, window time.Duration, resp *child) floorRun {
+	b.Helper()
+	fl := startChild(b, "floor", []string{"SIPEDGE_FLOOR_DESTS=" + strconv.Itoa(n), "SIPEDGE_FLOOR_PORT=" + strconv.Itoa(int(port)), "SIPEDGE_FLOOR_MODE=" + mode})
+	defer fl.stop()
+	time.Sleep(2 * time.Second)
+	f0, r0 := fl.sample(b), resp.sample(b)
+	time.Sleep(window)
+	f1, r1 := fl.sample(b), resp.sample(b)
+	sent, cpu := float64(f1.sent-f0.sent), ticksDur(f1.ticks-f0.ticks).Seconds()
+	recv := float64(f1.recv - f0.recv)
+	return floorRun{
+		cpuPerProbe:  cpu / sent * 1e6,
+		core:         100 * cpu / window.Seconds(),
+		rate:         sent / window.Seconds(),
+		replies:      recv / window.Seconds(),
+		sysShare:     100 * float64(f1.sysTicks-f0.sysTicks) / float64(max(f1.ticks-f0.ticks, 1)),
+		perRead:      recv / float64(max(f1.reads-f0.reads, 1)),
+		respPerProbe: ticksDur(r1.ticks-r0.ticks).Seconds() / float64(r1.recv-r0.recv) * 1e6,
+	}
 }
 
 // agentRun is what one window of one agent measured.
@@ -433,7 +495,9 @@ type child struct {
 
 type childSample struct {
 	ticks      uint64
+	sysTicks   uint64 // of ticks, those in the kernel (stime)
 	sent, recv uint64
+	reads      uint64 // the floor's read system calls (0 from the responder)
 }
 
 func startChild(b *testing.B, mode string, env []string) *child {
@@ -479,11 +543,38 @@ func (c *child) line(b *testing.B, line string) childSample {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := fmt.Sscan(line, &s.sent, &s.recv); err != nil {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		b.Fatalf("child said %q: want \"sent received [reads]\"", line)
+	}
+	var err1, err2, err3 error
+	s.sent, err1 = strconv.ParseUint(f[0], 10, 64)
+	s.recv, err2 = strconv.ParseUint(f[1], 10, 64)
+	if len(f) > 2 {
+		s.reads, err3 = strconv.ParseUint(f[2], 10, 64)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
 		b.Fatalf("child said %q: %v", line, err)
 	}
 	s.ticks, _ = taskTicks(c.cmd.Process.Pid)
+	s.sysTicks = sysTicks(c.cmd.Process.Pid)
 	return s
+}
+
+// sysTicks is the CPU time pid spent in the kernel (stime, field 15 of
+// /proc/PID/stat), 0 when unreadable.
+func sysTicks(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')') // the command name may hold blanks
+	if err != nil || i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	st, _ := strconv.ParseUint(f[12], 10, 64) // f[0] is field 3
+	return st
 }
 
 func (c *child) stop() {
@@ -494,10 +585,10 @@ func (c *child) stop() {
 	}
 }
 
-// serveCounters prints first, then answers each stdin line with the two
-// counters, until stdin closes; a line "silence N" first stores N in
-// silence (when not nil).
-func serveCounters(first int, sent, recv *atomic.Uint64, silence *atomic.Int64) {
+// serveCounters prints first, then answers each stdin line with the
+// counters (reads too when not nil), until stdin closes; a line
+// "silence N" first stores N in silence (when not nil).
+func serveCounters(first int, sent, recv, reads *atomic.Uint64, silence *atomic.Int64) {
 	fmt.Println(first)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -505,7 +596,11 @@ func serveCounters(first int, sent, recv *atomic.Uint64, silence *atomic.Int64) 
 			n, _ := strconv.Atoi(v)
 			silence.Store(int64(n))
 		}
-		fmt.Println(sent.Load(), recv.Load())
+		if reads != nil {
+			fmt.Println(sent.Load(), recv.Load(), reads.Load())
+		} else {
+			fmt.Println(sent.Load(), recv.Load())
+		}
 	}
 }
 
@@ -555,7 +650,7 @@ func runResponder() int {
 			}
 		}
 	}()
-	serveCounters(c.LocalAddr().(*net.UDPAddr).Port, &sent, &recv, &silence)
+	serveCounters(c.LocalAddr().(*net.UDPAddr).Port, &sent, &recv, nil, &silence)
 	return 0
 }
 
@@ -578,13 +673,23 @@ func pktinfoDst(oob []byte) ([4]byte, bool) {
 
 // runFloor sends probe-like OPTIONS to SIPEDGE_FLOOR_DESTS addresses on
 // SIPEDGE_FLOOR_PORT at 10,000/s, what fell due every 5 ms (the engine's
-// tick), one sendto each, and reads the replies: the sockets' own cost.
+// tick), and reads the replies: the sockets' own cost. SIPEDGE_FLOOR_MODE
+// says how:
+//   - "" (the default): one sendto per datagram, the replies read by a
+//     goroutine, one recvmsg each;
+//   - "mmsg": each tick's datagrams with one sendmmsg, the replies read
+//     by a goroutine with recvmmsg, as many as are queued when it wakes;
+//   - "mmsg-tick": as mmsg, but no reader goroutine: each tick drains the
+//     queued replies (recvmmsg, MSG_DONTWAIT) after sending, so that the
+//     ticker is the process's only wake-up. The least a batched design
+//     can cost; a reply waits up to a tick to be read.
 func runFloor() int {
 	n, _ := strconv.Atoi(os.Getenv("SIPEDGE_FLOOR_DESTS"))
 	port, _ := strconv.Atoi(os.Getenv("SIPEDGE_FLOOR_PORT"))
+	mode := os.Getenv("SIPEDGE_FLOOR_MODE")
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil || n <= 0 || port <= 0 {
-		fmt.Fprintln(os.Stderr, "floor:", err, n, port)
+	if err != nil || n <= 0 || port <= 0 || (mode != "" && mode != "mmsg" && mode != "mmsg-tick") {
+		fmt.Fprintln(os.Stderr, "floor:", err, n, port, mode)
 		return 1
 	}
 	_ = c.SetReadBuffer(8 << 20)
@@ -600,16 +705,75 @@ func runFloor() int {
 			"Call-ID: %016x-%d@%s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 			uri, me, i, i*7919, uri, i, i*7919, i, me)
 	}
-	var sent, recv atomic.Uint64
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
-				return
+	var sent, recv, reads atomic.Uint64
+	var send func(from, k int) // sends msgs[from:from+k]
+	var tick func()            // after each tick's sends
+	if mode == "" {
+		send = func(from, k int) {
+			for i := from; i < from+k; i++ {
+				if _, err := c.WriteToUDPAddrPort(msgs[i], dsts[i]); err == nil {
+					sent.Add(1)
+				}
 			}
-			recv.Add(1)
 		}
-	}()
+		tick = func() {}
+		go func() {
+			buf := make([]byte, 65535)
+			for {
+				if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+					return
+				}
+				recv.Add(1)
+			}
+		}()
+	} else {
+		pc := ipv4.NewPacketConn(c)
+		// The batches' messages, addresses made once: WriteBatch takes a
+		// net.Addr per message.
+		out := make([]ipv4.Message, n)
+		for i := range n {
+			out[i] = ipv4.Message{Buffers: [][]byte{msgs[i]}, Addr: net.UDPAddrFromAddrPort(dsts[i])}
+		}
+		send = func(from, k int) {
+			for batch := out[from : from+k]; len(batch) > 0; {
+				m, err := pc.WriteBatch(batch, 0)
+				m = max(m, 0)
+				sent.Add(uint64(m))
+				if err != nil {
+					m++ // skip the one that failed, as sendto's mode does
+				}
+				batch = batch[min(m, len(batch)):]
+			}
+		}
+		in := make([]ipv4.Message, 64)
+		for i := range in {
+			in[i].Buffers = [][]byte{make([]byte, 2048)}
+		}
+		// read reads one batch; more says whether the queue may hold
+		// more (the batch was full).
+		read := func(flags int) (more bool, err error) {
+			m, err := pc.ReadBatch(in, flags)
+			reads.Add(1)
+			recv.Add(uint64(max(m, 0)))
+			return m == len(in), err
+		}
+		if mode == "mmsg" {
+			tick = func() {}
+			go func() {
+				for {
+					if _, err := read(0); err != nil {
+						return
+					}
+				}
+			}()
+		} else {
+			tick = func() {
+				for more := true; more; {
+					more, _ = read(unix.MSG_DONTWAIT)
+				}
+			}
+		}
+	}
 	go func() {
 		// Paced by the clock, not by counting ticks (a late tick sends
 		// what fell due meanwhile), at most a second's worth behind.
@@ -619,15 +783,20 @@ func runFloor() int {
 		for range t.C {
 			due := int(time.Since(start).Seconds() * rate)
 			done = max(done, due-rate)
-			for ; done < due; done++ {
-				if _, err := c.WriteToUDPAddrPort(msgs[i], dsts[i]); err == nil {
-					sent.Add(1)
-				}
-				i = (i + 1) % n
+			for done < due {
+				k := min(due-done, n-i) // up to the end of the list, then from its start
+				send(i, k)
+				done += k
+				i = (i + k) % n
 			}
+			tick()
 		}
 	}()
-	serveCounters(0, &sent, &recv, nil)
+	if mode == "" {
+		serveCounters(0, &sent, &recv, &recv, nil) // one read per reply
+	} else {
+		serveCounters(0, &sent, &recv, &reads, nil)
+	}
 	return 0
 }
 
