@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -96,6 +97,12 @@ type EventReader struct {
 	rd    *ringbuf.Reader
 	rec   ringbuf.Record
 	batch []Event
+	// mu orders Drain's look at the ring's positions (AvailableBytes,
+	// which ringbuf does not lock) with Close, which unmaps the ring: a
+	// Close from another goroutine between two reads would otherwise
+	// make that look fault or race.
+	mu     sync.Mutex
+	closed bool
 }
 
 // eventBatch is how many events Drain hands over at most per call of fn.
@@ -111,7 +118,21 @@ func (d *Dataplane) NewEventReader() (*EventReader, error) {
 }
 
 // Close closes the reader; a Drain under way returns ringbuf.ErrClosed.
-func (r *EventReader) Close() error { return r.rd.Close() }
+// It may be called from another goroutine than Drain's.
+func (r *EventReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return r.rd.Close()
+}
+
+// empty reports whether the ring holds no record now (or the reader is
+// closed: the next read says so).
+func (r *EventReader) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed || r.rd.AvailableBytes() == 0
+}
 
 // Drain reads events until wait has passed, handing them to fn in batches
 // (a batch ends when the ring is empty or eventBatch events are read; fn
@@ -138,7 +159,7 @@ func (r *EventReader) Drain(wait time.Duration, fn func([]Event)) (int, error) {
 		}
 		r.batch = append(r.batch, e)
 		n++
-		if len(r.batch) == cap(r.batch) || r.rd.AvailableBytes() == 0 {
+		if len(r.batch) == cap(r.batch) || r.empty() {
 			fn(r.batch)
 			r.batch = r.batch[:0]
 		}

@@ -2,10 +2,13 @@ package dataplane_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/sipedge/sipedge/tests/fixtures"
 	"github.com/sipedge/sipedge/userspace/dataplane"
@@ -332,4 +335,34 @@ func TestEventsQuietDelivery(t *testing.T) {
 		time.Sleep(7 * time.Millisecond) // land at another point of the poll cycle
 	}
 	t.Logf("worst delivery latency of 10 quiet events: %v (poll interval %v)", worst, dataplane.EventPollInterval)
+}
+
+// TestEventReaderCloseDuringDrain: Close from another goroutine (as
+// ReadEvents does when its context ends) while Drain is between two reads
+// must not race with Drain's look at the ring: Close unmaps it. The close
+// lands while fn runs; no channel orders the two goroutines, so the race
+// detector sees any unguarded access (go test -race).
+func TestEventReaderCloseDuringDrain(t *testing.T) {
+	env, lis, src, _ := eventsEnv(t, 0)
+	for i := 0; i < 10; i++ {
+		if o := send(t, env, src, lis, crlf(inviteIn)); o.verdict != dptest.XDPRedirect {
+			t.Fatalf("INVITE %d: %s %s", i, verdictName(o.verdict), o.reason)
+		}
+	}
+	r, err := env.DP.NewEventReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Drain(time.Minute, func([]dataplane.Event) { time.Sleep(200 * time.Millisecond) })
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ringbuf.ErrClosed) {
+		t.Errorf("Drain after Close: %v, want ErrClosed", err)
+	}
 }
