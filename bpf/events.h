@@ -23,6 +23,9 @@ static __always_inline int events_wanted(struct sip_msg *m)
 	return (m->cseq_method == METHOD_BYE || m->cseq_method == METHOD_CANCEL) && m->status >= STATUS_FINAL_MIN;
 }
 
+/* A method must fit its slot: the mask below would file a larger one under another. */
+_Static_assert(METHOD_OTHER < EVENT_METHOD_SLOTS, "enum sip_method outgrew EVENT_METHOD_SLOTS");
+
 /* events_lost counts an event the full ring could not take, by kind and method:
  * the agent reports it (fastpath.stats events_lost), so a loss is never silent. */
 static __always_inline void events_lost(__u8 kind, __u8 method)

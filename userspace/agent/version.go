@@ -34,10 +34,16 @@ func WriteVersion(w io.Writer, version string) error {
 			commit += "+dirty"
 		}
 		for _, d := range bi.Deps {
-			if d.Replace != nil {
-				d = d.Replace
+			v := d.Version
+			if r := d.Replace; r != nil {
+				// Named by the module it replaces; a local directory has
+				// no version.
+				v = r.Version
+				if v == "" {
+					v = "=> " + r.Path
+				}
 			}
-			deps[d.Path] = d.Version
+			deps[d.Path] = v
 		}
 	}
 	if _, err := fmt.Fprintf(w, "sipedge %s\ncommit %s\ngo %s\n", version, commit, goVersion); err != nil {
