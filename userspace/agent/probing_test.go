@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -317,20 +316,7 @@ func TestProbingModeZeroTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &probing{
-		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		events:  events.NewBus(nil),
-		d:       d,
-		eng:     eng,
-		params:  dispatch.DefaultProbeParams(),
-		targets: map[string]probeTarget{},
-		warned:  map[string]string{},
-		socks: probeSockets{
-			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
-			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
-		},
-		results: resultQueue{ch: make(chan probe.Result, 1)},
-	}
+	p := testProbing(d, eng, dispatch.DefaultProbeParams(), nil)
 	p.sync(true)
 	if len(p.targets) != 1 || eng.Stats().Targets != 1 {
 		t.Fatalf("mode 0: %d targets (engine %d), want the one with PROBING", len(p.targets), eng.Stats().Targets)
@@ -379,21 +365,8 @@ func TestProbingPingActivePushed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &probing{
-		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		d:          d,
-		eng:        eng,
-		params:     dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
-		every:      time.Hour,
-		lostReport: time.Hour,
-		dirty:      make(chan struct{}, 1),
-		targets:    map[string]probeTarget{},
-		warned:     map[string]string{},
-		socks: probeSockets{
-			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
-			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
-		},
-	}
+	p := testProbing(d, eng, dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1}, nil)
+	p.lostReport = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
@@ -435,18 +408,7 @@ func TestProbingNotProbedOncePerChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	p := &probing{
-		log:     slog.New(slog.NewTextHandler(&logs, nil)),
-		d:       d,
-		eng:     eng,
-		params:  dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1},
-		targets: map[string]probeTarget{},
-		warned:  map[string]string{},
-		socks: probeSockets{
-			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
-			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
-		},
-	}
+	p := testProbing(d, eng, dispatch.ProbeParams{Mode: dispatch.ProbeAll, ProbingThreshold: 1, InactiveThreshold: 1}, slog.New(slog.NewTextHandler(&logs, nil)))
 	iuid := func(uri string) string {
 		for _, dst := range d.Snapshot().Set(1).Dests {
 			if dst.URI == uri {
@@ -509,19 +471,7 @@ func TestSyncLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &probing{
-		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		d:       d,
-		eng:     eng,
-		params:  dispatch.DefaultProbeParams(),
-		dirty:   make(chan struct{}, 1),
-		targets: map[string]probeTarget{},
-		warned:  map[string]string{},
-		socks: probeSockets{
-			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
-			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
-		},
-	}
+	p := testProbing(d, eng, dispatch.DefaultProbeParams(), nil)
 	p.syncLimited(true)
 	if eng.Stats().Targets != 1 {
 		t.Fatalf("first sync: engine has %d targets, want 1", eng.Stats().Targets)
@@ -575,20 +525,7 @@ func TestProbingBatchSameTrail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &probing{
-			log:     slog.New(slog.NewTextHandler(buf, opts)),
-			events:  events.NewBus(slog.New(slog.NewTextHandler(buf, opts))),
-			d:       dispatch.New(buildSnap(t, entries)),
-			eng:     eng,
-			params:  params,
-			codes:   config.ReplyCodes{},
-			targets: map[string]probeTarget{},
-			warned:  map[string]string{},
-			socks: probeSockets{
-				listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
-				sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
-			},
-		}
+		p := testProbing(dispatch.New(buildSnap(t, entries)), eng, params, slog.New(slog.NewTextHandler(buf, opts)))
 		p.sync(true)
 		return p
 	}
@@ -642,4 +579,30 @@ func TestProbingBatchSameTrail(t *testing.T) {
 	if ups < 100 || downs < 100 || changes < ups+downs+100 {
 		t.Errorf("the runs logged %d dst-up, %d dst-down and %d flag changes: too few to compare", ups, downs, changes)
 	}
+}
+
+// testProbing is dispatcher probing over d and eng as newProbing builds
+// it, sending from one loopback listener, with log for its lines and
+// events (nil: discarded).
+func testProbing(d *dispatch.Dispatcher, eng *probe.Engine, params dispatch.ProbeParams, log *slog.Logger) *probing {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &probing{
+		log:     log,
+		events:  events.NewBus(log),
+		d:       d,
+		eng:     eng,
+		params:  params,
+		every:   time.Hour,
+		dirty:   make(chan struct{}, 1),
+		targets: map[string]probeTarget{},
+		warned:  map[string]string{},
+		socks: probeSockets{
+			listeners: []sipproxy.Listener{{Name: "lo", Addr: netip.MustParseAddrPort("127.0.0.1:5060")}},
+			sentBy:    func(l netip.AddrPort) (string, bool) { return l.String(), true },
+		},
+	}
+	p.results.init()
+	return p
 }
