@@ -321,9 +321,6 @@ func (p *probing) drain(first probe.Result) []probe.Result {
 func (p *probing) apply(rs ...probe.Result) {
 	outs, applying, seqs := p.outs[:0], p.applying[:0], p.seqs[:0]
 	for _, r := range rs {
-		if r.Seq <= p.since.Load() {
-			continue // issued before the last reload
-		}
 		t, ok := p.targets[r.Key]
 		if !ok {
 			continue // no longer a target
@@ -349,9 +346,10 @@ func (p *probing) apply(rs ...probe.Result) {
 		return
 	}
 	// Results for a destination or set gone meanwhile are skipped there,
-	// and so are those of probes sent before a reload that came after the
-	// check above: since is looked at again under the dispatcher's lock,
-	// which the reload's swap takes after BeforeReload set since.
+	// and so are those of probes issued before the last reload (kamailio
+	// PR #2959): since is read under the dispatcher's lock, which the
+	// reload's swap takes after BeforeReload set since, so no reload can
+	// come between the check and the result's application.
 	changes, err := p.d.ProbeResultsUnless(outs, p.params, func(k int) bool { return seqs[k] <= p.since.Load() })
 	if err != nil {
 		p.log.Warn("probe results not applied", "results", len(outs), "error", err)

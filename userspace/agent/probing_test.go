@@ -269,16 +269,19 @@ func TestProbingApply(t *testing.T) {
 		t.Errorf("dst-down logged %d times, want once:\n%s", n, logs.String())
 	}
 
-	// A reload: results of probes issued before it do not count.
+	// A reload: results of probes issued before it do not count, even
+	// those newer than every result applied so far (which the check
+	// against older results alone would let through).
 	p.BeforeReload()
 	p.Apply(nil)
-	stale := eng.Issued()
-	result(probe.Result{Seq: stale, Code: 200})
-	result(probe.Result{Seq: stale - 1, Code: 200})
+	reload := seq + 10
+	p.since.Store(reload) // as if the probes up to it had been issued before the reload
+	result(probe.Result{Seq: reload - 1, Code: 200})
+	result(probe.Result{Seq: reload, Code: 200})
 	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing || d.Snapshot().Set(1).Dests[0].ProbingCount != 0 {
 		t.Fatalf("stale results counted: flags %v, count %d", f, d.Snapshot().Set(1).Dests[0].ProbingCount)
 	}
-	seq = max(seq, stale) // probes issued after the reload number above every earlier one
+	seq = reload // probes issued after the reload number above every earlier one
 	result(probe.Result{Code: 200})
 	if f := flags(); f != dispatch.FlagInactive|dispatch.FlagProbing {
 		t.Fatalf("after one success: flags %v, want still inactive (threshold 2)", f)
