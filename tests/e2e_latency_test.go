@@ -195,7 +195,7 @@ func TestAlgLatencyPrefersFastBackend(t *testing.T) {
 	}
 
 	waitEst(u1, u2)
-	sendInvites(t, c, edge, "first", 10)
+	sendInvites(t, c, "first", 10)
 	if n1, n2 := countPrefix(a1.Invites(), "first"), countPrefix(a2.Invites(), "first"); n1 != 10 || n2 != 0 {
 		t.Errorf("fast backend got %d, slow %d of 10 calls; want 10 and 0", n1, n2)
 	}
@@ -204,7 +204,7 @@ func TestAlgLatencyPrefersFastBackend(t *testing.T) {
 	a1.delay.Store(int64(slow))
 	a2.delay.Store(0)
 	waitEst(u2, u1)
-	sendInvites(t, c, edge, "swapped", 10)
+	sendInvites(t, c, "swapped", 10)
 	if n1, n2 := countPrefix(a1.Invites(), "swapped"), countPrefix(a2.Invites(), "swapped"); n1 != 0 || n2 != 10 {
 		t.Errorf("after the swap the now slow backend got %d, the now fast %d of 10 calls; want 0 and 10", n1, n2)
 	}

@@ -202,23 +202,12 @@ func waitFlags(t *testing.T, a *agent.Agent, uri, want string, timeout time.Dura
 	}
 }
 
-// sendInvites sends n INVITEs through the edge (round robin) and returns
-// once every backend has had the time to get them.
-func sendInvites(t *testing.T, c *rawClient, edge netip.AddrPort, prefix string, n int) {
+// sendInvites sends n INVITEs through c's edge (round robin) and
+// returns once every backend has had the time to get them.
+func sendInvites(t *testing.T, c *rawClient, prefix string, n int) {
 	t.Helper()
 	for i := range n {
-		callID := fmt.Sprintf("%s-%d", prefix, i)
-		c.Send(t, fmt.Sprintf(`INVITE sip:service@%[1]s SIP/2.0
-Via: SIP/2.0/UDP %[2]s;branch=z9hG4bK-%[3]s;rport
-Max-Forwards: 70
-From: <sip:raw@%[2]s>;tag=raw1
-To: <sip:service@%[1]s>
-Call-ID: %[3]s
-CSeq: 1 INVITE
-Contact: <sip:raw@%[2]s>
-Content-Length: 0
-
-`, edge, c.Addr, callID))
+		sendInvite(t, c, fmt.Sprintf("%s-%d", prefix, i))
 	}
 	time.Sleep(200 * time.Millisecond)
 }
@@ -287,7 +276,7 @@ func TestProbingDeadBackend(t *testing.T) {
 	// Mode 1: the first good probe keeps PROBING: AX becomes AP.
 	waitFlags(t, a, uri, "AP", 5*time.Second)
 	waitFlags(t, a, sipURI(good.Addr), "AP", 5*time.Second)
-	sendInvites(t, c, edge, "before", 10)
+	sendInvites(t, c, "before", 10)
 	if n := countPrefix(flaky.Invites(), "before"); n == 0 {
 		t.Fatalf("the backend got no call while up: round robin is broken, the test proves nothing")
 	}
@@ -310,7 +299,7 @@ func TestProbingDeadBackend(t *testing.T) {
 	if unanswered, _ := flaky.since(died); unanswered < probeThreshold {
 		t.Errorf("inactive after %d unanswered probes, want at least ds_probing_threshold = %d", unanswered, probeThreshold)
 	}
-	sendInvites(t, c, edge, "down", 10)
+	sendInvites(t, c, "down", 10)
 	if n := countPrefix(flaky.Invites(), "down"); n != 0 {
 		t.Errorf("the inactive backend got %d of 10 new calls, want 0", n)
 	}
@@ -329,7 +318,7 @@ func TestProbingDeadBackend(t *testing.T) {
 	if _, answered := flaky.since(revived); answered < probeThreshold {
 		t.Errorf("active after %d good probes, want at least ds_inactive_threshold = %d", answered, probeThreshold)
 	}
-	sendInvites(t, c, edge, "after", 10)
+	sendInvites(t, c, "after", 10)
 	if n := countPrefix(flaky.Invites(), "after"); n == 0 {
 		t.Errorf("the backend got no new call once active again")
 	}

@@ -60,7 +60,7 @@ func TestNetnsXDPProbing(t *testing.T) {
 	phase := func(name string) (fp [2]uint64, got [2]int) {
 		t.Helper()
 		before := fastPathStats(t, a)
-		sendInvites(t, c, edge, name, n)
+		sendInvites(t, c, name, n)
 		after := fastPathStats(t, a)
 		for i, d := range dests {
 			b, _ := before.dest(1, d.URI)
