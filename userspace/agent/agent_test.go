@@ -203,20 +203,7 @@ log:
 // a bad list, a list that is not a regular file or a bad config change
 // nothing.
 func TestReloadAllOrNothing(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "sipedge.yaml")
-	write := func(name, text string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("sipedge.yaml", agentYAML)
-	write("d.list", "1 sip:127.0.0.1:5080\n")
-	a, err := newAgent(context.Background(), Options{ConfigPath: cfgPath})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, write := reloadableAgent(t, "1 sip:127.0.0.1:5080\n")
 	dests := func() int { return len(a.d.Snapshot().Set(1).Dests) }
 
 	write("d.list", "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5082\n")
@@ -259,20 +246,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 // TestReloadHashFallback: dispatcher.ds_hash_fallback reaches the sets at
 // start and, being a live key, with a reload.
 func TestReloadHashFallback(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "sipedge.yaml")
-	write := func(name, text string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("sipedge.yaml", agentYAML)
-	write("d.list", "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5082 1\n")
-	a, err := newAgent(context.Background(), Options{ConfigPath: cfgPath})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, write := reloadableAgent(t, "1 sip:127.0.0.1:5080\n1 sip:127.0.0.1:5082 1\n")
 	if fb := a.d.Snapshot().Set(1).Fallback; fb != dispatch.FallbackNext {
 		t.Fatalf("default: set 1 has fallback %v, want next", fb)
 	}
@@ -414,4 +388,25 @@ func TestCheckLatencyAlg(t *testing.T) {
 			t.Errorf("%s: warned %t, want %t:\n%s", tc.name, got, tc.warn, out.String())
 		}
 	}
+}
+
+// reloadableAgent is an agent (not running) on agentYAML and the list
+// text, in a folder of its own; write replaces a file there (sipedge.yaml,
+// d.list) for the next Reload.
+func reloadableAgent(t *testing.T, list string) (a *Agent, write func(name, text string)) {
+	t.Helper()
+	dir := t.TempDir()
+	write = func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sipedge.yaml", agentYAML)
+	write("d.list", list)
+	a, err := newAgent(context.Background(), Options{ConfigPath: filepath.Join(dir, "sipedge.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, write
 }
