@@ -20,15 +20,17 @@ var msgPool = sync.Pool{New: func() any { return new(sipmsg.Msg) }}
 // or malformed. It returns false for anything else (the caller deals with
 // it). It does not keep data.
 func (e *Engine) HandleResponse(data []byte, src netip.AddrPort) bool {
+	// The slow path offers every reply to each engine behind it: one
+	// without this engine's prefix anywhere is another's (or nobody's),
+	// not worth a parse, and an unparseable one is counted once, by the
+	// engine whose prefix it carries.
+	if !bytes.Contains(data, e.prefix) {
+		return false
+	}
 	m := msgPool.Get().(*sipmsg.Msg)
 	defer msgPool.Put(m)
 	if sipmsg.Parse(data, m) != nil || m.IsRequest || m.NumVias == 0 || m.TopVia.Err != nil {
-		// Counted by the engine whose prefix it carries, if any: the slow
-		// path offers every reply to each engine behind it, and one
-		// unparseable reply is not two.
-		if bytes.Contains(data, e.prefix) {
-			e.count(&e.stats.Malformed)
-		}
+		e.count(&e.stats.Malformed)
 		return false
 	}
 	branch := m.TopVia.Branch.Bytes(data)
