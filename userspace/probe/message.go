@@ -23,12 +23,6 @@ const (
 	cseqNum = "10"
 )
 
-// IsProbeBranch reports whether branch has the shape of a probe branch
-// (it may still be unknown to the engine).
-func IsProbeBranch(branch []byte) bool {
-	return len(branch) == branchLen && string(branch[:len(BranchPrefix)]) == BranchPrefix
-}
-
 // checkPrefix reports whether p can start probe branches: the magic
 // cookie and two lower-case letters or digits (the length of BranchPrefix,
 // which the branch layout assumes).

@@ -100,7 +100,7 @@ func TestProbeMessage(t *testing.T) {
 			}
 			v := &m.TopVia
 			if m.NumVias != 1 || v.Err != nil || v.SentBy.String(b) != tc.wantSentBy || !v.HasRport || v.HasRportValue ||
-				!IsProbeBranch(v.Branch.Bytes(b)) || v.Transport.String(b) != "UDP" {
+				!isProbeBranch(v.Branch.Bytes(b)) || v.Transport.String(b) != "UDP" {
 				t.Errorf("Via %q: want one UDP Via, sent-by %s, bare rport, probe branch", v.Value.String(b), tc.wantSentBy)
 			}
 			if m.To.Err != nil || m.To.URI.Whole.String(b) != tc.tg.URI || m.To.HasTag {
@@ -205,4 +205,11 @@ func TestNewAndAddReject(t *testing.T) {
 	if n := e.Stats().Targets; n != 0 {
 		t.Errorf("%d targets after rejected adds", n)
 	}
+}
+
+// isProbeBranch: branch is a default-prefix probe branch the engine can
+// read back.
+func isProbeBranch(branch []byte) bool {
+	_, _, ok := parseBranch(branch, BranchPrefix)
+	return ok
 }
