@@ -15,7 +15,8 @@
 //   - config.go: types and defaults
 //   - load.go: strict decode, then Validate
 //   - validate.go: value and cross-reference checks
-//   - params.go: hash_pvar and ds_ping_reply_codes grammars
+//   - params.go: the hash_pvar check (templates are package pvar's) and
+//     the ds_ping_reply_codes grammar
 //   - dslist.go: the dispatcher.list parser
 //   - file.go: reading files: regular only, bounded size, a deadline; the
 //     text check (UTF-8, no control characters) with line and column

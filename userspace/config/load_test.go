@@ -82,7 +82,7 @@ func TestLoadBad(t *testing.T) {
 			want: []string{
 				`dispatcher.yaml:8: dispatcher.list_file: must not be empty`,
 				`dispatcher.yaml:9: dispatcher.flags: 4 has unknown bits (1 = hash the user only, 2 = failover)`,
-				`dispatcher.yaml:10: dispatcher.hash_pvar: "$avp(i:273)": unknown variable $avp (allowed: $ci $fu $fU $fd $tu $tU $td $ru $rU $rd $si $sp)`,
+				`dispatcher.yaml:10: dispatcher.hash_pvar: "$avp(i:273)": unknown variable $avp (allowed: $ci $fu $fU $fd $ft $tu $tU $td $tt $ru $rU $rd $rm $si $sp $du $hdr(Name))`,
 				`dispatcher.yaml:11: dispatcher.no_destination_code: want 503 or 404, got 500`,
 				`dispatcher.yaml:12: dispatcher.ds_ping_method: ACK gets no reply of its own: it cannot probe`,
 				`dispatcher.yaml:13: dispatcher.ds_ping_from: "dispatcher@localhost" is not a sip: or sips: URI`,

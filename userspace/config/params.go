@@ -4,83 +4,24 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sipedge/sipedge/userspace/pvar"
 )
 
-// HashPVars are the Kamailio pseudo-variables a hash_pvar template may use,
-// without the '$'.
-var HashPVars = []string{"ci", "fu", "fU", "fd", "tu", "tU", "td", "ru", "rU", "rd", "si", "sp"}
-
-// PVPart is one piece of a hash_pvar template: literal Text, or the
-// pseudo-variable PV (a name from HashPVars, without '$'). One is empty.
-type PVPart struct {
-	Text string
-	PV   string
-}
-
-// ParseHashPVar splits a hash_pvar template such as "$fU@$ci" into parts.
-// A variable is written $name or $(name); the template must hold at least
-// one, else every call would hash alike.
-func ParseHashPVar(s string) ([]PVPart, error) {
-	var parts []PVPart
-	text := strings.Builder{}
-	flush := func() {
-		if text.Len() > 0 {
-			parts = append(parts, PVPart{Text: text.String()})
-			text.Reset()
-		}
+// checkHashPVar checks a hash_pvar template (package pvar): alg 7 hashes
+// it to pick the destination, so it must hold a variable (else every call
+// hashes alike) and must not read $du (the destination it picks).
+func checkHashPVar(s string) error {
+	t, err := pvar.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case !t.HasVariable():
+		return fmt.Errorf("%q has no variable: every call would hash alike", s)
+	case t.UsesDestination():
+		return fmt.Errorf("%q: $du is the destination algorithm 7 picks: it cannot be hashed to pick it", s)
 	}
-	for i := 0; i < len(s); {
-		if s[i] != '$' {
-			text.WriteByte(s[i])
-			i++
-			continue
-		}
-		start := i
-		i++
-		paren := i < len(s) && s[i] == '('
-		if paren {
-			i++
-		}
-		j := i
-		for j < len(s) && (isAlnum(s[j]) || s[j] == '_') {
-			j++
-		}
-		name := s[i:j]
-		if name == "" {
-			return nil, fmt.Errorf("%q: '$' at offset %d is not followed by a variable name", s, start)
-		}
-		if !isHashPVar(name) {
-			return nil, fmt.Errorf("%q: unknown variable $%s (allowed: $%s)", s, name, strings.Join(HashPVars, " $"))
-		}
-		if paren {
-			if j >= len(s) || s[j] != ')' {
-				return nil, fmt.Errorf("%q: $(%s must close with ')' (transformations are not supported)", s, name)
-			}
-			j++
-		} else if j < len(s) && strings.IndexByte("([{", s[j]) >= 0 {
-			pair := map[byte]string{'(': "(...)", '[': "[...]", '{': "{...}"}[s[j]]
-			return nil, fmt.Errorf("%q: $%s takes no %s: indexes and transformations are not supported", s, name, pair)
-		}
-		flush()
-		parts = append(parts, PVPart{PV: name})
-		i = j
-	}
-	flush()
-	for _, p := range parts {
-		if p.PV != "" {
-			return parts, nil
-		}
-	}
-	return nil, fmt.Errorf("%q has no variable: every call would hash alike", s)
-}
-
-func isHashPVar(name string) bool {
-	for _, v := range HashPVars {
-		if v == name {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // ReplyCodes are the probe replies counted as success besides 2xx

@@ -213,7 +213,7 @@ func (v *validator) dispatcher() {
 		v.check(p+"flags", 0, "%d has unknown bits (1 = hash the user only, 2 = failover)", d.Flags)
 	}
 	if d.HashPVar != "" {
-		if _, err := ParseHashPVar(d.HashPVar); err != nil {
+		if err := checkHashPVar(d.HashPVar); err != nil {
 			v.check(p+"hash_pvar", 0, "%v", err)
 		}
 	}

@@ -46,3 +46,19 @@ func TestKindOf(t *testing.T) {
 		}
 	}
 }
+
+// TestKindOfExported: KindOf takes any bytes; a name that is not a token
+// is KindOther, never a Kind its hash slot happens to hold.
+func TestKindOfExported(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want Kind
+	}{
+		{"From", KindFrom}, {"f", KindFrom}, {"CALL-ID", KindCallID}, {"i", KindCallID},
+		{"X-Custom", KindOther}, {"", KindOther}, {"Fr m", KindOther}, {"t\x00", KindOther},
+	} {
+		if got := KindOf([]byte(tc.name)); got != tc.want {
+			t.Errorf("KindOf(%q) = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

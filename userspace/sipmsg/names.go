@@ -208,6 +208,18 @@ var nameTable = func() (t [64]struct {
 	return t
 }()
 
+// KindOf maps a header name to its Kind, compact forms included, in any
+// case: "From", "f" and "FROM" are all KindFrom. A name sipmsg does not
+// know, or that is not a token, is KindOther.
+func KindOf(name []byte) Kind {
+	for _, c := range name {
+		if !isToken(c) {
+			return KindOther
+		}
+	}
+	return kindOf(name)
+}
+
 // kindOf maps a header name (token characters) to its Kind, compact forms
 // included.
 func kindOf(name []byte) Kind {

@@ -4,7 +4,7 @@
 //
 // The contract lives in the Forwarder (forward.go and the files named
 // after each step: request.go, response.go, via.go, branch.go, route.go,
-// maxfwd.go, pvar.go). Forwarder.Process takes the datagram as it came off
+// maxfwd.go; alg 7's templates are package pvar's). Forwarder.Process takes the datagram as it came off
 // the socket and returns what to do with it: forward these bytes to that
 // address, reply with a status code, drop it, or hand it to the stateful
 // layer. It edits the message as a list of byte insertions and deletions on

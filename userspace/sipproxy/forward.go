@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/pvar"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
@@ -21,8 +22,8 @@ type Rule struct {
 	// Failover hands initial INVITEs to the stateful layer (t_relay +
 	// ds_next_dst) instead of forwarding them statelessly.
 	Failover bool
-	// HashPVar is the alg 7 template ($ci $fu $fU $fd $tu $tU $td $ru $rU
-	// $rd $si $sp and literal text).
+	// HashPVar is the alg 7 template (package pvar; $du excluded: it is
+	// what alg 7 picks).
 	HashPVar string
 	// NoDestinationCode is the reply when no destination is up (503 when 0).
 	NoDestinationCode int
@@ -143,7 +144,7 @@ type listener struct {
 	// pad "0" when len(ADV) is odd; rrLine the whole Record-Route line.
 	viaPrefix []byte
 	rrLine    []byte
-	pvar      []pvarPart
+	pvar      pvar.Template
 }
 
 // NewForwarder checks the listeners and precomputes what each one writes.
@@ -197,11 +198,16 @@ func prepareListener(l Listener) (listener, error) {
 	}
 	pl.rrLine = []byte("Record-Route: <sip:" + adv + ";lr>\r\n")
 	if l.Rule.Alg == dispatch.AlgPVar {
-		parts, err := parsePVar(l.Rule.HashPVar)
-		if err != nil {
+		t, err := pvar.Parse(l.Rule.HashPVar)
+		switch {
+		case err != nil:
 			return listener{}, fmt.Errorf("hash_pvar: %w", err)
+		case !t.HasVariable():
+			return listener{}, fmt.Errorf("hash_pvar %q has no variable: every call would hash alike", l.Rule.HashPVar)
+		case t.UsesDestination():
+			return listener{}, fmt.Errorf("hash_pvar %q: $du is the destination alg 7 picks: it cannot be hashed to pick it", l.Rule.HashPVar)
 		}
-		pl.pvar = parts
+		pl.pvar = t
 	}
 	return pl, nil
 }

@@ -27,6 +27,8 @@ func TestNewForwarder(t *testing.T) {
 		{"bad advertise", d, []Listener{{Addr: a, Advertise: "bad host:5060"}}, "advertise"},
 		{"bad no-destination code", d, []Listener{{Addr: a, Rule: Rule{NoDestinationCode: 200}}}, "no_destination_code"},
 		{"bad pvar", d, []Listener{{Addr: a, Rule: Rule{Alg: dispatch.AlgPVar, HashPVar: "$nope"}}}, "hash_pvar"},
+		{"pvar without variable", d, []Listener{{Addr: a, Rule: Rule{Alg: dispatch.AlgPVar, HashPVar: "abc"}}}, "has no variable"},
+		{"pvar of the destination", d, []Listener{{Addr: a, Rule: Rule{Alg: dispatch.AlgPVar, HashPVar: "$du"}}}, "$du is the destination"},
 		{"pvar ignored for other algs", d, []Listener{{Addr: a, Rule: Rule{HashPVar: "$nope"}}}, ""},
 	}
 	for _, tc := range tests {

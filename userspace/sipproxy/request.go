@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/pvar"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
@@ -413,9 +414,16 @@ func (rc *reqCtx) hashKey(buf []byte) (dispatch.Key, reply) {
 	case dispatch.AlgAuthUser:
 		key.AuthUser = alias(authUser(in, m))
 	case dispatch.AlgPVar:
-		v, r := expandPVar(buf, rc.l.pvar, in, m, rc.src)
-		if r != replyNone {
-			return key, r
+		v, err := rc.l.pvar.Append(buf, &pvar.Input{Buf: in, Msg: m, Src: rc.src})
+		switch {
+		case errors.Is(err, pvar.ErrBadFrom):
+			return key, replyBadFrom
+		case errors.Is(err, pvar.ErrBadTo):
+			return key, replyBadTo
+		case errors.Is(err, pvar.ErrBadRURI):
+			return key, replyBadRURI
+		case err != nil:
+			return key, replyInternal
 		}
 		key.PVar = alias(v)
 	case dispatch.AlgCallLoad:
