@@ -24,6 +24,7 @@ type Config struct {
 	XDP        XDP        `key:"xdp"`
 	Events     Events     `key:"events"`
 	Keepalive  Keepalive  `key:"keepalive"`
+	Dialogs    Dialogs    `key:"dialogs"`
 
 	// fsys is the file system the config came from (nil: the OS); dir is the
 	// config's directory in it. ReadDispatcherList resolves ListFile there.
@@ -226,6 +227,79 @@ type Keepalive struct {
 	PingFrom string `key:"ping_from"`
 }
 
+// Dialogs configures dialog tracking, Kamailio's dlgs module
+// (docs/config.md#dialogs): its modparams under the same names, what
+// Kamailio's script gives dlgs_init (src, dst, data) and the tag rules
+// that stand for its dlgs_tags_add and dlgs_tags_rm calls.
+type Dialogs struct {
+	// Enabled turns tracking on: both paths report dialog messages.
+	// Restart only: the fast path's event switch is a load-time constant.
+	Enabled bool `key:"enabled"`
+	// InitLifetime bounds a dialog not yet confirmed (INIT, PROGRESS,
+	// ANSWERED), from its INVITE.
+	InitLifetime time.Duration `key:"init_lifetime"`
+	// ActiveLifetime bounds a confirmed dialog, from its 2xx.
+	ActiveLifetime time.Duration `key:"active_lifetime"`
+	// FinishLifetime is how long a finished dialog (TERMINATED,
+	// NOTANSWERED) stays listed.
+	FinishLifetime time.Duration `key:"finish_lifetime"`
+	// TimerInterval is how often expired dialogs are removed.
+	TimerInterval time.Duration `key:"timer_interval"`
+	// MaxRecords caps the dialogs held.
+	MaxRecords int `key:"max_records"`
+	// Src, Dst and Data are the templates (package pvar) of each dialog's
+	// fields, expanded over its INVITE.
+	Src  string `key:"src"`
+	Dst  string `key:"dst"`
+	Data string `key:"data"`
+	// Tags are the tag rules, applied in order to each INVITE.
+	Tags []TagRule `key:"tags"`
+}
+
+// TagRule adds a tag to, or removes it from, the dialog of an INVITE that
+// matches every condition given; a rule without conditions matches every
+// INVITE.
+type TagRule struct {
+	// Tag is a template (package pvar): "$si" tags a dialog with its
+	// source IP. A tag that expands to nothing is not applied.
+	Tag string
+	// Action is TagAdd or TagRemove.
+	Action string
+	// Source is an IP prefix, or one IP, the INVITE must come from; "" any.
+	Source string
+	// Listener names the listener the INVITE must arrive on; "" any.
+	Listener string
+	// Set is the destination set the INVITE must be dispatched to; -1 any.
+	Set int
+	// Header names a header the INVITE must have, whose value matches
+	// the regular expression Value when it is set; "" no header condition.
+	Header string
+	Value  string
+	// Line is where the rule starts in the config file.
+	Line int
+}
+
+// dialogs.tags[].action values.
+const (
+	TagAdd    = "add"
+	TagRemove = "remove"
+)
+
+// Defaults of the dialogs section: Kamailio dlgs' modparams.
+const (
+	DefaultInitLifetime   = 180 * time.Second
+	DefaultActiveLifetime = 10800 * time.Second
+	DefaultFinishLifetime = 10 * time.Second
+	DefaultTimerInterval  = 30 * time.Second
+	DefaultMaxRecords     = 1000000
+	// MaxMaxRecords bounds dialogs.max_records: 100 million dialogs are
+	// tens of GB.
+	MaxMaxRecords = 100000000
+	// MinTimerInterval bounds dialogs.timer_interval from below: each
+	// run walks the records that expire.
+	MinTimerInterval = 100 * time.Millisecond
+)
+
 // Defaults returns a Config with every default filled in and no listeners
 // or rules: Load starts from it.
 func Defaults() Config {
@@ -252,6 +326,15 @@ func Defaults() Config {
 			PingInterval:  30 * time.Second,
 			DeleteCounter: 5,
 			PingFrom:      "sip:keepalive@localhost",
+		},
+		Dialogs: Dialogs{
+			InitLifetime:   DefaultInitLifetime,
+			ActiveLifetime: DefaultActiveLifetime,
+			FinishLifetime: DefaultFinishLifetime,
+			TimerInterval:  DefaultTimerInterval,
+			MaxRecords:     DefaultMaxRecords,
+			Src:            "$fu",
+			Dst:            "$du",
 		},
 	}
 }

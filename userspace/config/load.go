@@ -121,7 +121,7 @@ type field struct {
 
 func (d *decoder) top(root *yaml.Node) {
 	c := d.c
-	dp, fo, ct, lg, xd := &c.Dispatcher, &c.Failover, &c.Control, &c.Log, &c.XDP
+	dp, fo, ct, lg, xd, dg := &c.Dispatcher, &c.Failover, &c.Control, &c.Log, &c.XDP, &c.Dialogs
 	d.mapping(root, "", []field{
 		{"listeners", d.listeners},
 		{"rules", d.rules},
@@ -177,6 +177,34 @@ func (d *decoder) top(root *yaml.Node) {
 			{"delete_counter", d.integer(&c.Keepalive.DeleteCounter)},
 			{"ping_from", d.str(&c.Keepalive.PingFrom)},
 		})},
+		{"dialogs", d.section([]field{
+			{"enabled", d.boolean(&dg.Enabled)},
+			{"init_lifetime", d.duration(&dg.InitLifetime)},
+			{"active_lifetime", d.duration(&dg.ActiveLifetime)},
+			{"finish_lifetime", d.duration(&dg.FinishLifetime)},
+			{"timer_interval", d.duration(&dg.TimerInterval)},
+			{"max_records", d.integer(&dg.MaxRecords)},
+			{"src", d.str(&dg.Src)},
+			{"dst", d.str(&dg.Dst)},
+			{"data", d.str(&dg.Data)},
+			{"tags", d.tagRules},
+		})},
+	})
+}
+
+func (d *decoder) tagRules(p string, line int, v *yaml.Node) {
+	d.sequence(p, line, v, func(ip string, n *yaml.Node) {
+		r := TagRule{Line: n.Line, Action: TagAdd, Set: -1}
+		d.mapping(n, ip, []field{
+			{"tag", d.str(&r.Tag)},
+			{"action", d.str(&r.Action)},
+			{"source", d.str(&r.Source)},
+			{"listener", d.str(&r.Listener)},
+			{"set", d.integer(&r.Set)},
+			{"header", d.str(&r.Header)},
+			{"value", d.str(&r.Value)},
+		})
+		d.c.Dialogs.Tags = append(d.c.Dialogs.Tags, r)
 	})
 }
 

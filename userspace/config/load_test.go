@@ -153,6 +153,26 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "dialogs.yaml",
+			want: []string{
+				`dialogs.yaml:8: dialogs.enabled: want true or false, got "1"`,
+				`dialogs.yaml:9: dialogs.init_lifetime: must be more than 0`,
+				`dialogs.yaml:10: dialogs.timer_interval: 10ms is below 100ms`,
+				`dialogs.yaml:11: dialogs.max_records: want 1 to 100000000, got 0`,
+				`dialogs.yaml:12: dialogs.src: "$avp(x)": unknown variable $avp (allowed: $ci $fu $fU $fd $ft $tu $tU $td $tt $ru $rU $rd $rm $si $sp $du $hdr(Name))`,
+				`dialogs.yaml:14: dialogs.data: "$hdr(X Y)": $hdr(X Y): "X Y" is not a header name`,
+				`dialogs.yaml:16: dialogs.tags[0].tag: required: the tag to add or remove (text, or a template such as $si)`,
+				`dialogs.yaml:19: dialogs.tags[1].action: want add or remove, got "drop"`,
+				`dialogs.yaml:20: dialogs.tags[1].source: "10.0.0.1/8" has host bits set: write 10.0.0.0/8`,
+				`dialogs.yaml:21: dialogs.tags[1].listener: no listener named "egde"`,
+				`dialogs.yaml:22: dialogs.tags[1].set: set id -3 is out of range 0-2147483647`,
+				`dialogs.yaml:23: dialogs.tags[1].header: "X Y" is not a header name`,
+				`dialogs.yaml:24: dialogs.tags[1].value: error parsing regexp: missing closing ): ` + "`(`",
+				`dialogs.yaml:26: dialogs.tags[2].value: needs header: the header whose value it matches`,
+				`dialogs.yaml:29: dialogs.tags[3].value: error parsing regexp: missing closing ): ` + "`a(b`",
+			},
+		},
+		{
 			name: "syntax.yaml",
 			want: []string{
 				`syntax.yaml:2: found a tab character that violates indentation`,
@@ -240,6 +260,23 @@ func TestLoadFull(t *testing.T) {
 			PingInterval:  10 * time.Second,
 			DeleteCounter: 0,
 			PingFrom:      "sip:ka@sip.example.com",
+		},
+		Dialogs: Dialogs{
+			Enabled:        true,
+			InitLifetime:   240 * time.Second,
+			ActiveLifetime: time.Hour,
+			FinishLifetime: 20 * time.Second,
+			TimerInterval:  time.Minute,
+			MaxRecords:     50000,
+			Src:            "$fu",
+			Dst:            "$ru",
+			Data:           "$hdr(X-Tenant)",
+			Tags: []TagRule{
+				{Tag: "$si", Action: TagAdd, Set: -1, Line: 79},
+				{Tag: "trunk", Action: TagAdd, Source: "203.0.113.0/24", Listener: "edge", Set: 1, Line: 80},
+				{Tag: "acme", Action: TagAdd, Set: -1, Header: "X-Tenant", Value: "^acme$", Line: 84},
+				{Tag: "trunk", Action: TagRemove, Set: -1, Header: "X-No-Trunk", Line: 87},
+			},
 		},
 	}
 	got := *c

@@ -25,6 +25,15 @@ var liveKeys = []string{
 	"keepalive.ping_interval",
 	"keepalive.delete_counter",
 	"keepalive.ping_from",
+	"dialogs.init_lifetime",
+	"dialogs.active_lifetime",
+	"dialogs.finish_lifetime",
+	"dialogs.timer_interval",
+	"dialogs.max_records",
+	"dialogs.src",
+	"dialogs.dst",
+	"dialogs.data",
+	"dialogs.tags",
 }
 
 // LiveKeys returns the keys a reload applies, sorted.

@@ -122,3 +122,27 @@ func TestLiveKeysDocumented(t *testing.T) {
 		t.Errorf("docs/config.md lists live keys %v, the code %v", documented, LiveKeys())
 	}
 }
+
+// TestDialogsKeysLive: a reload applies the dialogs keys but enabled,
+// which needs a restart (the fast path's event switch is a load-time
+// constant).
+func TestDialogsKeysLive(t *testing.T) {
+	cur, err := loadString(t, yamlConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := loadString(t, yamlConfig+"dialogs:\n  enabled: true\n  init_lifetime: 1m\n  active_lifetime: 2h\n  finish_lifetime: 5\n"+
+		"  timer_interval: 10s\n  max_records: 10\n  src: $si\n  dst: $ru\n  data: $ci\n  tags:\n    - tag: x\n      source: 10.0.0.0/8\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, restart := cur.Reloaded(next)
+	if !slices.Equal(restart, []string{"dialogs.enabled"}) {
+		t.Errorf("restart keys %v, want [dialogs.enabled]", restart)
+	}
+	want := next.Dialogs
+	want.Enabled = false
+	if !reflect.DeepEqual(got.Dialogs, want) {
+		t.Errorf("dialogs after the reload %+v, want %+v", got.Dialogs, want)
+	}
+}

@@ -5,10 +5,14 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/sipedge/sipedge/userspace/dialogattr"
 	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/pvar"
 )
 
 // Validate checks c as a whole and returns every problem found, joined, each
@@ -59,6 +63,7 @@ func (c *Config) validate(el *errList) {
 	v.dispatcher()
 	v.rest()
 	v.keepalive()
+	v.dialogs()
 }
 
 func (v *validator) listeners() {
@@ -506,4 +511,81 @@ func (c *Config) CheckSets(has func(set int) bool) error {
 		}
 	}
 	return el.err()
+}
+
+func (v *validator) dialogs() {
+	c := v.c
+	d := c.Dialogs
+	const p = "dialogs."
+	for _, lt := range []struct {
+		key string
+		val time.Duration
+	}{{"init_lifetime", d.InitLifetime}, {"active_lifetime", d.ActiveLifetime}, {"finish_lifetime", d.FinishLifetime}} {
+		if lt.val <= 0 {
+			v.check(p+lt.key, 0, "must be more than 0")
+		}
+	}
+	if d.TimerInterval < MinTimerInterval {
+		v.check(p+"timer_interval", 0, "%v is below %v", d.TimerInterval, MinTimerInterval)
+	}
+	if n := d.MaxRecords; n < 1 || n > MaxMaxRecords {
+		v.check(p+"max_records", 0, "want 1 to %d, got %d", MaxMaxRecords, n)
+	}
+	for _, t := range []struct{ key, text string }{{"src", d.Src}, {"dst", d.Dst}, {"data", d.Data}} {
+		if _, err := pvar.Parse(t.text); err != nil {
+			v.check(p+t.key, 0, "%v", err)
+		}
+	}
+	for i, r := range d.Tags {
+		ip := fmt.Sprintf("dialogs.tags[%d]", i)
+		if r.Tag == "" {
+			v.check(ip+".tag", r.Line, "required: the tag to add or remove (text, or a template such as $si)")
+		} else if _, err := pvar.Parse(r.Tag); err != nil {
+			v.check(ip+".tag", r.Line, "%v", err)
+		}
+		if r.Action != TagAdd && r.Action != TagRemove {
+			v.check(ip+".action", r.Line, "want add or remove, got %q", r.Action)
+		}
+		if r.Source != "" {
+			if _, err := dialogattr.ParseSource(r.Source); err != nil {
+				v.check(ip+".source", r.Line, "%v", err)
+			}
+		}
+		if r.Listener != "" && !c.hasListener(r.Listener) && !c.badUnder("listeners") {
+			names := make([]string, len(c.Listeners))
+			for j, l := range c.Listeners {
+				names[j] = l.Name
+			}
+			v.check(ip+".listener", r.Line, "no listener named %q%s", r.Listener, suggest(r.Listener, names))
+		}
+		if c.given(ip+".set") && (r.Set < 0 || r.Set > math.MaxInt32) {
+			v.check(ip+".set", r.Line, "set id %d is out of range 0-%d", r.Set, math.MaxInt32)
+		}
+		switch {
+		case r.Header != "":
+			if err := dialogattr.CheckHeaderName(r.Header); err != nil {
+				v.check(ip+".header", r.Line, "%v", err)
+			}
+			if r.Value != "" {
+				if _, err := regexp.Compile(r.Value); err != nil {
+					v.check(ip+".value", r.Line, "%v", err)
+				}
+			}
+		case r.Value != "":
+			v.check(ip+".value", r.Line, "needs header: the header whose value it matches")
+		}
+	}
+}
+
+// DialogAttrs returns the dialogs section as package dialogattr compiles
+// it.
+func (d Dialogs) DialogAttrs() dialogattr.Config {
+	cfg := dialogattr.Config{Src: d.Src, Dst: d.Dst, Data: d.Data}
+	for _, r := range d.Tags {
+		cfg.Rules = append(cfg.Rules, dialogattr.Rule{
+			Tag: r.Tag, Remove: r.Action == TagRemove, Source: r.Source,
+			Listener: r.Listener, Set: r.Set, Header: r.Header, Value: r.Value,
+		})
+	}
+	return cfg
 }
