@@ -91,9 +91,14 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 		local:  local,
 		up:     up,
 		in:     append([]byte(nil), data...),
+		src:    unmapped(src),
 		dests:  sel.Dests,
 		callID: string(m.CallID.Bytes(data)),
 		idx:    -1,
+		setID:  sel.SetID,
+	}
+	if l, ok := p.listener(local); ok {
+		tx.listener = l.Name
 	}
 	first := p.nextBranch(tx, req)
 	t.mu.Lock()
@@ -254,6 +259,7 @@ func (p *Proxy) finalUp(tx *invTx, code int, reason string, now time.Time) {
 	if p.write(tx.local, out, tx.up) {
 		p.stats.replied(code)
 	}
+	p.observeLocalFinal(tx, out)
 	p.enterCompleted(tx, out, now)
 }
 
@@ -349,8 +355,8 @@ func (p *Proxy) sendCancel(tx *invTx, b *branch, now time.Time) {
 	b.tEnd = now.Add(p.tm.t64())
 }
 
-// statefulResponse takes a response to one of our branches.
-func (p *Proxy) statefulResponse(data []byte) {
+// statefulResponse takes a response to one of our branches, from src.
+func (p *Proxy) statefulResponse(data []byte, src netip.AddrPort) {
 	var m sipmsg.Msg
 	if sipmsg.Parse(data, &m) != nil || m.NumVias == 0 || m.TopVia.Err != nil {
 		p.stats.drop(DropMalformed)
@@ -402,7 +408,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 			p.sendCancel(tx, b, now)
 		}
 		if code > 100 && current && b.state == brProceeding && tx.state == srvProceeding {
-			p.relayUp(tx, data, &m, now)
+			p.relayUp(tx, b, data, &m, src, now)
 		}
 		p.reschedule(tx)
 		return
@@ -419,7 +425,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 		// a branch given up on, which is ACKed all the same.
 		switch {
 		case code < 300:
-			p.relayUp(tx, data, &m, now)
+			p.relayUp(tx, b, data, &m, src, now)
 		case b.ack == nil:
 			if ack, ok := appendHopRequest(nil, "ACK", b.out, toLine(data, &m)); ok {
 				b.ack = ack
@@ -444,7 +450,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 	case code < 300:
 		// The answer of the current branch (answers said so).
 		tx.answered = b
-		p.relayUp(tx, data, &m, now)
+		p.relayUp(tx, b, data, &m, src, now)
 	case tx.state != srvProceeding || !current:
 		// The caller has its final already, or this branch was left for a
 		// later one: nothing goes up.
@@ -454,7 +460,7 @@ func (p *Proxy) statefulResponse(data []byte) {
 			"dst", b.dst.String(), "attempt", len(tx.branches), "status", code)
 		p.startNextBranch(tx, now)
 	default:
-		p.relayUp(tx, data, &m, now)
+		p.relayUp(tx, b, data, &m, src, now)
 	}
 	p.reschedule(tx)
 }
@@ -617,10 +623,10 @@ func (p *Proxy) cancelAnswered(id string) {
 	p.reschedule(tx)
 }
 
-// relayUp sends a downstream response to the caller without our Via. A
-// provisional is kept for INVITE retransmissions; a final moves the server
-// side to Accepted (2xx) or Completed.
-func (p *Proxy) relayUp(tx *invTx, data []byte, m *sipmsg.Msg, now time.Time) {
+// relayUp sends a downstream response of branch b, from src, to the caller
+// without our Via. A provisional is kept for INVITE retransmissions; a
+// final moves the server side to Accepted (2xx) or Completed.
+func (p *Proxy) relayUp(tx *invTx, b *branch, data []byte, m *sipmsg.Msg, src netip.AddrPort, now time.Time) {
 	var ed editor
 	ed.begin, ed.end = int(m.Start.Start), len(data)
 	if m.ContentLength >= 0 && m.Body+m.ContentLength <= len(data) {
@@ -636,6 +642,10 @@ func (p *Proxy) relayUp(tx *invTx, data []byte, m *sipmsg.Msg, now time.Time) {
 		return
 	}
 	p.send(tx.local, out, tx.up)
+	// The first response that goes up names the destination of the call:
+	// the INVITE is reported now, before it (observe.go).
+	p.observeInvite(tx, b)
+	p.observeRelayed(tx, data, m, src)
 	if tx.state != srvProceeding {
 		return
 	}
@@ -757,7 +767,7 @@ func (p *Proxy) newBranch(tx *invTx, dst dispatch.Destination, req *sip.Request)
 	}
 	// Our Via is the first header line, alone: appendHopRequest copies it.
 	req.PrependHeader(via)
-	return &branch{id: id, dst: dst.Addr, out: []byte(req.String())}, nil
+	return &branch{id: id, dst: dst.Addr, uri: dst.URI, out: []byte(req.String())}, nil
 }
 
 // parseRequest parses a request with sipgo.

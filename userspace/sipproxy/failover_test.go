@@ -179,10 +179,21 @@ func runProxy(t *testing.T, p *Proxy) *Proxy {
 // testDispatcherFor is set 1 holding the backends in priority order.
 func testDispatcherFor(t *testing.T, backends ...*testBackend) *dispatch.Dispatcher {
 	t.Helper()
-	var entries []dispatch.Entry
+	addrs := make([]netip.AddrPort, len(backends))
 	for i, b := range backends {
-		entries = append(entries, dispatch.Entry{SetID: 1, URI: "sip:" + b.addr().String(),
-			Priority: len(backends) - i, Source: fmt.Sprintf("test:%d", i+1)})
+		addrs[i] = b.addr()
+	}
+	return testDispatcherForAddrs(t, addrs...)
+}
+
+// testDispatcherForAddrs is set 1 holding sip:ADDR for each address, in
+// priority order.
+func testDispatcherForAddrs(t *testing.T, addrs ...netip.AddrPort) *dispatch.Dispatcher {
+	t.Helper()
+	var entries []dispatch.Entry
+	for i, a := range addrs {
+		entries = append(entries, dispatch.Entry{SetID: 1, URI: "sip:" + a.String(),
+			Priority: len(addrs) - i, Source: fmt.Sprintf("test:%d", i+1)})
 	}
 	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{})
 	if err != nil {

@@ -217,6 +217,13 @@ func prepareListener(l Listener) (listener, error) {
 // out. It never panics and allocates nothing on the forwarding paths beyond
 // what appending to out and the dispatcher's Select need.
 func (f *Forwarder) Process(in []byte, src, local netip.AddrPort, out []byte) Result {
+	var m sipmsg.Msg
+	return f.process(in, src, local, out, &m)
+}
+
+// process is Process parsing into m, which the caller may read afterwards
+// when m.NumHeaders > 0 (the message was framed).
+func (f *Forwarder) process(in []byte, src, local netip.AddrPort, out []byte, m *sipmsg.Msg) Result {
 	l := f.listener(local)
 	if l == nil {
 		return drop(DropUnknownListener)
@@ -227,8 +234,7 @@ func (f *Forwarder) Process(in []byte, src, local netip.AddrPort, out []byte) Re
 	case in[0] == 0 && len(bytes.Trim(in, "\x00")) == 0:
 		return drop(DropNUL)
 	}
-	var m sipmsg.Msg
-	if err := sipmsg.Parse(in, &m); err != nil {
+	if err := sipmsg.Parse(in, m); err != nil {
 		if err == sipmsg.ErrKeepalive {
 			return drop(DropKeepalive)
 		}
@@ -236,9 +242,9 @@ func (f *Forwarder) Process(in []byte, src, local netip.AddrPort, out []byte) Re
 	}
 	src = netip.AddrPortFrom(src.Addr().Unmap().WithZone(""), src.Port())
 	if m.IsRequest {
-		return f.request(l, in, src, &m, out)
+		return f.request(l, in, src, m, out)
 	}
-	return f.response(l, in, &m, out)
+	return f.response(l, in, m, out)
 }
 
 func (f *Forwarder) listener(local netip.AddrPort) *listener {

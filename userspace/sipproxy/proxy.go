@@ -47,6 +47,12 @@ type Config struct {
 	// call. A response it does not take is dropped and counted as
 	// response_no_transaction.
 	LocalReply func(data []byte, src netip.AddrPort) bool
+	// Observe, when set, is given every dialog-relevant message the slow
+	// path forwards, and the final replies its failover transactions make
+	// themselves (observe.go says which, and why). It runs on the reader
+	// goroutine, at times under the failover table's lock: it must be
+	// quick and must not block or call back into the Proxy.
+	Observe func(*Observed)
 
 	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
 	timers timerValues
@@ -273,9 +279,11 @@ func (p *Proxy) runTimers(ctx context.Context) {
 // handle applies the contract to one datagram read from the listener
 // local, out being scratch space for the forwarded bytes.
 func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
-	res := p.fwd.Process(data, src, local, out)
+	var m sipmsg.Msg
+	res := p.fwd.process(data, src, local, out, &m)
 	switch res.Action {
 	case ActionForward:
+		p.observeForwarded(data, &m, src, local, &res)
 		p.send(local, res.Out, res.Dst)
 		return
 	case ActionReply:
@@ -299,7 +307,7 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 	case HandoffStatefulCancel:
 		p.statefulCancel(data, src, local)
 	case HandoffStatefulBranch:
-		p.statefulResponse(data)
+		p.statefulResponse(data, src)
 	case HandoffLocalReply:
 		// A reply to the agent's own request (a probe, SendFrom).
 		if p.cfg.LocalReply != nil && p.cfg.LocalReply(data, src) {
@@ -307,6 +315,10 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 		}
 		p.stats.drop("response_no_transaction")
 	case HandoffNextHopName:
+		// Reported as it is queued: the resolver sends it later, with the
+		// contract's edits, and it is dropped (and counted) only when the
+		// name does not resolve.
+		p.observeForwarded(data, &m, src, local, &res)
 		p.forwardToName(local, res)
 	case HandoffNextHopTransport:
 		// TCP and TLS next hops come with the tcpops work; until then a

@@ -64,6 +64,7 @@ const (
 type branch struct {
 	id  string // our Via branch, statefulBranchPrefix + token
 	dst netip.AddrPort
+	uri string // the destination's URI, for Observe
 	// out is the INVITE as sent (for Timer A and to build CANCEL and ACK).
 	out    []byte
 	cancel []byte // the CANCEL as sent, once sent
@@ -84,6 +85,7 @@ type invTx struct {
 	local  netip.AddrPort
 	up     netip.AddrPort // where responses to the caller go
 	in     []byte         // the caller's INVITE, as received
+	src    netip.AddrPort // where it came from
 	dests  []dispatch.Destination
 	next   int // index in dests of the next destination to try
 	callID string
@@ -96,6 +98,12 @@ type invTx struct {
 
 	branches []*branch // every branch tried; the last one is current
 	answered *branch   // the branch whose 2xx went up, if one did
+
+	// For Observe: the listener's name, the set dispatched to, and
+	// whether the INVITE was reported (observe.go).
+	listener string
+	setID    int
+	observed bool
 
 	due  time.Time // earliest of the timers above: the heap key
 	idx  int       // index in txTable.heap, -1 when not in it
