@@ -527,6 +527,12 @@ func TestCheckSets(t *testing.T) {
 	}
 	want := []string{`s.yaml:6: rules[0].set: set 1 is not in dispatcher.list`}
 	assertErrors(t, c.CheckSets(func(int) bool { return false }), want)
+	c, err = loadString(t, yamlConfig+"dialogs:\n  tags:\n    - tag: a\n      set: 1\n    - tag: b\n      set: 7\n    - tag: c\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{`s.yaml:12: dialogs.tags[1].set: set 7 is not in dispatcher.list`}
+	assertErrors(t, c.CheckSets(func(set int) bool { return set == 1 }), want)
 }
 
 func TestListFileInFS(t *testing.T) {

@@ -499,14 +499,21 @@ func isToken(s string) bool {
 	return s != ""
 }
 
-// CheckSets returns an error for every rule whose set has, by has, no
-// destinations: the agent calls it once it has built the sets from the
-// dispatcher list, so the error can point at the rule's line.
+// CheckSets returns an error for every rule, and every dialogs tag rule
+// naming a set, whose set has, by has, no destinations: the agent calls it
+// once it has built the sets from the dispatcher list, so the error can
+// point at the rule's line.
 func (c *Config) CheckSets(has func(set int) bool) error {
 	el := &errList{file: c.File}
 	for i, r := range c.Rules {
 		if !has(r.Set) {
 			p := fmt.Sprintf("rules[%d].set", i)
+			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
+		}
+	}
+	for i, r := range c.Dialogs.Tags {
+		if r.Set >= 0 && !has(r.Set) {
+			p := fmt.Sprintf("dialogs.tags[%d].set", i)
 			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
 		}
 	}
