@@ -118,7 +118,7 @@ func TestFailoverStuckTransactionEnds(t *testing.T) {
 		"Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKstuck\n" +
 		"Max-Forwards: 70\nFrom: <sip:a@example.com>;tag=a\nTo: <sip:b@example.com>\n" +
 		"Call-ID: stuck\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
-	p.handle(inv, src, edge, nil)
+	p.handle(inv, src, edge, nil, new(sipmsg.Msg))
 	t.Cleanup(func() {}) // the proxy stops with the test
 	tx := func() *invTx {
 		p.txs.mu.Lock()
@@ -144,7 +144,7 @@ func TestFailoverStuckTransactionEnds(t *testing.T) {
 	if !ok {
 		t.Fatal("cannot build the 180")
 	}
-	p.handle(ringing, b.addr(), edge, nil)
+	p.handle(ringing, b.addr(), edge, nil, new(sipmsg.Msg))
 	waitFor(t, 3*time.Second, "the stuck transaction to leave the table", func() bool { return p.txs.Len() == 0 })
 	got500 := false
 	for _, c := range w.codes() {
@@ -260,7 +260,7 @@ func TestFailoverResponseMatchesCSeqMethod(t *testing.T) {
 		p.handle(crlf("INVITE sip:bob@example.com SIP/2.0\n"+
 			"Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKcseq\n"+
 			"Max-Forwards: 70\nFrom: <sip:a@example.com>;tag=a\nTo: <sip:b@example.com>\n"+
-			"Call-ID: cseq\nCSeq: 1 INVITE\nContent-Length: 0\n\n"), caller, edge, nil)
+			"Call-ID: cseq\nCSeq: 1 INVITE\nContent-Length: 0\n\n"), caller, edge, nil, new(sipmsg.Msg))
 		p.txs.mu.Lock()
 		id := p.txs.byKey["z9hG4bKcseq"].current().id
 		p.txs.mu.Unlock()
@@ -269,7 +269,7 @@ func TestFailoverResponseMatchesCSeqMethod(t *testing.T) {
 			"Via: SIP/2.0/UDP "+edge.String()+";branch="+id+"\n"+
 			"Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKcseq\n"+
 			"From: <sip:a@example.com>;tag=a\nTo: <sip:b@example.com>;tag=b\nCall-ID: cseq\n"+
-			cseq+"Content-Length: 0\n\n"), b.addr(), edge, nil)
+			cseq+"Content-Length: 0\n\n"), b.addr(), edge, nil, new(sipmsg.Msg))
 		if out := w.all(); len(out) != 0 {
 			t.Errorf("%q: a response that is not the INVITE's was relayed: %q", cseq, out[0])
 		}

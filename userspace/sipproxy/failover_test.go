@@ -188,7 +188,7 @@ func testDispatcherFor(t *testing.T, backends ...*testBackend) *dispatch.Dispatc
 
 // testDispatcherForAddrs is set 1 holding sip:ADDR for each address, in
 // priority order.
-func testDispatcherForAddrs(t *testing.T, addrs ...netip.AddrPort) *dispatch.Dispatcher {
+func testDispatcherForAddrs(t testing.TB, addrs ...netip.AddrPort) *dispatch.Dispatcher {
 	t.Helper()
 	var entries []dispatch.Entry
 	for i, a := range addrs {

@@ -58,7 +58,7 @@ func FuzzStateful(f *testing.F) {
 			t.Fatal(err)
 		}
 		out := make([]byte, 0, readBufferSize+1024)
-		p.handle(invite, testSrc, testLocal, out)
+		p.handle(invite, testSrc, testLocal, out, new(sipmsg.Msg))
 		p.txs.mu.Lock()
 		tx := p.txs.byKey["z9hG4bKfuzzinv"]
 		if tx == nil || tx.current() == nil {
@@ -75,7 +75,7 @@ func FuzzStateful(f *testing.F) {
 				src = netip.MustParseAddrPort("10.0.0.11:5060")
 			}
 			w.reset()
-			p.handle(dg, src, testLocal, out)
+			p.handle(dg, src, testLocal, out, new(sipmsg.Msg))
 			checkStatefulOutput(t, dg, w.all())
 			if tick&(1<<i) != 0 {
 				// The clock jumps by 0.6 s to 200 s: Timers A, the failover

@@ -9,7 +9,8 @@ import (
 // Observed is one dialog-relevant message of the slow path, handed to
 // Config.Observe: the messages the fast path reports as events
 // (bpf/events.h events_wanted), so that the dialog tracker is fed the same
-// way by both paths. Every field is valid only during the call.
+// way by both paths. It is passed by value; Data and Msg are valid only
+// during the call.
 //
 // Which messages:
 //   - every INVITE, ACK, BYE and CANCEL request forwarded statelessly
@@ -99,7 +100,7 @@ func (p *Proxy) observeForwarded(data []byte, m *sipmsg.Msg, src, local netip.Ad
 	if m.IsRequest && len(res.Selection.Dests) > 0 {
 		o.SetID, o.DstURI = res.Selection.SetID, res.Selection.Dests[0].URI
 	}
-	p.cfg.Observe(&o)
+	p.cfg.Observe(o)
 }
 
 // observeInvite reports a failover INVITE, once, with the destination of
@@ -117,7 +118,7 @@ func (p *Proxy) observeInvite(tx *invTx, b *branch) {
 	if b != nil {
 		o.DstURI = b.uri
 	}
-	p.cfg.Observe(&o)
+	p.cfg.Observe(o)
 }
 
 // observeRelayed reports a reply the failover transaction relays to the
@@ -126,7 +127,10 @@ func (p *Proxy) observeRelayed(tx *invTx, data []byte, m *sipmsg.Msg, src netip.
 	if p.cfg.Observe == nil || !dialogRelevant(data, m) {
 		return
 	}
-	p.cfg.Observe(&Observed{Data: data, Msg: m, Src: unmapped(src), Listener: tx.listener, SetID: -1})
+	// A copy: handing the caller's m to a function value would move it to
+	// the heap for every response of the failover path, observed or not.
+	mc := *m
+	p.cfg.Observe(Observed{Data: data, Msg: &mc, Src: unmapped(src), Listener: tx.listener, SetID: -1})
 }
 
 // observeLocalFinal reports the final reply out the failover transaction
@@ -141,7 +145,7 @@ func (p *Proxy) observeLocalFinal(tx *invTx, out []byte) {
 	if sipmsg.Parse(out, &m) != nil {
 		return
 	}
-	p.cfg.Observe(&Observed{Data: out, Msg: &m, Listener: tx.listener, SetID: -1, Local: true})
+	p.cfg.Observe(Observed{Data: out, Msg: &m, Listener: tx.listener, SetID: -1, Local: true})
 }
 
 func unmapped(a netip.AddrPort) netip.AddrPort {

@@ -52,7 +52,7 @@ type Config struct {
 	// themselves (observe.go says which, and why). It runs on the reader
 	// goroutine, at times under the failover table's lock: it must be
 	// quick and must not block or call back into the Proxy.
-	Observe func(*Observed)
+	Observe func(Observed)
 
 	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
 	timers timerValues
@@ -277,13 +277,15 @@ func (p *Proxy) runTimers(ctx context.Context) {
 }
 
 // handle applies the contract to one datagram read from the listener
-// local, out being scratch space for the forwarded bytes.
-func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
-	var m sipmsg.Msg
-	res := p.fwd.process(data, src, local, out, &m)
+// local, out being scratch space for the forwarded bytes and m for the
+// parsed message. m is the reader's, reused for every datagram: on handle's
+// stack it would move to the heap, once per datagram, since Observe (a
+// function value) is given it.
+func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *sipmsg.Msg) {
+	res := p.fwd.process(data, src, local, out, m)
 	switch res.Action {
 	case ActionForward:
-		p.observeForwarded(data, &m, src, local, &res)
+		p.observeForwarded(data, m, src, local, &res)
 		p.send(local, res.Out, res.Dst)
 		return
 	case ActionReply:
@@ -318,7 +320,7 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte) {
 		// Reported as it is queued: the resolver sends it later, with the
 		// contract's edits, and it is dropped (and counted) only when the
 		// name does not resolve.
-		p.observeForwarded(data, &m, src, local, &res)
+		p.observeForwarded(data, m, src, local, &res)
 		p.forwardToName(local, res)
 	case HandoffNextHopTransport:
 		// TCP and TLS next hops come with the tcpops work; until then a

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
 // Run returns, with an error naming the listener, when a listener's read
@@ -69,7 +71,7 @@ func TestNextHopNameQueueBounded(t *testing.T) {
 			"Via: SIP/2.0/UDP %s;branch=z9hG4bK0123456789abcdef0\n"+
 			"Via: SIP/2.0/UDP host%d.example.invalid:5060;branch=z9hG4bKc\n"+
 			"To: <sip:b@x>;tag=2\nFrom: <sip:a@y>;tag=1\nCall-ID: r%d\nCSeq: 1 INVITE\nContent-Length: 0\n\n", edge, i, i))
-		p.handle(msg, netip.MustParseAddrPort("127.0.0.1:5999"), edge, nil)
+		p.handle(msg, netip.MustParseAddrPort("127.0.0.1:5999"), edge, nil, new(sipmsg.Msg))
 	}
 	s := p.Stats().Snapshot()
 	if got := counterOf(s.Handoffs, HandoffNextHopName); got != n {

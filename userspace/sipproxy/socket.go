@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
 // The slow path reads its UDP sockets itself (see the package doc): one
@@ -115,6 +117,7 @@ const (
 func (p *Proxy) readLoop(ctx context.Context, conn *net.UDPConn, local netip.AddrPort, ovf *overflowCounter, buf []byte) error {
 	oob := make([]byte, unix.CmsgSpace(4))
 	out := make([]byte, 0, readBufferSize+1024)
+	m := new(sipmsg.Msg)
 	for {
 		n, oobn, flags, src, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
@@ -137,7 +140,7 @@ func (p *Proxy) readLoop(ctx context.Context, conn *net.UDPConn, local netip.Add
 			continue
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		p.handle(buf[:n], src, local, out[:0])
+		p.handle(buf[:n], src, local, out[:0], m)
 	}
 }
 
