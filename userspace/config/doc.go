@@ -14,7 +14,8 @@
 // Files:
 //   - config.go: types and defaults
 //   - load.go: strict decode, then Validate
-//   - validate.go: value and cross-reference checks
+//   - validate.go: value and cross-reference checks; the dialogs section's
+//     (package dialogattr compiles what it accepts: Dialogs.DialogAttrs)
 //   - params.go: the hash_pvar check (templates are package pvar's) and
 //     the ds_ping_reply_codes grammar
 //   - dslist.go: the dispatcher.list parser
