@@ -641,11 +641,12 @@ func (p *Proxy) relayUp(tx *invTx, b *branch, data []byte, m *sipmsg.Msg, src ne
 		p.stats.drop(DropInternal)
 		return
 	}
-	p.send(tx.local, out, tx.up)
-	// The first response that goes up names the destination of the call:
-	// the INVITE is reported now, before it (observe.go).
-	p.observeInvite(tx, b)
-	p.observeRelayed(tx, data, m, src)
+	if p.send(tx.local, out, tx.up) {
+		// The first response that goes up names the destination of the
+		// call: the INVITE is reported now, before it (observe.go).
+		p.observeInvite(tx, b)
+		p.observeRelayed(tx, data, m, src)
+	}
 	if tx.state != srvProceeding {
 		return
 	}

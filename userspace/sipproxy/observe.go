@@ -12,7 +12,8 @@ import (
 // way by both paths. It is passed by value; Data and Msg are valid only
 // during the call.
 //
-// Which messages:
+// Which messages, once sent (one whose send failed is not reported; one
+// whose next hop is a name is reported as it is queued for the resolver):
 //   - every INVITE, ACK, BYE and CANCEL request forwarded statelessly
 //     (dispatched or loose-routed), as it came in;
 //   - every reply forwarded whose CSeq method is INVITE (100 included) or,

@@ -1,6 +1,7 @@
 package sipproxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -264,12 +265,18 @@ func TestDialogRelevant(t *testing.T) {
 // it forwards.
 func allocsProxy(t testing.TB, observe func(Observed)) (*Proxy, []byte) {
 	t.Helper()
+	return allocsProxyWriting(t, observe, func(netip.AddrPort, []byte, netip.AddrPort) error { return nil })
+}
+
+// allocsProxyWriting is allocsProxy whose sends go to writeTo.
+func allocsProxyWriting(t testing.TB, observe func(Observed), writeTo func(netip.AddrPort, []byte, netip.AddrPort) error) (*Proxy, []byte) {
+	t.Helper()
 	p, err := New(Config{
 		Listeners:  []Listener{{Name: "edge", Addr: testLocal, Rule: Rule{SetID: 1, Alg: 0}}},
 		Dispatcher: testDispatcherForAddrs(t, netip.MustParseAddrPort("127.0.0.1:5080")),
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observe:    observe,
-		writeTo:    func(netip.AddrPort, []byte, netip.AddrPort) error { return nil },
+		writeTo:    writeTo,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -322,6 +329,29 @@ func BenchmarkObserve(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p.handle(inv, allocsSrc, testLocal, out, m)
+			}
+		})
+	}
+}
+
+// TestObserveSendFailed: a message whose send failed was not forwarded:
+// it is not reported.
+func TestObserveSendFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sendErr error
+		want    int
+	}{
+		{"sent", nil, 1},
+		{"send failed", errors.New("no route"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			p, inv := allocsProxyWriting(t, func(Observed) { n++ },
+				func(netip.AddrPort, []byte, netip.AddrPort) error { return tc.sendErr })
+			p.handle(inv, allocsSrc, testLocal, nil, new(sipmsg.Msg))
+			if n != tc.want {
+				t.Errorf("reported %d times, want %d", n, tc.want)
 			}
 		})
 	}

@@ -285,8 +285,9 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *si
 	res := p.fwd.process(data, src, local, out, m)
 	switch res.Action {
 	case ActionForward:
-		p.observeForwarded(data, m, src, local, &res)
-		p.send(local, res.Out, res.Dst)
+		if p.send(local, res.Out, res.Dst) {
+			p.observeForwarded(data, m, src, local, &res)
+		}
 		return
 	case ActionReply:
 		p.reply(data, src, local, res.Code, res.Reason)
@@ -335,11 +336,14 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *si
 	}
 }
 
-// send writes a forwarded message from the listener's socket and counts it.
-func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) {
+// send writes a forwarded message from the listener's socket and counts
+// it; it reports whether it went.
+func (p *Proxy) send(local netip.AddrPort, b []byte, dst netip.AddrPort) bool {
 	if p.write(local, b, dst) {
 		p.stats.forwarded()
+		return true
 	}
+	return false
 }
 
 // write writes b from the listener's socket to dst.
