@@ -33,6 +33,18 @@ type FastPathConfig struct {
 	Names      []string // listener names, for stats
 	Dispatcher *dispatch.Dispatcher
 	Logger     *slog.Logger
+	// Events is called with each batch of events drained from the
+	// program's ring, after they are counted (fastpath.stats events), on
+	// the one goroutine that drains: it must return quickly (a full ring
+	// loses events) and must not keep the slice nor an event's Msg past
+	// the call. Nil: events are only counted.
+	Events func([]Event)
+	// EventCopies loads the program with Options.EventCopies: the events
+	// of INVITE requests and of 2xx replies to INVITE carry the message as
+	// received (Event.Msg), and the ring is DefaultCopyRingBytes. For a
+	// consumer that reads fields of its own from the messages (dialog
+	// tracking); off, nothing changes for anyone else.
+	EventCopies bool
 }
 
 // FastPath runs the XDP program for the agent: it loads it, keeps its maps
@@ -108,8 +120,8 @@ func (f *FastPath) Run(ctx context.Context) error {
 		f.log.Warn("fast path degraded", "error", err)
 	}
 
-	// The dialog tracking that consumes events comes later; until then they
-	// are counted, so the ring never fills with nobody reading.
+	// Events are counted, then handed to the consumer if there is one;
+	// the ring is drained either way, so it never fills with nobody reading.
 	var counts [numEventKinds][numMethods]uint64
 	err = dp.ReadEvents(ctx, func(evs []Event) {
 		for _, e := range evs {
@@ -126,6 +138,9 @@ func (f *FastPath) Run(ctx context.Context) error {
 				}
 			}
 		}
+		if f.cfg.Events != nil {
+			f.cfg.Events(evs)
+		}
 	})
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("fast path events stopped", "error", err)
@@ -135,7 +150,7 @@ func (f *FastPath) Run(ctx context.Context) error {
 }
 
 func (f *FastPath) start() (*Dataplane, error) {
-	dp, err := Load(Options{PinDir: f.cfg.PinDir, Logger: f.log})
+	dp, err := Load(Options{PinDir: f.cfg.PinDir, Logger: f.log, EventCopies: f.cfg.EventCopies})
 	if err != nil {
 		return nil, err
 	}
