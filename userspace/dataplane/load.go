@@ -52,10 +52,10 @@ type Options struct {
 }
 
 // DefaultCopyRingBytes is the event ring's size with EventCopies, eight
-// times the program's 256 KiB: a call's events take about 2.2 KB of ring
-// with its INVITE and 200 copied (two copies of about 1 KB and five
-// 64-byte headers), five times the 448 bytes of seven headers, so the ring
-// holds as many calls' events as the smaller ring without copies, and more,
+// times the program's 256 KiB: a call's seven events take about 1.9 KB of
+// ring with its INVITE and 200 copied (two copies of 700-800 bytes and
+// five 64-byte headers), four times the 448 bytes of seven headers, so the
+// ring holds twice as many calls' events as the compact ring (about 1,100)
 // before a reader that falls behind loses any.
 const DefaultCopyRingBytes = 2 << 20
 
