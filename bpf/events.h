@@ -1,4 +1,4 @@
-/* This file contains the ring-buffer events: which forwarded messages are reported, and the emit helper. */
+/* This file contains the ring-buffer events: which forwarded messages are reported, and the emit helpers (compact records, and records that carry the message). */
 #ifndef SIPEDGE_EVENTS_H
 #define SIPEDGE_EVENTS_H
 
