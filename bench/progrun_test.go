@@ -108,6 +108,12 @@ func setup(tb testing.TB) *dptest.Env {
 
 func setupEnv(tb testing.TB, env *dptest.Env) {
 	tb.Helper()
+	setupDP(tb, env.DP)
+}
+
+// setupDP writes the benchmark's set and listener into dp's maps.
+func setupDP(tb testing.TB, dp *dataplane.Dataplane) {
+	tb.Helper()
 	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
 		{SetID: 1, URI: "sip:10.0.0.11:5060"},
 		{SetID: 1, URI: "sip:10.0.0.12:5060"},
@@ -118,10 +124,10 @@ func setupEnv(tb testing.TB, env *dptest.Env) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := env.DP.SyncSets(snap); err != nil {
+	if err := dp.SyncSets(snap); err != nil {
 		tb.Fatal(err)
 	}
-	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: listener, Rule: dataplane.Rule{SetID: 1}}}); err != nil {
+	if err := dp.SyncListeners([]dataplane.Listener{{Addr: listener, Rule: dataplane.Rule{SetID: 1}}}); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -237,4 +243,128 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkProgRunEventCopies compares, per message, the program loaded as
+// without dialog tracking (events compact) with the program loaded with
+// EventCopies (an INVITE's and a 200-INVITE's event carry the message),
+// side by side in one run: the two programs (in alternating order) and the
+// floor take turns on the same frame in the same namespace. Both rings are drained every 256
+// runs (outside the timed runs), so every event is written, none lost: a
+// full ring would time the cheaper loss path. Reported: the in-kernel time
+// minus the floor's, mean and median, for each, and the ratio of the
+// medians (copies on / off). ACK carries no copy either way: its ratio is
+// the noise.
+func BenchmarkProgRunEventCopies(b *testing.B) {
+	env := setup(b)
+	on, err := dataplane.Load(dataplane.Options{NoPin: true, EventCopies: true, ObjectPath: os.Getenv("SIPEDGE_BENCH_OBJECT")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { on.Close() })
+	setupDP(b, on)
+	floor := floorProgram(b)
+	var readers []*dataplane.EventReader
+	for _, dp := range []*dataplane.Dataplane{env.DP, on} {
+		r, err := dp.NewEventReader()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { r.Close() })
+		readers = append(readers, r)
+	}
+	drain := func() error {
+		for _, r := range readers {
+			if _, err := r.Drain(0, func([]dataplane.Event) {}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var names []string
+	rows := map[string]string{} // by message: the last run of each (b.Run runs once with b.N 1 first)
+	for _, m := range messages() {
+		if m.name != "INVITE" && m.name != "200_OK" && m.name != "ACK" {
+			continue
+		}
+		frame := frameOf(env, m)
+		b.Run(m.name, func(b *testing.B) {
+			n := max(b.N, 1000)
+			for _, p := range []*ebpf.Program{env.DP.Program(), on.Program()} {
+				if _, _, err := env.Time(p, frame, 100); err != nil { // warm up
+					b.Fatal(err)
+				}
+			}
+			if err := drain(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			offRuns, onRuns, baseRuns := make([]time.Duration, 0, n), make([]time.Duration, 0, n), make([]time.Duration, 0, n)
+			var vOff, vOn uint32
+			var err error
+			env.Do(func() {
+				for i := 0; i < n && err == nil; i++ {
+					var d time.Duration
+					// Which of the two runs first alternates: the second
+					// finds the frame and the maps warm.
+					if i%2 == 1 {
+						if vOn, d, err = on.Program().Benchmark(frame, 1, nil); err != nil {
+							return
+						}
+						onRuns = append(onRuns, d)
+					}
+					if vOff, d, err = env.DP.Program().Benchmark(frame, 1, nil); err != nil {
+						return
+					}
+					offRuns = append(offRuns, d)
+					if i%2 == 0 {
+						if vOn, d, err = on.Program().Benchmark(frame, 1, nil); err != nil {
+							return
+						}
+						onRuns = append(onRuns, d)
+					}
+					if _, d, err = floor.Benchmark(frame, 1, nil); err != nil {
+						return
+					}
+					baseRuns = append(baseRuns, d)
+					if i%256 == 255 {
+						err = drain()
+					}
+				}
+			})
+			if err == nil {
+				err = drain()
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if vOff != m.wantVerd || vOn != m.wantVerd {
+				b.Fatalf("%s: verdicts %d (copies off), %d (on), want %d", m.name, vOff, vOn, m.wantVerd)
+			}
+			for _, dp := range []*dataplane.Dataplane{env.DP, on} {
+				if lost, err := dp.EventsLost(); err != nil || len(lost) != 0 {
+					b.Fatalf("events lost %v, %v: the figures would time the loss path", lost, err)
+				}
+			}
+			base := mean(baseRuns)
+			offMean, onMean := mean(offRuns)-base, mean(onRuns)-base
+			offP50, onP50 := median(offRuns)-median(baseRuns), median(onRuns)-median(baseRuns)
+			ratio := float64(onP50) / float64(max(offP50, 1))
+			b.ReportMetric(float64(offMean.Nanoseconds()), "off-prog-ns/pkt")
+			b.ReportMetric(float64(onMean.Nanoseconds()), "on-prog-ns/pkt")
+			b.ReportMetric(float64(offP50.Nanoseconds()), "off-p50-ns/pkt")
+			b.ReportMetric(float64(onP50.Nanoseconds()), "on-p50-ns/pkt")
+			b.ReportMetric(ratio, "on/off-p50")
+			if _, ok := rows[m.name]; !ok {
+				names = append(names, m.name)
+			}
+			rows[m.name] = (fmt.Sprintf("%-8s %5d B  copies off %5d ns (p50 %5d)  on %5d ns (p50 %5d)  on/off p50 %.2f",
+				m.name, len(m.sip), offMean.Nanoseconds(), offP50.Nanoseconds(), onMean.Nanoseconds(), onP50.Nanoseconds(), ratio))
+		})
+	}
+	var out []string
+	for _, name := range names {
+		out = append(out, rows[name])
+	}
+	b.Logf("XDP program per packet minus the floor, event copies off and on (BPF_PROG_TEST_RUN, Repeat=1, in-kernel time):\n%s", strings.Join(out, "\n"))
 }

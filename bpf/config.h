@@ -14,6 +14,11 @@ volatile const __u8 cfg_ip_ttl = IP_TTL_DEFAULT;
  * none (nobody consumes them). */
 volatile const __u8 cfg_events = 1;
 
+/* 1: the events of INVITE requests and of 2xx replies to INVITE carry a copy of
+ * the SIP message as received (struct sip_event, events.h), for a dialog tracker
+ * that reads its own fields from it; 0: every event is the header alone. */
+volatile const __u8 cfg_events_copy = 0;
+
 /* Pending bytes in the event ring from which a submit wakes the agent (events.h);
  * the agent sets an eighth of the ring's size. */
 volatile const __u32 cfg_events_wake_bytes = EVENTS_RING_BYTES / 8;

@@ -83,6 +83,7 @@
 #define STATUS_MIN 100
 #define STATUS_MAX 699
 #define STATUS_FINAL_MIN 200
+#define STATUS_REDIRECT_MIN 300 /* 2xx is [STATUS_FINAL_MIN, STATUS_REDIRECT_MIN) */
 #define PORT_MAX 65535
 #define IPV4_IHL_PLAIN 5 /* 20-byte header, no options */
 #define IPV4_VERSION_IHL 0x45

@@ -89,7 +89,10 @@ struct dst_stats {
 	__u64 bytes;
 };
 
-/* A ring-buffer record: a dialog-relevant message the fast path forwarded. */
+/* A ring-buffer record: a dialog-relevant message the fast path forwarded. With
+ * cfg_events_copy, an INVITE request's record and a 2xx reply to INVITE's are
+ * followed by msg_len bytes: the UDP payload as received (events.h); every other
+ * record is this header alone (msg_len 0). */
 struct sip_event {
 	__u64 ts_ns; /* bpf_ktime_get_ns */
 	__u64 callid_hash; /* docs/fastpath.md: word hash of the trimmed Call-ID */
@@ -99,9 +102,12 @@ struct sip_event {
 	__u16 status; /* reply status, 0 for requests */
 	__u8 kind; /* enum event_kind */
 	__u8 method; /* enum sip_method: the request's, or the CSeq method of a reply */
-	__u8 pad[2];
+	__u8 src_family; /* enum addr_family of src_addr */
+	__u8 pad;
 	__u32 cseq; /* CSeq number */
-	__u32 pad2;
+	__u16 src_port; /* the packet's UDP source port as received, host byte order */
+	__u16 msg_len; /* bytes of the message copy after this header; 0: none */
+	__u8 src_addr[16]; /* the packet's IP source as received, network byte order; IPv4 in the first 4 bytes, the rest zero */
 };
 
 /* ---- Per-packet state in the scratch map (not written by Go) ---- */

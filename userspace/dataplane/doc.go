@@ -3,7 +3,8 @@
 // maps in step with the agent: listeners with their rules and ADV text, and
 // the destination sets of a dispatch.Snapshot, swapped in atomically. It also
 // reads the program's per-CPU counters (pass reasons by name) and its ring
-// buffer of dialog events.
+// buffer of dialog events, which carry, when the agent asks (EventCopies),
+// the INVITEs and their 2xx replies as received.
 //
 // Load also prepares the host, in one place (host.go): it mounts a BPF
 // filesystem at the pin root when none is mounted there, as Cilium's agent

@@ -1,8 +1,10 @@
 package dataplane_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -21,7 +23,13 @@ import (
 // client and the destination INVITEs go to.
 func eventsEnv(t testing.TB, ringBytes uint32) (*dptest.Env, netip.AddrPort, netip.AddrPort, netip.AddrPort) {
 	t.Helper()
-	env := dptest.NewEnvWith(t, dataplane.Options{EventsRingBytes: ringBytes}, backendPrefixes...)
+	return eventsEnvWith(t, dataplane.Options{EventsRingBytes: ringBytes})
+}
+
+// eventsEnvWith is eventsEnv with load options.
+func eventsEnvWith(t testing.TB, opts dataplane.Options) (*dptest.Env, netip.AddrPort, netip.AddrPort, netip.AddrPort) {
+	t.Helper()
+	env := dptest.NewEnvWith(t, opts, backendPrefixes...)
 	lis := netip.MustParseAddrPort("192.0.2.10:5060")
 	src := netip.MustParseAddrPort("198.51.100.7:5060")
 	snap := buildSnapshot(t, "2 sip:10.0.0.21:5060\n2 sip:10.0.0.22:5060\n2 sip:10.0.0.23:5060", dispatch.Options{})
@@ -65,9 +73,19 @@ func drainAll(t *testing.T, env *dptest.Env) map[string]uint64 {
 
 // TestEventsLost: with a one-page ring and nobody reading, the events that
 // do not fit are counted in event_lost by kind and method: drained plus lost
-// is exactly what was forwarded, kind by kind, and some were lost.
+// is exactly what was forwarded, kind by kind, and some were lost; with
+// message copies too (their records are reserved another way).
 func TestEventsLost(t *testing.T) {
-	env, lis, src, dst := eventsEnv(t, 4096) // 85 records of 48 bytes
+	for _, copies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copies %v", copies), func(t *testing.T) {
+			// 64 records of 64 bytes, or about 10 calls with copies
+			env, lis, src, dst := eventsEnvWith(t, dataplane.Options{EventsRingBytes: 4096, EventCopies: copies})
+			testEventsLost(t, env, lis, src, dst)
+		})
+	}
+}
+
+func testEventsLost(t *testing.T, env *dptest.Env, lis, src, dst netip.AddrPort) {
 	sent := map[string]uint64{}
 	for i := 0; i < 150; i++ {
 		if o := send(t, env, src, lis, crlf(inviteIn)); o.verdict != dptest.XDPRedirect {
@@ -195,9 +213,22 @@ func TestEventsByMessage(t *testing.T) {
 }
 
 // TestFixtureEvents: every fixture case the fast path forwards reports the
-// event wantEvent reads from its text, or none, and nothing more.
+// event wantEvent reads from its text, or none, and nothing more; the event
+// names the case's source address and port. Loaded with EventCopies, the
+// event of an INVITE or of a 2xx reply to INVITE carries the case's input
+// byte for byte (whatever the rewrite did to the packet: Via inserted,
+// received and rport added, Max-Forwards decremented, Route removed, IPv6),
+// and every other event none; without, none does.
 func TestFixtureEvents(t *testing.T) {
-	env := newEnv(t)
+	for _, copies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copies %v", copies), func(t *testing.T) {
+			testFixtureEvents(t, copies)
+		})
+	}
+}
+
+func testFixtureEvents(t *testing.T, copies bool) {
+	env := dptest.NewEnvWith(t, dataplane.Options{EventCopies: copies}, backendPrefixes...)
 	dir := fixtures.Dir()
 	cases, err := fixtures.Load(dir)
 	if err != nil {
@@ -212,7 +243,7 @@ func TestFixtureEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var forwarded, withEvent int
+	var forwarded, withEvent, withCopy int
 	for _, c := range cases {
 		snap, err := dispatch.Build(context.Background(), entries, c.Options(noDNS))
 		if err != nil {
@@ -247,17 +278,117 @@ func TestFixtureEvents(t *testing.T) {
 			t.Errorf("%s: %d events, want one %+v", c.Name, len(got), want)
 		case ok && (got[0].Kind != want.Kind || got[0].Method != want.Method || got[0].Status != want.Status):
 			t.Errorf("%s: event %+v, want kind %v method %v status %d", c.Name, got[0], want.Kind, want.Method, want.Status)
+		case ok && got[0].Src != c.Src:
+			t.Errorf("%s: event source %v, want %v", c.Name, got[0].Src, c.Src)
+		case ok && copies && wantCopy(want) && !bytes.Equal(got[0].Msg, c.In):
+			t.Errorf("%s: event message (%d bytes) is not the input (%d bytes):\n%q\nwant\n%q", c.Name, len(got[0].Msg), len(c.In), got[0].Msg, c.In)
+		case ok && (!copies || !wantCopy(want)) && got[0].Msg != nil:
+			t.Errorf("%s: event %v %v %d carries a message (%d bytes), want none", c.Name, want.Kind, want.Method, want.Status, len(got[0].Msg))
 		case ok:
 			withEvent++
+			if got[0].Msg != nil {
+				withCopy++
+			}
 		}
 	}
-	t.Logf("%d cases forwarded, %d with an event", forwarded, withEvent)
+	t.Logf("%d cases forwarded, %d with an event, %d of them with a copy", forwarded, withEvent, withCopy)
+	if copies && withCopy == 0 {
+		t.Error("no event carried a copy")
+	}
+}
+
+// wantCopy is the copy rule: an INVITE request, a 2xx reply to INVITE.
+func wantCopy(e dataplane.Event) bool {
+	if e.Kind == dataplane.EventRequest {
+		return e.Method == dataplane.MethodInvite
+	}
+	return e.Method == dataplane.MethodInvite && e.Status >= 200 && e.Status < 300
+}
+
+// TestEventCopies: a call's messages through the fast path loaded with
+// EventCopies. The INVITE's event and the 200 OK's carry the message
+// exactly as sent, whatever the rewrite does to the packet, and the
+// address and port it came from; 100, 180, 486, ACK, BYE and the BYE's 200
+// stay compact. Without EventCopies no event carries a message.
+func TestEventCopies(t *testing.T) {
+	for _, copies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copies %v", copies), func(t *testing.T) {
+			env, lis, _, dst := eventsEnvWith(t, dataplane.Options{EventCopies: copies})
+			// rport asks the fast path to write the port back (rport=5071;received=...)
+			src := netip.MustParseAddrPort("198.51.100.7:5071")
+			invite := crlf(strings.Replace(inviteIn, "branch=z9hG4bKnashds8", "rport;branch=z9hG4bKnashds8", 1))
+			inDialog := func(method, cseq string) []byte {
+				return crlf("\n" + method + " sip:bob@10.0.0.21:5060 SIP/2.0\n" +
+					"Via: SIP/2.0/UDP 198.51.100.7:5071;branch=z9hG4bK776asdhds;rport\n" +
+					"Max-Forwards: 70\n" +
+					"To: Bob <sip:bob@biloxi.example.com>;tag=a6c85cf\n" +
+					"From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\n" +
+					"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\n" +
+					"CSeq: " + cseq + "\n" +
+					"Content-Length: 0\n\n")
+			}
+			byeOK := []byte(strings.Replace(string(reply("200 OK")), "CSeq: 314159 INVITE", "CSeq: 314160 BYE", 1))
+			msgs := []struct {
+				name     string
+				from     netip.AddrPort
+				msg      []byte
+				withCopy bool
+			}{
+				{"INVITE", src, invite, true},
+				{"100", dst, reply("100 Trying"), false},
+				{"180", dst, reply("180 Ringing"), false},
+				{"486", dst, reply("486 Busy Here"), false},
+				{"200 INVITE", dst, reply("200 OK"), true},
+				{"ACK", src, inDialog("ACK", "314159 ACK"), false},
+				{"BYE", src, inDialog("BYE", "314160 BYE"), false},
+				{"200 BYE", dst, byeOK, false},
+			}
+			r, err := env.DP.NewEventReader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			for _, m := range msgs {
+				sent := bytes.Clone(m.msg)
+				o := send(t, env, m.from, lis, m.msg)
+				if o.verdict != dptest.XDPRedirect {
+					t.Fatalf("%s: %s %s", m.name, verdictName(o.verdict), o.reason)
+				}
+				if m.name == "INVITE" && (bytes.Equal(o.frame.Payload, sent) || !bytes.Contains(o.frame.Payload, []byte("rport=5071;received=198.51.100.7"))) {
+					t.Fatalf("INVITE: the rewrite did not change the packet as the test needs (rport, received):\n%s", o.frame.Payload)
+				}
+				var got []dataplane.Event
+				var msgs [][]byte // copied during fn: Msg is valid only then
+				if _, err := r.Drain(0, func(evs []dataplane.Event) {
+					for _, e := range evs {
+						got = append(got, e)
+						msgs = append(msgs, bytes.Clone(e.Msg))
+					}
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 {
+					t.Fatalf("%s: %d events, want 1", m.name, len(got))
+				}
+				if got[0].Src != m.from {
+					t.Errorf("%s: event source %v, want %v", m.name, got[0].Src, m.from)
+				}
+				switch {
+				case copies && m.withCopy && !bytes.Equal(msgs[0], sent):
+					t.Errorf("%s: event message\n%q\nwant the message as sent\n%q", m.name, msgs[0], sent)
+				case (!copies || !m.withCopy) && got[0].Msg != nil:
+					t.Errorf("%s: event carries %d bytes of message, want none", m.name, len(got[0].Msg))
+				}
+			}
+		})
+	}
 }
 
 // TestEventsWakeUp: the program submits without waking the reader until an
 // eighth of the ring is pending, then wakes it: a reader blocked in one
-// long Drain sees nothing for 42 events of a 16 KiB ring (2,016 bytes
-// pending) and gets all 43 in one batch as soon as the 43rd passes 2,048.
+// long Drain sees nothing for 31 events of a 16 KiB ring (1,984 bytes
+// pending) and gets all 32 in one batch as soon as the 32nd brings it to
+// 2,048.
 func TestEventsWakeUp(t *testing.T) {
 	env, lis, src, _ := eventsEnv(t, 16384)
 	r, err := env.DP.NewEventReader()
@@ -274,7 +405,8 @@ func TestEventsWakeUp(t *testing.T) {
 		r.Close()
 		<-done
 	})
-	const wakeAt = 16384/8/48 + 1 // the record that brings the pending bytes to 2,048 or more
+	const record = 8 + 56                          // ring header and struct sip_event
+	const wakeAt = (16384/8 + record - 1) / record // the record that brings the pending bytes to 2,048 or more
 	for i := 1; i <= wakeAt; i++ {
 		if o := send(t, env, src, lis, crlf(inviteIn)); o.verdict != dptest.XDPRedirect {
 			t.Fatalf("INVITE %d: %s %s", i, verdictName(o.verdict), o.reason)

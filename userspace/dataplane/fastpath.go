@@ -33,6 +33,18 @@ type FastPathConfig struct {
 	Names      []string // listener names, for stats
 	Dispatcher *dispatch.Dispatcher
 	Logger     *slog.Logger
+	// Events is called with each batch of events drained from the
+	// program's ring, after they are counted (fastpath.stats events), on
+	// the one goroutine that drains: it must return quickly (a full ring
+	// loses events) and must not keep the slice nor an event's Msg past
+	// the call. Nil: events are only counted.
+	Events func([]Event)
+	// EventCopies loads the program with Options.EventCopies: the events
+	// of INVITE requests and of 2xx replies to INVITE carry the message as
+	// received (Event.Msg), and the ring is DefaultCopyRingBytes. For a
+	// consumer that reads fields of its own from the messages (dialog
+	// tracking); off, nothing changes for anyone else.
+	EventCopies bool
 }
 
 // FastPath runs the XDP program for the agent: it loads it, keeps its maps
@@ -108,25 +120,9 @@ func (f *FastPath) Run(ctx context.Context) error {
 		f.log.Warn("fast path degraded", "error", err)
 	}
 
-	// The dialog tracking that consumes events comes later; until then they
-	// are counted, so the ring never fills with nobody reading.
-	var counts [numEventKinds][numMethods]uint64
-	err = dp.ReadEvents(ctx, func(evs []Event) {
-		for _, e := range evs {
-			if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
-				counts[e.Kind][e.Method]++
-			}
-		}
-		// One atomic add per kind seen in the batch, not per event.
-		for k := range counts {
-			for m, n := range counts[k] {
-				if n > 0 {
-					f.events[k][m].Add(n)
-					counts[k][m] = 0
-				}
-			}
-		}
-	})
+	// Events are counted, then handed to the consumer if there is one;
+	// the ring is drained either way, so it never fills with nobody reading.
+	err = dp.ReadEvents(ctx, f.consume)
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("fast path events stopped", "error", err)
 		<-ctx.Done()
@@ -134,8 +130,35 @@ func (f *FastPath) Run(ctx context.Context) error {
 	return nil
 }
 
+// consume takes one drained batch of events: it counts them by kind and
+// method (one atomic add per kind and method seen, not per event), then
+// hands them to the configured consumer.
+func (f *FastPath) consume(evs []Event) {
+	var counts [numEventKinds][numMethods]uint64
+	for _, e := range evs {
+		if int(e.Kind) < numEventKinds && int(e.Method) < numMethods {
+			counts[e.Kind][e.Method]++
+		}
+	}
+	for k := range counts {
+		for m, n := range counts[k] {
+			if n > 0 {
+				f.events[k][m].Add(n)
+			}
+		}
+	}
+	if f.cfg.Events != nil {
+		f.cfg.Events(evs)
+	}
+}
+
+// loadOptions are the program's load options for the configuration.
+func (f *FastPath) loadOptions() Options {
+	return Options{PinDir: f.cfg.PinDir, Logger: f.log, EventCopies: f.cfg.EventCopies}
+}
+
 func (f *FastPath) start() (*Dataplane, error) {
-	dp, err := Load(Options{PinDir: f.cfg.PinDir, Logger: f.log})
+	dp, err := Load(f.loadOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,15 @@ type Options struct {
 	// NoEvents stops the program from writing ring-buffer events (nobody
 	// reads them).
 	NoEvents bool
+	// EventCopies makes the events of INVITE requests and of 2xx replies
+	// to INVITE carry the SIP message as received (Event.Msg), for a
+	// dialog tracker; every other event stays a header. Off, no event
+	// carries a copy.
+	EventCopies bool
 	// EventsRingBytes sizes the event ring buffer (a power of two, at
-	// least a page); 0 keeps the program's EVENTS_RING_BYTES. Tests use a
-	// small ring to fill it.
+	// least a page); 0 keeps the program's EVENTS_RING_BYTES, or
+	// DefaultCopyRingBytes with EventCopies. Tests use a small ring to
+	// fill it.
 	EventsRingBytes uint32
 	// ObjectPath loads this build of bpf/xdp_sip.c instead of the embedded
 	// one (debug builds, experiments). Its maps and knobs must match.
@@ -44,6 +50,14 @@ type Options struct {
 	// replaced; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultCopyRingBytes is the event ring's size with EventCopies, eight
+// times the program's 256 KiB: a call's seven events take about 1.9 KB of
+// ring with its INVITE and 200 copied (two copies of 700-800 bytes and
+// five 64-byte headers), four times the 448 bytes of seven headers, so the
+// ring holds twice as many calls' events as the compact ring (about 1,100)
+// before a reader that falls behind loses any.
+const DefaultCopyRingBytes = 2 << 20
 
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
 // inspect. The per-CPU scratch map holds no state worth reading.
@@ -98,7 +112,11 @@ func Load(opts Options) (*Dataplane, error) {
 	if opts.NoEvents {
 		events = 0
 	}
-	for name, v := range map[string]uint8{"cfg_ip_ttl": ttl, "cfg_events": events} {
+	copies := uint8(0)
+	if opts.EventCopies {
+		copies = 1
+	}
+	for name, v := range map[string]uint8{"cfg_ip_ttl": ttl, "cfg_events": events, "cfg_events_copy": copies} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return nil, fmt.Errorf("load xdp spec: no variable %s", name)
@@ -111,8 +129,11 @@ func Load(opts Options) (*Dataplane, error) {
 	if !ok {
 		return nil, fmt.Errorf("load xdp spec: no map events")
 	}
-	if opts.EventsRingBytes != 0 {
+	switch {
+	case opts.EventsRingBytes != 0:
 		ring.MaxEntries = opts.EventsRingBytes
+	case opts.EventCopies:
+		ring.MaxEntries = DefaultCopyRingBytes
 	}
 	// The program wakes the reader from an eighth of the ring pending
 	// (bpf/events.h): early enough that a burst never fills the ring

@@ -59,3 +59,40 @@ func TestLoadReplacesOldLayoutPin(t *testing.T) {
 		t.Errorf("replacing the old-layout pin logged %q, want a warning naming dst_sets", logs.String())
 	}
 }
+
+// TestLoadEventCopiesRingPin: turning event copies on between two runs of
+// the agent changes the size of the pinned event ring (DefaultCopyRingBytes):
+// Load replaces the pins, says so, and the ring has the copy size; turning
+// them off again gives back the program's size.
+func TestLoadEventCopiesRingPin(t *testing.T) {
+	dir := privateMounts(t)
+	pins := filepath.Join(mkdir(t, dir, "bpf"), "sipedge")
+	spec, err := loadXdpsip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := spec.Maps["events"].MaxEntries
+	for i, tc := range []struct {
+		copies bool
+		want   uint32
+	}{{false, compact}, {true, DefaultCopyRingBytes}, {false, compact}} {
+		var logs bytes.Buffer
+		dp, err := Load(Options{PinDir: pins, EventCopies: tc.copies, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatalf("load %d (copies %v): %v", i, tc.copies, err)
+		}
+		dp.Close()
+		ring, err := ebpf.LoadPinnedMap(filepath.Join(pins, "events"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := ring.MaxEntries()
+		ring.Close()
+		if size != tc.want {
+			t.Errorf("load %d (copies %v): pinned ring of %d bytes, want %d", i, tc.copies, size, tc.want)
+		}
+		if replaced := strings.Contains(logs.String(), "another layout"); replaced != (i > 0) {
+			t.Errorf("load %d (copies %v): pins replaced %v, want %v; log %q", i, tc.copies, replaced, i > 0, logs.String())
+		}
+	}
+}

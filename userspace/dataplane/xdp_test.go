@@ -160,15 +160,21 @@ func crlf(s string) []byte {
 	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
 }
 
-// TestLoad: the program passes the verifier on this kernel.
+// TestLoad: the program passes the verifier on this kernel, with and
+// without event copies (the verifier drops the code a knob turns off, so
+// each setting is a program of its own).
 func TestLoad(t *testing.T) {
-	env := newEnv(t)
-	info, err := env.DP.Program().Info()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, ok := info.VerifiedInstructions(); ok {
-		t.Logf("verifier: %d instructions processed", n)
+	for _, copies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copies %v", copies), func(t *testing.T) {
+			env := dptest.NewEnvWith(t, dataplane.Options{EventCopies: copies}, backendPrefixes...)
+			info, err := env.DP.Program().Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, ok := info.VerifiedInstructions(); ok {
+				t.Logf("verifier: %d instructions processed", n)
+			}
+		})
 	}
 }
 

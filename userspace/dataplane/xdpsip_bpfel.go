@@ -442,9 +442,12 @@ type xdpsipSipEvent struct {
 	Status     uint16
 	Kind       uint8
 	Method     uint8
-	Pad        [2]uint8
+	SrcFamily  uint8
+	Pad        uint8
 	Cseq       uint32
-	Pad2       uint32
+	SrcPort    uint16
+	MsgLen     uint16
+	SrcAddr    [16]uint8
 }
 
 type xdpsipSipMethod uint32
@@ -486,6 +489,7 @@ const (
 	xdpsipProgXdpSip            = "xdp_sip"
 	xdpsipVarBtfAnchor          = "btf_anchor"
 	xdpsipVarCfgEvents          = "cfg_events"
+	xdpsipVarCfgEventsCopy      = "cfg_events_copy"
 	xdpsipVarCfgEventsWakeBytes = "cfg_events_wake_bytes"
 	xdpsipVarCfgIpTtl           = "cfg_ip_ttl"
 )
@@ -558,6 +562,7 @@ type xdpsipMapSpecs struct {
 type xdpsipVariableSpecs struct {
 	BtfAnchor          *ebpf.VariableSpec `ebpf:"btf_anchor"`
 	CfgEvents          *ebpf.VariableSpec `ebpf:"cfg_events"`
+	CfgEventsCopy      *ebpf.VariableSpec `ebpf:"cfg_events_copy"`
 	CfgEventsWakeBytes *ebpf.VariableSpec `ebpf:"cfg_events_wake_bytes"`
 	CfgIpTtl           *ebpf.VariableSpec `ebpf:"cfg_ip_ttl"`
 }
@@ -617,6 +622,7 @@ func (m *xdpsipMaps) Close() error {
 type xdpsipVariables struct {
 	BtfAnchor          *ebpf.Variable `ebpf:"btf_anchor"`
 	CfgEvents          *ebpf.Variable `ebpf:"cfg_events"`
+	CfgEventsCopy      *ebpf.Variable `ebpf:"cfg_events_copy"`
 	CfgEventsWakeBytes *ebpf.Variable `ebpf:"cfg_events_wake_bytes"`
 	CfgIpTtl           *ebpf.Variable `ebpf:"cfg_ip_ttl"`
 }
