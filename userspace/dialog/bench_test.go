@@ -58,7 +58,7 @@ func BenchmarkMillionDialogs(b *testing.B) {
 			for k := range len(msgs) {
 				h := msgs[k].CallIDHash
 				ok := Message{Time: t0, CallIDHash: h, Method: Invite, Status: 200,
-					CallID: msgs[k].CallID, FromTag: msgs[k].FromTag, ToTag: "tt" + strconv.Itoa(100000000+first+k)[1:]}
+					CallID: msgs[k].CallID, FromTag: msgs[k].FromTag, ToTag: "tt" + strconv.Itoa(100000000 + first + k)[1:]}
 				msgs = append(msgs, ok, Message{Time: t0, CallIDHash: h, Request: true, Method: Ack})
 			}
 			tr.Observe(msgs)
