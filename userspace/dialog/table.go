@@ -6,8 +6,13 @@ package dialog
 const (
 	pageBits      = 12
 	pageSize      = 1 << pageBits
-	firstBuckets  = 1 << 10
 	maxTableSlots = 1<<32 - 1
+	// The bucket array is sized for the cap up front (4 bytes a record),
+	// so that reaching it never rehashes under the lock: a rehash of half
+	// a million records stalled Observe for ~20 ms. Between the bounds;
+	// past the upper one it doubles when full.
+	minBuckets     = 1 << 10
+	maxBucketsInit = 1 << 24
 )
 
 type page [pageSize]record
@@ -24,8 +29,22 @@ type table struct {
 	setupHead, setupTail uint32
 }
 
-func newTable() table {
-	return table{top: 1, buckets: make([]uint32, firstBuckets)}
+func newTable(capacity int) table {
+	t := table{top: 1, buckets: make([]uint32, minBuckets)}
+	t.reserve(capacity)
+	return t
+}
+
+// reserve grows the buckets to hold capacity records at one per bucket,
+// up to maxBucketsInit.
+func (t *table) reserve(capacity int) {
+	n := len(t.buckets)
+	for n < min(capacity, maxBucketsInit) {
+		n *= 2
+	}
+	if n > len(t.buckets) {
+		t.rehash(n)
+	}
 }
 
 func (t *table) at(i uint32) *record { return &t.pages[i>>pageBits][i&(pageSize-1)] }
@@ -49,7 +68,7 @@ func (t *table) alloc(hash uint64) uint32 {
 	}
 	t.used++
 	if t.used > len(t.buckets) {
-		t.grow()
+		t.rehash(2 * len(t.buckets))
 	}
 	r := t.at(i)
 	r.hash = hash
@@ -74,10 +93,10 @@ func (t *table) release(i uint32) {
 	t.used--
 }
 
-// grow doubles the buckets, keeping at most one record per bucket on
-// average, and rechains every record.
-func (t *table) grow() {
-	t.buckets = make([]uint32, 2*len(t.buckets))
+// rehash replaces the buckets with n of them (a power of two) and
+// rechains every record.
+func (t *table) rehash(n int) {
+	t.buckets = make([]uint32, n)
 	mask := uint64(len(t.buckets) - 1)
 	for i := uint32(1); i < t.top; i++ {
 		r := t.at(i)

@@ -76,20 +76,23 @@ type Tracker struct {
 
 // New returns an empty tracker. It starts nothing: Run expires records.
 func New(cfg Config) *Tracker {
+	cfg = cfg.withDefaults()
 	return &Tracker{
 		reconf:     make(chan struct{}, 1),
 		ruidPrefix: fmt.Sprintf("dlgs-%x-", time.Now().Unix()),
-		cfg:        cfg.withDefaults(),
-		tab:        newTable(),
+		cfg:        cfg,
+		tab:        newTable(cfg.MaxRecords),
 		tags:       make(map[string]int),
 	}
 }
 
 // SetConfig replaces the configuration; records already held follow the
-// new lifetimes at the next expiry.
+// new lifetimes at the next expiry. A raised cap grows the Call-ID index
+// here, once, rather than in Observe.
 func (t *Tracker) SetConfig(cfg Config) {
 	t.mu.Lock()
 	t.cfg = cfg.withDefaults()
+	t.tab.reserve(t.cfg.MaxRecords)
 	t.mu.Unlock()
 	select {
 	case t.reconf <- struct{}{}:
