@@ -40,8 +40,8 @@
 // all of its strings in one immutable string (its arena), with uint16 end
 // offsets; timestamps are int64 Unix nanoseconds; records sit in fixed
 // pages of a slot table linked by uint32 indexes, so the table grows without
-// copying and the Call-ID index is a bucket array of uint32 chain heads
-// rather than a Go map. The INIT/PROGRESS records are also kept in creation
+// copying, and the Call-ID index is an array of uint32 chain heads rather
+// than a Go map, sized for the cap so that it is never rehashed in Observe. The INIT/PROGRESS records are also kept in creation
 // order in a list, so that shedding the oldest is O(1). Expiry and queries
 // scan the table in chunks, releasing the lock between chunks, so that a
 // scan of a million records never stalls the paths that feed Observe.
