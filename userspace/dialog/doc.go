@@ -26,7 +26,8 @@
 //     drift upward. A gauge that would go below zero is left at zero and
 //     counted in Stats.Underflow (kamailio#1591).
 //   - Count and TagsCount return the true number, 0 when nothing matches;
-//     Kamailio returns -1 for none (kamailio#2568, kamailio#2884).
+//     Kamailio returns -1 for none, and users saw its counts answer 1
+//     whatever the truth (kamailio#2568, kamailio#2884).
 //   - Tags are a set: a retransmitted INVITE tags its dialog once, not twice.
 //   - OpRe matches (Kamailio 5.6 passes no compiled regex and never does).
 //   - Every message that changes nothing is counted (Unmatched, Ignored), as
@@ -39,10 +40,13 @@
 // Memory: a million concurrent dialogs is the design point. A record keeps
 // all of its strings in one immutable string (its arena), with uint16 end
 // offsets; timestamps are int64 Unix nanoseconds; records sit in fixed
-// pages of a slot table linked by uint32 indexes, so the table grows without
-// copying, and the Call-ID index is an array of uint32 chain heads rather
-// than a Go map, sized for the cap so that it is never rehashed in Observe. The INIT/PROGRESS records are also kept in creation
-// order in a list, so that shedding the oldest is O(1). Expiry and queries
-// scan the table in chunks, releasing the lock between chunks, so that a
-// scan of a million records never stalls the paths that feed Observe.
+// pages of a slot table linked by uint32 indexes, so the table grows
+// without copying. The Call-ID index is an array of uint32 chain heads, not
+// a Go map, sized for the cap so that Observe never rehashes it. The
+// INIT/PROGRESS records are also kept in creation order in a list, so that
+// shedding the oldest is O(1). Expiry and queries scan the table in chunks,
+// releasing the lock between chunks, so that a scan of a million records
+// never stalls the paths that feed Observe. Pages are kept once allocated:
+// after a flood the table holds its peak number of slots (88 bytes each),
+// reused by later records.
 package dialog
