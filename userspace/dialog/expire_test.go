@@ -67,6 +67,16 @@ func TestExpireLive(t *testing.T) {
 	}
 }
 
+// TestExpireHugeLifetime checks that a lifetime near the largest Duration
+// does not overflow into "expired long ago".
+func TestExpireHugeLifetime(t *testing.T) {
+	tr := New(Config{InitLifetime: time.Duration(1<<63 - 1)})
+	observe(t, tr, invite("c", "b1"))
+	if n := tr.Expire(t0.Add(time.Hour)); n != 0 {
+		t.Errorf("expired %d", n)
+	}
+}
+
 // TestExpireLarge expires more records than one scan chunk holds, some in
 // every chunk, and checks that the scan visits them all.
 func TestExpireLarge(t *testing.T) {

@@ -163,7 +163,7 @@ func (t *Tracker) Expire(now time.Time) int {
 		default:
 			since, life = r.finish, t.cfg.FinishLifetime
 		}
-		if since+int64(life) < ns {
+		if ns-since > int64(life) { // since+life < now, without overflow for huge lifetimes
 			t.remove(i, r)
 			n++
 		}
