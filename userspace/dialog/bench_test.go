@@ -15,7 +15,7 @@ import (
 // decoding a packet would, and returns its INVITE with strings aliasing
 // buf: realistic sizes (src and dst ~30 B, Call-ID 36 B, tags ~10 B,
 // branch 30 B, data ~10 B, one tag).
-func benchCall(buf []byte, i int) ([]byte, Message) {
+func benchCall(buf []byte, i, tags int) ([]byte, Message) {
 	field := func(f func([]byte) []byte) string {
 		start := len(buf)
 		buf = f(buf)
@@ -30,18 +30,27 @@ func benchCall(buf []byte, i int) ([]byte, Message) {
 	m.FromTag = field(func(b []byte) []byte { return fmt.Appendf(b, "%010x", uint64(i)*0x9e3779b9&0xffffffffff) })
 	m.Branch = field(func(b []byte) []byte { return fmt.Appendf(b, "z9hG4bK%023x", i) })
 	m.Data = field(func(b []byte) []byte { return fmt.Appendf(b, "cust-%05d", i%100000) })
-	m.AddTags = []string{field(func(b []byte) []byte { return fmt.Appendf(b, "10.1.%d.%d", i>>8&255, i&255) })}
+	t := i % tags
+	m.AddTags = []string{field(func(b []byte) []byte { return fmt.Appendf(b, "10.%d.%d.%d", t>>16&255, t>>8&255, t&255) })}
 	m.CallIDHash = wordhash.CallID([]byte(m.CallID))
 	return buf, m
 }
 
 // BenchmarkMillionDialogs holds 1,000,000 confirmed dialogs (INVITE, 200
-// with a To tag, ACK) and reports the heap they take per dialog; also the
+// with a To tag, ACK) and reports the heap they take per dialog, with 1000
+// distinct tags (one per trunk, say) and with one distinct tag per dialog
+// (per caller's address: the worst case of the tag counts); also the
 // longest Observe of a batch while filling (bucket growth rehashes under
 // the lock), and at 1,000,000 held the time of an Expire scan that removes
 // nothing and of a Count by regular expression (both release the lock
 // every scanChunk slots).
 func BenchmarkMillionDialogs(b *testing.B) {
+	for _, tags := range []int{1000, 1_000_000} {
+		b.Run(fmt.Sprintf("tags=%d", tags), func(b *testing.B) { benchMillion(b, tags) })
+	}
+}
+
+func benchMillion(b *testing.B, tags int) {
 	const n, batch = 1_000_000, 512
 	var perDialog float64
 	var maxBatch, expireScan, countRe time.Duration
@@ -56,7 +65,7 @@ func BenchmarkMillionDialogs(b *testing.B) {
 			buf, msgs = buf[:0], msgs[:0]
 			for i := first; i < min(first+batch, n); i++ {
 				var m Message
-				buf, m = benchCall(buf, i)
+				buf, m = benchCall(buf, i, tags)
 				m.Time = t0
 				msgs = append(msgs, m)
 			}
@@ -123,7 +132,7 @@ func benchObserve(b *testing.B, held int) {
 			buf, msgs = buf[:0], msgs[:0]
 			for i := first; i < min(first+batch, held); i++ {
 				var m Message
-				buf, m = benchCall(buf, i+1<<30)
+				buf, m = benchCall(buf, i, held)
 				m.Time = now
 				msgs = append(msgs, m, Message{Time: now, CallIDHash: m.CallIDHash, Method: Invite, Status: 200},
 					Message{Time: now, CallIDHash: m.CallIDHash, Request: true, Method: Ack})
@@ -139,7 +148,7 @@ func benchObserve(b *testing.B, held int) {
 		var invites []Message
 		for c := range window {
 			var m Message
-			buf, m = benchCall(buf, w*window+c)
+			buf, m = benchCall(buf, held+w*window+c, 1<<30)
 			m.Src, m.Dst, m.CallID = string([]byte(m.Src)), string([]byte(m.Dst)), string([]byte(m.CallID))
 			m.FromTag, m.Branch, m.Data = string([]byte(m.FromTag)), string([]byte(m.Branch)), string([]byte(m.Data))
 			m.AddTags = []string{string([]byte(m.AddTags[0]))}

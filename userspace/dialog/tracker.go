@@ -3,6 +3,7 @@ package dialog
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -228,9 +229,9 @@ func (t *Tracker) tag(tag string) {
 		t.tags[tag] = n + 1
 		return
 	}
-	// The key is a substring of the record's arena: no copy, at the cost
-	// of keeping that arena while the tag is counted.
-	t.tags[tag] = 1
+	// A copy: the tag is a substring of the record's arena, which a learnt
+	// To tag replaces; as a key it would keep the old arena alive.
+	t.tags[strings.Clone(tag)] = 1
 }
 
 func (t *Tracker) untag(tag string) {
