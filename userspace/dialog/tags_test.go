@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestTags checks that tags are a set per record, counted for live dialogs
@@ -149,6 +150,23 @@ func TestCapFlood(t *testing.T) {
 	for _, r := range tr.List(0) {
 		if !slices.ContainsFunc(msgs[flood-capacity:], func(m Message) bool { return m.CallID == r.CallID }) {
 			t.Errorf("held %q, not one of the newest", r.CallID)
+		}
+	}
+}
+
+// TestTagKeysCopied checks that the tag counts keep no arena alive: a
+// learnt To tag replaces the arena, and a key inside the old one would keep
+// it (measured: 489.5 instead of 340.3 B/dialog with a tag per dialog).
+func TestTagKeysCopied(t *testing.T) {
+	tr := New(Config{})
+	observe(t, tr, invite("c", "b1", "gw"))
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	r := tr.tab.at(tr.tab.newest(callHash("c")))
+	start := uintptr(unsafe.Pointer(unsafe.StringData(r.arena)))
+	for key := range tr.tags {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(key))); p >= start && p < start+uintptr(len(r.arena)) {
+			t.Errorf("tag key %q lies in the record's arena", key)
 		}
 	}
 }
