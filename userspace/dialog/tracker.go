@@ -130,10 +130,10 @@ const scanChunk = 1 << 14
 // at a time, until fn returns false. Between chunks others may change the
 // table: a scan is not a snapshot. fn must not keep r.
 func (t *Tracker) scan(fn func(i uint32, r *record) bool) {
-	for start := uint32(1); ; start += scanChunk {
+	for start := uint64(1); ; start += scanChunk {
 		t.mu.Lock()
-		end := min(uint64(start)+scanChunk, uint64(t.tab.top))
-		for i := uint64(start); i < end; i++ {
+		end := min(start+scanChunk, uint64(t.tab.top))
+		for i := start; i < end; i++ {
 			r := t.tab.at(uint32(i))
 			if r.seq != 0 && !fn(uint32(i), r) {
 				t.mu.Unlock()
