@@ -16,14 +16,22 @@ import (
 )
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
-// path (when xdp.mode is not off), dispatcher probing (when
-// ds_ping_interval is set), keepalive, control. It starts nothing.
+// path (when xdp.mode is not off), dialog tracking (when dialogs.enabled),
+// dispatcher probing (when ds_ping_interval is set), keepalive, control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	listeners := proxyListeners(cfg)
 	// Probing sends from the slow path's sockets and gets the replies to
 	// its probes from them: the two are built around each other.
 	var pr *probing
 	var ka *keepaliveSub
+	dl, err := newDialogs(cfg, a.d, a.log)
+	if err != nil {
+		return nil, err
+	}
+	var observe func(sipproxy.Observed)
+	if dl != nil {
+		observe = dl.observeSlow
+	}
 	px, err := sipproxy.New(sipproxy.Config{
 		Listeners:           listeners,
 		Dispatcher:          a.d,
@@ -32,6 +40,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		ReceiveBuffer:       cfg.UDP.ReceiveBuffer,
 		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
 		Logger:              a.log,
+		Observe:             observe,
 		LocalReply: func(data []byte, src netip.AddrPort) bool {
 			// Each engine takes only replies with its branch prefix.
 			return pr != nil && pr.HandleReply(data, src) || ka != nil && ka.HandleReply(data, src)
@@ -44,8 +53,16 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 
 	var fp *dataplane.FastPath
 	if fc := fastPathConfig(cfg, a.d, a.log); fc != nil {
+		if dl != nil {
+			fc.Events, fc.EventCopies = dl.observeFast, true
+		}
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
+	}
+	var dlgs rpc.Dialogs // nil interface when tracking is off
+	if dl != nil {
+		subs = append(subs, dl)
+		dlgs = dl.t
 	}
 
 	// After the slow path (a Readier): probes go out once its sockets are
@@ -70,6 +87,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		ctl.dispatcher.SetNotProbed(pr.NotProbed)
 	}
 	rpc.RegisterKeepalive(ctl.srv, ka.mod)
+	rpc.RegisterDialogs(ctl.srv, dlgs)
 	registerProbeStats(ctl.srv, pr, ka)
 	return append(subs, ctl), nil
 }

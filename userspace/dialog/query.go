@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -55,17 +56,25 @@ type Query struct {
 	re    *regexp.Regexp // OpRe and OpFm, compiled
 }
 
+// ParseQuery's errors for a field or an operator it does not know; any
+// other error is about the value (a regular expression or glob that does
+// not compile).
+var (
+	ErrUnknownField = errors.New("unknown field")
+	ErrUnknownOp    = errors.New("unknown operator")
+)
+
 // ParseQuery builds a query from dlgs_count's three strings, compiling the
 // regular expression or glob once.
 func ParseQuery(field, op, value string) (Query, error) {
 	q := Query{Value: value}
 	f, ok := lookup(fieldNames, field)
 	if !ok {
-		return Query{}, fmt.Errorf("dlgs query: unknown field %q (want %s)", field, strings.Join(fieldNames, ", "))
+		return Query{}, fmt.Errorf("dlgs query: %w %q (want %s)", ErrUnknownField, field, strings.Join(fieldNames, ", "))
 	}
 	o, ok := lookup(opNames, op)
 	if !ok {
-		return Query{}, fmt.Errorf("dlgs query: unknown operator %q (want %s)", op, strings.Join(opNames, ", "))
+		return Query{}, fmt.Errorf("dlgs query: %w %q (want %s)", ErrUnknownOp, op, strings.Join(opNames, ", "))
 	}
 	q.Field, q.Op = Field(f), Op(o)
 	var err error
