@@ -13,6 +13,7 @@ import (
 	"github.com/sipedge/sipedge/userspace/dialogattr"
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/pvar"
+	"github.com/sipedge/sipedge/userspace/sipmsg"
 )
 
 // Validate checks c as a whole and returns every problem found, joined, each
@@ -242,7 +243,7 @@ func (v *validator) dispatcher() {
 	switch {
 	case d.PingMethod == "":
 		v.check(p+"ds_ping_method", 0, "must not be empty")
-	case !isToken(d.PingMethod):
+	case !sipmsg.IsToken(d.PingMethod):
 		v.check(p+"ds_ping_method", 0, "%q is not a SIP method name", d.PingMethod)
 	case d.PingMethod == "ACK" || d.PingMethod == "CANCEL":
 		v.check(p+"ds_ping_method", 0, "%s gets no reply of its own: it cannot probe", d.PingMethod)
@@ -487,16 +488,6 @@ func validIfName(s string) bool {
 
 func isAlnum(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
-}
-
-// isToken reports whether s is an RFC 3261 token (a method name).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; !isAlnum(b) && !strings.ContainsRune("-.!%*_+`'~", rune(b)) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // CheckSets returns an error for every rule, and every dialogs tag rule

@@ -160,7 +160,7 @@ func headerName(s string, i int) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: $hdr( must close with ')'", s)
 	}
 	name := s[i+1 : i+end]
-	if name == "" || !isToken(name) {
+	if name == "" || !sipmsg.IsToken(name) {
 		return "", 0, fmt.Errorf("%q: $hdr(%s): %q is not a header name", s, name, name)
 	}
 	return name, i + end + 1, nil
@@ -313,14 +313,4 @@ func headerValue(m *sipmsg.Msg, b []byte, p *part) []byte {
 
 func isAlnum(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
-}
-
-// isToken reports whether s is an RFC 3261 token.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; !isAlnum(b) && !strings.ContainsRune("-.!%*_+`'~", rune(b)) {
-			return false
-		}
-	}
-	return s != ""
 }

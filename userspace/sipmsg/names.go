@@ -80,6 +80,17 @@ func scan(b []byte, i, e int, k uint16) int {
 // "-.!%*_+`'~" (TestTokenMask checks the table against that definition).
 func isToken(c byte) bool { return class[c]&cToken != 0 }
 
+// IsToken reports whether s is an RFC 3261 token (a method or header
+// name): one or more token characters.
+func IsToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isToken(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
