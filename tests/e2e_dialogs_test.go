@@ -107,16 +107,22 @@ func dialogKeys(initLife, finishLife time.Duration) [][2]string {
 }
 
 // dialogAgent starts sipedge (slow path only: no xdp section) with one
-// listener "edge", alg 4 over dests in set 1, and the dialogs: keys.
-func dialogAgent(t *testing.T, dests []agent.Dest, keys [][2]string) (*agent.Agent, netip.AddrPort) {
+// listener "edge", the rule r (alg 4, stateless when zero) over dests in
+// set 1, and the dialogs: keys.
+func dialogAgent(t *testing.T, r agent.Rule, dests []agent.Dest, keys [][2]string) (*agent.Agent, netip.AddrPort) {
 	t.Helper()
 	edge := freeAddr(t)
+	if r == (agent.Rule{}) {
+		r.Algorithm = 4
+	}
+	r.Listener, r.Set = "edge", 1
 	return agent.Start(t, bins, agent.Config{
-		Listeners:  []agent.Listener{{Name: "edge", Address: edge}},
-		Rules:      []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 4}},
-		Dests:      dests,
-		DialogKeys: keys,
-		LogLevel:   "info",
+		Listeners:       []agent.Listener{{Name: "edge", Address: edge}},
+		Rules:           []agent.Rule{r},
+		Dests:           dests,
+		DialogKeys:      keys,
+		LogLevel:        "info",
+		FailoverTimeout: 2 * time.Second,
 	}, agent.Options{}), edge
 }
 
@@ -383,7 +389,7 @@ func TestDialogsCallOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			uas := startUAS(t, 1, tc.uas)
-			a, edge := dialogAgent(t, destsOf(uas), dialogKeys(time.Minute, time.Minute))
+			a, edge := dialogAgent(t, agent.Rule{}, destsOf(uas), dialogKeys(time.Minute, time.Minute))
 			ctl := newDlgsCtl(t, a)
 			start := time.Now()
 			uac := runUAC(t, sipp.Options{Name: "uac", Scenario: tc.uac, Remote: edge.String(), Calls: calls, Rate: 50, Limit: calls,
@@ -474,7 +480,7 @@ func TestDialogsTagsAndCounts(t *testing.T) {
 	t.Parallel()
 	sipp.NeedSIPp(t)
 	uas := startUAS(t, 1, sipp.UAS)
-	a, edge := dialogAgent(t, destsOf(uas), dialogKeys(time.Minute, time.Minute))
+	a, edge := dialogAgent(t, agent.Rule{}, destsOf(uas), dialogKeys(time.Minute, time.Minute))
 	ctl := newDlgsCtl(t, a)
 	start := time.Now()
 	acme := runUAC(t, sipp.Options{Name: "uac-acme", Scenario: sipp.UACNoBye, Remote: edge.String(), Calls: 6, Rate: 50, Limit: 6,
@@ -535,4 +541,53 @@ func TestDialogsTagsAndCounts(t *testing.T) {
 			t.Errorf("dlgs.getall data eq globex: record %d is %+v", i+1, r)
 		}
 	}
+}
+
+// TestDialogsFailover: in failover mode the tracker sees each call once,
+// under the destination that answered: with a first destination that
+// refuses every INVITE with 503 and a second that answers, 10 calls
+// leave 10 TERMINATED records whose dst is the second (the 503s the
+// transaction absorbs are not seen); with the refusing one alone, the
+// transaction's final answer to the caller leaves 10 NOTANSWERED records
+// under it.
+func TestDialogsFailover(t *testing.T) {
+	t.Parallel()
+	sipp.NeedSIPp(t)
+	const calls = 10
+	keys := [][2]string{{"enabled", "true"}}
+	rule := agent.Rule{Algorithm: 8, RecordRoute: true, Mode: "failover"}
+	t.Run("second destination answers", func(t *testing.T) {
+		t.Parallel()
+		bad := sipp.Start(t, sipp.Options{Name: "uas503", Scenario: sipp.UAS503, Local: freeAddr(t)})
+		good := sipp.Start(t, sipp.Options{Name: "uasok", Scenario: sipp.UASRecordRoute, Local: freeAddr(t)})
+		a, edge := dialogAgent(t, rule, []agent.Dest{
+			{Set: 1, URI: sipURI(bad.Opts.Local), Priority: 10},
+			{Set: 1, URI: sipURI(good.Opts.Local), Priority: 5},
+		}, keys)
+		ctl := newDlgsCtl(t, a)
+		start := time.Now()
+		uac := runUAC(t, sipp.Options{Name: "uac", Scenario: sipp.UACRecordRoute, Remote: edge.String(), Calls: calls, Rate: 20, Limit: calls})
+		want := statesWith(stateTerminated, calls)
+		st := ctl.waitStats(5*time.Second, func(st dlgsStatsResult) bool { return st.Active == want })
+		if st.Active != want || st.Final != (dlgsStates{}) || st.Unmatched != 0 {
+			t.Fatalf("dlgs.stats: %+v, want active %+v, final 0, nothing unmatched", st, want)
+		}
+		checkRecords(t, ctl.records("dlgs.list"), sipURI(good.Opts.Local), start,
+			client{uac: uac, state: stateTerminated, answered: true, tags: []string{}})
+	})
+	t.Run("every destination refuses", func(t *testing.T) {
+		t.Parallel()
+		bad := sipp.Start(t, sipp.Options{Name: "uas503", Scenario: sipp.UAS503, Local: freeAddr(t)})
+		a, edge := dialogAgent(t, rule, []agent.Dest{{Set: 1, URI: sipURI(bad.Opts.Local)}}, keys)
+		ctl := newDlgsCtl(t, a)
+		start := time.Now()
+		uac := runUAC(t, sipp.Options{Name: "uac", Scenario: sipp.UAC503, Remote: edge.String(), Calls: calls, Rate: 20, Limit: calls})
+		want := statesWith(stateNotAnswered, calls)
+		st := ctl.waitStats(5*time.Second, func(st dlgsStatsResult) bool { return st.Active == want })
+		if st.Active != want || st.Final != (dlgsStates{}) || st.Unmatched != 0 {
+			t.Fatalf("dlgs.stats: %+v, want active %+v, final 0, nothing unmatched", st, want)
+		}
+		checkRecords(t, ctl.records("dlgs.list"), sipURI(bad.Opts.Local), start,
+			client{uac: uac, state: stateNotAnswered, tags: []string{}})
+	})
 }
