@@ -240,7 +240,7 @@ func TestDlgsFaults(t *testing.T) {
 		{"bad field get", dlgsReq("dlgs.get", `"from"`, `"eq"`, `"x"`), `"code":500,"message":"Invalid Field"`},
 		{"bad op", dlgsReq("dlgs.getall", `"src"`, `"gt"`, `"x"`), `"code":500,"message":"Invalid Operator","data":"dlgs query: unknown operator \"gt\" (want eq, ne, re, sw, fm)"`},
 		{"bad op count", dlgsReq("dlgs.count", `"src"`, `"lt"`, `"x"`), `"code":500,"message":"Invalid Operator"`},
-		{"bad regex", dlgsReq("dlgs.count", `"src"`, `"re"`, `"("`), `"code":500,"message":"Invalid Matching Value","data":"dlgs query: bad regular expression \"(\"`},
+		{"bad regex", dlgsReq("dlgs.count", `"src"`, `"re"`, `"("`), `"code":500,"message":"Invalid Matching Value","data":"dlgs query: bad regular expression \"(\": error parsing regexp: missing closing ): ` + "`(`" + `"`},
 		{"bad glob", dlgsReq("dlgs.get", `"src"`, `"fm"`, `"[a"`), `"code":500,"message":"Invalid Matching Value","data":"dlgs query: bad glob \"[a\"`},
 		{"two params", dlgsReq("dlgs.count", `"src"`, `"eq"`), `"code":500,"message":"Invalid Parameters","data":"want 3 parameters (field, op, value), got 2"`},
 		{"no params get", dlgsReq("dlgs.get"), `"code":500,"message":"Invalid Parameters","data":"want 3 parameters (field, op, value), got 0"`},
