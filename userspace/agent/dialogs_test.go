@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,57 +79,75 @@ type dlgMessage struct {
 	copied bool // the program copies it: INVITE, and 2xx to INVITE
 }
 
-// dlgCall is a whole call: INVITE, 100, 180, 200, ACK, BYE, 200.
-func dlgCall(callID, tenant string) []dlgMessage {
+// dlgCall is a whole call, ended as ending says: "bye" (100, 180, 200,
+// ACK, BYE, 200), "cancel" (100, 180, CANCEL, 200, 487, ACK) or "busy"
+// (100, 486, ACK).
+func dlgCall(callID, tenant, ending string) []dlgMessage {
 	// A tag is a token: no '@'.
 	local, _, _ := strings.Cut(callID, "@")
-	req := func(method string, cseq int, toTag string) []byte {
+	toTag := "tt-" + local
+	// branch is the top Via branch of a request of method: CANCEL and
+	// the ACK of a non-2xx share the INVITE's (RFC 3261 9.1, 17.1.1.3).
+	branch := func(method string, sameTx bool) string {
+		if method == "INVITE" || sameTx {
+			return dlgBranch
+		}
+		return dlgBranch + "-" + strings.ToLower(method)
+	}
+	headers := func(br string, cseq int, method, toTag string) string {
 		to := "To: <sip:bob@example.net>"
 		if toTag != "" {
 			to += ";tag=" + toTag
 		}
-		body := "INVITE sip:bob@example.net SIP/2.0\n" +
-			"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=" + dlgBranch + "\n" +
+		return "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=" + br + "\n" +
 			"From: \"Alice\" <sip:alice@example.com>;tag=ft-" + local + "\n" +
 			to + "\n" +
 			"Call-ID: " + callID + "\n" +
-			"CSeq: 1 INVITE\n" +
-			"Max-Forwards: 70\n" +
-			"X-Tenant: " + tenant + "\n" +
-			"Content-Length: 0\n\n"
-		if method != "INVITE" {
-			body = strings.Replace(body, "INVITE sip:", method+" sip:", 1)
-			body = strings.Replace(body, "CSeq: 1 INVITE", "CSeq: "+map[int]string{1: "1", 2: "2"}[cseq]+" "+method, 1)
-			body = strings.Replace(body, dlgBranch, dlgBranch+"-"+strings.ToLower(method), 1)
-		}
-		return sipText(body)
+			"CSeq: " + strconv.Itoa(cseq) + " " + method + "\n"
 	}
-	resp := func(status int, reason, method string, cseq int, toTag string) []byte {
-		to := "To: <sip:bob@example.net>"
-		if toTag != "" {
-			to += ";tag=" + toTag
+	req := func(method string, cseq int, toTag string, sameTx bool) dlgMessage {
+		return dlgMessage{
+			name: method,
+			data: sipText(method + " sip:bob@example.net SIP/2.0\n" + headers(branch(method, sameTx), cseq, method, toTag) +
+				"Max-Forwards: 70\nX-Tenant: " + tenant + "\nContent-Length: 0\n\n"),
+			src:    dlgCaller,
+			method: map[string]dataplane.Method{"INVITE": dataplane.MethodInvite, "ACK": dataplane.MethodAck, "BYE": dataplane.MethodBye, "CANCEL": dataplane.MethodCancel}[method],
+			copied: method == "INVITE",
 		}
-		branch := dlgBranch
-		if method != "INVITE" {
-			branch += "-" + strings.ToLower(method)
+	}
+	resp := func(status int, reason, method string, cseq int, toTag string, sameTx bool) dlgMessage {
+		return dlgMessage{
+			name: strconv.Itoa(status) + " " + method,
+			data: sipText("SIP/2.0 " + strconv.Itoa(status) + " " + reason + "\n" + dlgProxyVia +
+				headers(branch(method, sameTx), cseq, method, toTag) + "Content-Length: 0\n\n"),
+			src:    dlgCallee,
+			method: map[string]dataplane.Method{"INVITE": dataplane.MethodInvite, "BYE": dataplane.MethodBye, "CANCEL": dataplane.MethodCancel}[method],
+			status: status,
+			copied: method == "INVITE" && status >= 200 && status < 300,
 		}
-		return sipText("SIP/2.0 " + reason + "\n" + dlgProxyVia +
-			"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=" + branch + "\n" +
-			"From: \"Alice\" <sip:alice@example.com>;tag=ft-" + local + "\n" +
-			to + "\n" +
-			"Call-ID: " + callID + "\n" +
-			"CSeq: " + map[int]string{1: "1", 2: "2"}[cseq] + " " + method + "\n" +
-			"Content-Length: 0\n\n")
 	}
-	return []dlgMessage{
-		{name: "INVITE", data: req("INVITE", 1, ""), src: dlgCaller, method: dataplane.MethodInvite, copied: true},
-		{name: "100", data: resp(100, "100 Trying", "INVITE", 1, ""), src: dlgCallee, method: dataplane.MethodInvite, status: 100},
-		{name: "180", data: resp(180, "180 Ringing", "INVITE", 1, "tt-"+local), src: dlgCallee, method: dataplane.MethodInvite, status: 180},
-		{name: "200", data: resp(200, "200 OK", "INVITE", 1, "tt-"+local), src: dlgCallee, method: dataplane.MethodInvite, status: 200, copied: true},
-		{name: "ACK", data: req("ACK", 1, "tt-"+local), src: dlgCaller, method: dataplane.MethodAck},
-		{name: "BYE", data: req("BYE", 2, "tt-"+local), src: dlgCaller, method: dataplane.MethodBye},
-		{name: "200 BYE", data: resp(200, "200 OK", "BYE", 2, "tt-"+local), src: dlgCallee, method: dataplane.MethodBye, status: 200},
+	call := []dlgMessage{req("INVITE", 1, "", false), resp(100, "Trying", "INVITE", 1, "", false)}
+	switch ending {
+	case "bye":
+		return append(call,
+			resp(180, "Ringing", "INVITE", 1, toTag, false),
+			resp(200, "OK", "INVITE", 1, toTag, false),
+			req("ACK", 1, toTag, false),
+			req("BYE", 2, toTag, false),
+			resp(200, "OK", "BYE", 2, toTag, false))
+	case "cancel":
+		return append(call,
+			resp(180, "Ringing", "INVITE", 1, toTag, false),
+			req("CANCEL", 1, "", true),
+			resp(200, "OK", "CANCEL", 1, toTag, true),
+			resp(487, "Request Terminated", "INVITE", 1, toTag, false),
+			req("ACK", 1, toTag, true))
+	case "busy":
+		return append(call,
+			resp(486, "Busy Here", "INVITE", 1, toTag, false),
+			req("ACK", 1, toTag, true))
 	}
+	panic("dlgCall: unknown ending " + ending)
 }
 
 // slowObserved is what the slow path's Observe hook gets for m: parsed,
@@ -192,51 +211,69 @@ func comparable(recs []dialog.Record) []dialog.Record {
 // path's hook (parsed messages) and once through the fast path's events
 // (INVITE and 2xx copies, hashes for the rest), leave the trackers with
 // the same records (src, dst, data, Call-ID, tags, branch, state, tags)
-// and the same statistics after every message; at the end each call is
-// TERMINATED with the fields its INVITE and 200 gave it.
+// and the same statistics after every message: a call hung up, one
+// cancelled after ringing, one rejected, and one more hung up that the
+// drainer hands over as one batch. Each ends in the state it should, with
+// the fields its INVITE and 2xx gave it.
 func TestDialogsBothPathsAlike(t *testing.T) {
 	cfg := dlgConfig(t)
 	slow, fast := newTestDialogs(t, cfg), newTestDialogs(t, cfg)
-	calls := [][]dlgMessage{dlgCall("call-1@example.com", "acme"), dlgCall("call-2@example.com", "globex")}
-	// The first call message by message, comparing after each.
-	for _, m := range calls[0] {
-		slow.observeSlow(slowObserved(t, m))
-		fast.observeFast([]dataplane.Event{fastEvent(t, fast, m)})
+	same := func(after string) {
+		t.Helper()
 		got, want := comparable(fast.t.List(0)), comparable(slow.t.List(0))
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("after %s: records differ\nfast %+v\nslow %+v", m.name, got, want)
+			t.Fatalf("after %s: records differ\nfast %+v\nslow %+v", after, got, want)
 		}
 		if fast.t.Stats() != slow.t.Stats() {
-			t.Fatalf("after %s: stats differ\nfast %+v\nslow %+v", m.name, fast.t.Stats(), slow.t.Stats())
+			t.Fatalf("after %s: stats differ\nfast %+v\nslow %+v", after, fast.t.Stats(), slow.t.Stats())
 		}
 	}
-	// The second as the drainer hands it over: one batch.
+	// Message by message, comparing after each.
+	for _, c := range []struct{ callID, tenant, ending string }{
+		{"call-1@example.com", "acme", "bye"},
+		{"call-2@example.com", "globex", "cancel"},
+		{"call-3@example.com", "acme", "busy"},
+	} {
+		for _, m := range dlgCall(c.callID, c.tenant, c.ending) {
+			slow.observeSlow(slowObserved(t, m))
+			fast.observeFast([]dataplane.Event{fastEvent(t, fast, m)})
+			same(c.callID + " " + m.name)
+		}
+	}
+	// As the drainer hands events over: one batch.
 	var batch []dataplane.Event
-	for _, m := range calls[1] {
+	for _, m := range dlgCall("call-4@example.com", "globex", "bye") {
 		slow.observeSlow(slowObserved(t, m))
 		batch = append(batch, fastEvent(t, fast, m))
 	}
 	fast.observeFast(batch)
-	got, want := comparable(fast.t.List(0)), comparable(slow.t.List(0))
-	if !reflect.DeepEqual(got, want) || fast.t.Stats() != slow.t.Stats() {
-		t.Fatalf("after both calls:\nfast %+v %+v\nslow %+v %+v", got, fast.t.Stats(), want, slow.t.Stats())
+	same("the batch of call-4@example.com")
+
+	record := func(n int, data string, state dialog.State, answered bool, tags ...string) dialog.Record {
+		id := "call-" + strconv.Itoa(n)
+		r := dialog.Record{Src: "sip:alice@example.com", Dst: dlgDestURI, Data: data, CallID: id + "@example.com", Branch: dlgBranch,
+			FromTag: "ft-" + id, State: state, Tags: tags}
+		if answered {
+			r.ToTag = "tt-" + id
+		}
+		return r
 	}
-	wantRecs := []dialog.Record{
-		{Src: "sip:alice@example.com", Dst: dlgDestURI, Data: "acme", CallID: "call-1@example.com", Branch: dlgBranch,
-			FromTag: "ft-call-1", ToTag: "tt-call-1", State: dialog.Terminated, Tags: []string{"tenant-acme", "vip", "trunk"}},
-		{Src: "sip:alice@example.com", Dst: dlgDestURI, Data: "globex", CallID: "call-2@example.com", Branch: dlgBranch,
-			FromTag: "ft-call-2", ToTag: "tt-call-2", State: dialog.Terminated, Tags: []string{"tenant-globex", "trunk"}},
+	want := []dialog.Record{
+		record(1, "acme", dialog.Terminated, true, "tenant-acme", "vip", "trunk"),
+		record(2, "globex", dialog.NotAnswered, false, "tenant-globex", "trunk"),
+		record(3, "acme", dialog.NotAnswered, false, "tenant-acme", "vip", "trunk"),
+		record(4, "globex", dialog.Terminated, true, "tenant-globex", "trunk"),
 	}
-	if !reflect.DeepEqual(got, wantRecs) {
-		t.Errorf("records:\n got %+v\nwant %+v", got, wantRecs)
+	if got := comparable(fast.t.List(0)); !reflect.DeepEqual(got, want) {
+		t.Errorf("records:\n got %+v\nwant %+v", got, want)
 	}
 	st := fast.t.Stats()
-	if st.Active[dialog.Terminated] != 2 || st.Unmatched != 0 || st.Underflow != 0 {
-		t.Errorf("stats %+v: want 2 active terminated, nothing unmatched", st)
+	if st.Active[dialog.Terminated] != 2 || st.Active[dialog.NotAnswered] != 2 || st.Unmatched != 0 || st.Underflow != 0 {
+		t.Errorf("stats %+v: want 2 active terminated, 2 not answered, nothing unmatched", st)
 	}
 	for _, r := range fast.t.List(0) {
-		if r.Init.IsZero() || r.Answer.IsZero() || r.Finish.IsZero() {
-			t.Errorf("fast path record %s: times %v %v %v, want all set", r.CallID, r.Init, r.Answer, r.Finish)
+		if r.Init.IsZero() || r.Finish.IsZero() || r.Answer.IsZero() != (r.ToTag == "") {
+			t.Errorf("fast path record %s: times %v %v %v, want init and finish set, answer when answered", r.CallID, r.Init, r.Answer, r.Finish)
 		}
 	}
 }
@@ -249,7 +286,7 @@ func TestDialogsApply(t *testing.T) {
 	cfg := dlgConfig(t)
 	g := newTestDialogs(t, cfg)
 	invite := func(callID, tenant string) {
-		g.observeSlow(slowObserved(t, dlgCall(callID, tenant)[0]))
+		g.observeSlow(slowObserved(t, dlgCall(callID, tenant, "bye")[0]))
 	}
 	record := func(callID string) dialog.Record {
 		t.Helper()
