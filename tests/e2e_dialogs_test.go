@@ -250,11 +250,11 @@ func sentCalls(t *testing.T, uac *sipp.SIPp) map[string]sentCall {
 // client is one SIPp client run of the tests below and what each of its
 // dialogs must look like.
 type client struct {
-	uac                  *sipp.SIPp
-	tenant               string
-	state                int
-	answered, confirming bool
-	tags                 []string
+	uac      *sipp.SIPp
+	tenant   string
+	state    int
+	answered bool
+	tags     []string
 }
 
 // checkRecords asserts that recs are exactly the calls of the clients,
