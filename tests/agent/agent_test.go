@@ -21,6 +21,8 @@ func TestConfigLoads(t *testing.T) {
 		},
 		FailoverTimeout: 2 * time.Second,
 		XDP:             &XDP{Interfaces: []string{"cl0", "be1"}, Mode: "native"},
+		DialogKeys: [][2]string{{"enabled", "true"}, {"init_lifetime", "2s"}, {"data", `"$hdr(X-Tenant)"`},
+			{"tags", `[{tag: acme, header: X-Tenant, value: "^acme$"}, {tag: "$si"}]`}},
 	}
 	dir := t.TempDir()
 	p, err := cfg.Write(dir, dir+"/sipedge.sock")
@@ -39,6 +41,9 @@ func TestConfigLoads(t *testing.T) {
 	}
 	if got := strings.Join(c.XDP.Interfaces, ","); got != "cl0,be1" || c.XDP.Mode != "native" {
 		t.Errorf("xdp = %+v, want interfaces cl0,be1 and mode native", c.XDP)
+	}
+	if d := c.Dialogs; !d.Enabled || d.InitLifetime != 2*time.Second || d.Data != "$hdr(X-Tenant)" || len(d.Tags) != 2 || d.Tags[0].Value != "^acme$" || d.Tags[1].Tag != "$si" {
+		t.Errorf("dialogs = %+v", d)
 	}
 	entries, err := c.ReadDispatcherList()
 	if err != nil || len(entries) != 2 {

@@ -64,6 +64,27 @@ var (
 	// call of its own) and to INVITE, and ends the call there (no ACK
 	// expected).
 	UASOptions = Scenario{file: "uas_options.xml"}
+
+	// The dialog outcomes (tests/e2e_dialogs_test.go). Each client's
+	// INVITE carries X-Tenant: [tenant]: run it with -key tenant VALUE.
+	//
+	// UACTenant is UAC (the whole call, BYE included) with X-Tenant.
+	UACTenant = Scenario{file: "uac_tenant.xml"}
+	// UACNoBye is UACTenant without its BYE: the call stays confirmed.
+	UACNoBye = Scenario{file: "uac_nobye.xml"}
+	// UACNoAck takes the 200 and sends no ACK; UASNoAck sends one 180
+	// and one 200 (not retransmitted) and expects no ACK.
+	UACNoAck = Scenario{file: "uac_noack.xml"}
+	UASNoAck = Scenario{file: "uas_noack.xml"}
+	// UAC486 expects 486 (after an optional 180) and ACKs it; UAS486
+	// rings and rejects every INVITE with 486.
+	UAC486 = Scenario{file: "uac_486.xml"}
+	UAS486 = Scenario{file: "uas_486.xml"}
+	// UACCancel cancels its INVITE after the 180, takes the 200 to the
+	// CANCEL and the 487, and ACKs the 487; UASCancel rings until the
+	// CANCEL, then answers it 200 and the INVITE 487.
+	UACCancel = Scenario{file: "uac_cancel.xml"}
+	UASCancel = Scenario{file: "uas_cancel.xml"}
 )
 
 //go:embed testdata/*.xml

@@ -81,6 +81,11 @@ func ParseQuery(field, op, value string) (Query, error) {
 	switch q.Op {
 	case OpRe:
 		if q.re, err = regexp.Compile("(?i)" + value); err != nil {
+			// The error of the value as given: the (?i) prefix would show
+			// in its text ("missing closing ): `(?i)(`").
+			if _, e := regexp.Compile(value); e != nil {
+				err = e
+			}
 			return Query{}, fmt.Errorf("dlgs query: bad regular expression %q: %w", value, err)
 		}
 	case OpFm:

@@ -131,10 +131,10 @@ func RegisterDialogs(s *Server, d Dialogs) {
 		return d.Count(q), nil
 	})
 	s.Register("dlgs.tags_count", func(_ context.Context, p Params) (any, error) {
-		if err := p.Max(1); err != nil {
-			return nil, err
+		if p.Len() != 1 {
+			return nil, Errorf(CodeFault, msgDlgsParams, "want 1 parameter (tag), got %d", p.Len())
 		}
-		tag, err := p.String(0)
+		tag, err := dlgsString(p, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -160,9 +160,9 @@ func dlgsQuery(p Params) (dialog.Query, error) {
 	}
 	var s [3]string
 	for i := range s {
-		v, err := p.String(i)
+		v, err := dlgsString(p, i)
 		if err != nil {
-			return dialog.Query{}, Errorf(CodeFault, msgDlgsParams, "%v", err)
+			return dialog.Query{}, err
 		}
 		s[i] = v
 	}
@@ -178,6 +178,16 @@ func dlgsQuery(p Params) (dialog.Query, error) {
 		return dialog.Query{}, Errorf(CodeFault, msg, "%v", err)
 	}
 	return q, nil
+}
+
+// dlgsString is param i as a string, or Kamailio's "Invalid Parameters"
+// fault (its rpc->scan failing) with the reason in Data.
+func dlgsString(p Params, i int) (string, error) {
+	v, err := p.String(i)
+	if e, ok := err.(*Error); ok {
+		return "", Errorf(CodeFault, msgDlgsParams, "%s", e.Data)
+	}
+	return v, err
 }
 
 func dlgsItems(recs []dialog.Record) []DlgsItem {
