@@ -21,6 +21,7 @@ func TestConfigLoads(t *testing.T) {
 		},
 		FailoverTimeout: 2 * time.Second,
 		XDP:             &XDP{Interfaces: []string{"cl0", "be1"}, Mode: "native"},
+		DialogKeys:      [][2]string{{"enabled", "true"}, {"data", `"$rU"`}, {"tags", `[{tag: vip, listener: edge}]`}},
 	}
 	dir := t.TempDir()
 	p, err := cfg.Write(dir, dir+"/sipedge.sock")
@@ -39,6 +40,9 @@ func TestConfigLoads(t *testing.T) {
 	}
 	if got := strings.Join(c.XDP.Interfaces, ","); got != "cl0,be1" || c.XDP.Mode != "native" {
 		t.Errorf("xdp = %+v, want interfaces cl0,be1 and mode native", c.XDP)
+	}
+	if d := c.Dialogs; !d.Enabled || d.Data != "$rU" || len(d.Tags) != 1 {
+		t.Errorf("dialogs = %+v, want enabled, data $rU and one tag rule", d)
 	}
 	entries, err := c.ReadDispatcherList()
 	if err != nil || len(entries) != 2 {
