@@ -26,8 +26,15 @@ const (
 	dlgCalls = 20
 	// dlgBulkRate is the background load of the loaded phase, in INVITEs
 	// per second: each is an event with a copy of the message, about
-	// 1 KB of ring, the event path's heaviest record.
-	dlgBulkRate = 4000
+	// 1 KB of ring, the event path's heaviest record, and the adapter's
+	// costliest message (parsed, templates expanded, a record made). The
+	// race detector slows the agent's drainer about 16 times
+	// (BenchmarkObserveFast: 266,000 calls/s, 16,500 with -race): on the
+	// 2-vCPU VM a race-built agent began to lose events between 6,000
+	// and 7,000 INVITEs/s, a plain build lost none at 24,000/s (the
+	// generator's ceiling there). 3,000/s keeps twice the margin in CI,
+	// which runs the tests with -race.
+	dlgBulkRate = 3000
 	// dlgSettle bounds the waits for what is still on its way: the last
 	// ACKs, the events the agent drains every 5 ms, the records an
 	// expiry run removes every timer_interval (100 ms here).
@@ -40,8 +47,10 @@ const (
 // load).
 //
 // The topology of TestNetnsXDPCalls, XDP native on the edge's four
-// interfaces, dialogs enabled (data = $rU, tags $rU on every INVITE and
-// "edge" on those of listener edge, init_lifetime 60 s, timer_interval
+// interfaces, dialogs enabled (data = $rU; tags $rU on every INVITE,
+// "edge" on those of listener edge, "set2" on those dispatched to set 2,
+// "client" on those from the client's address: the last three come from
+// the event header, not the copy; init_lifetime 60 s, timer_interval
 // 100 ms). Listener edge (:5060, alg 0, Record-Route) leads to SIPp
 // servers running dlg_fast_uas.xml in the three backends; listener bulk
 // (:5070, alg 0) to counting sinks on the backends' port 5090.
@@ -107,7 +116,9 @@ func TestNetnsXDPDialogs(t *testing.T) {
 			{"finish_lifetime", "600s"},
 			{"timer_interval", "100ms"},
 			{"data", `"$rU"`},
-			{"tags", `[{tag: "$rU"}, {tag: edge, listener: edge}]`},
+			// Each rule reads what the fast path's event header carries
+			// besides the copy: the listener, the set, the source address.
+			{"tags", `[{tag: "$rU"}, {tag: edge, listener: edge}, {tag: set2, set: 2}, {tag: client, source: ` + topo.Client.Addr.String() + `}]`},
 		}
 	}
 	cfg := agent.Config{
@@ -222,8 +233,10 @@ func (h *dlgHarness) runCalls(t *testing.T, phase string, loaded bool) dlgPhase 
 		took := callsTo.Sub(callsFrom)
 		t.Logf("%s: bulk load: %d INVITEs sent (%d skipped by the pacer), %d forwarded by the fast path, %d of them while the calls ran (%.0f/s over %v)",
 			phase, sent.Sent, sent.Skipped, p.bulk, during, float64(during)/took.Seconds(), took.Round(time.Millisecond))
-		if during < 1000 {
-			t.Errorf("%s: the fast path forwarded only %d bulk INVITEs while the calls ran: the calls were not under load", phase, during)
+		// A quarter of the target: the pacer forgets what falls due while
+		// it is descheduled, and this VM is shared.
+		if float64(during) < dlgBulkRate*took.Seconds()/4 {
+			t.Errorf("%s: the fast path forwarded only %d bulk INVITEs in the %v the calls ran, under a quarter of %d/s: the calls were not under load", phase, during, took, dlgBulkRate)
 		}
 	}
 	tr := h.traffic(t, uacs, ids)
@@ -710,9 +723,9 @@ func (h *dlgHarness) checkDialogs(t *testing.T, label string, want *dlgModel) {
 		ruids[r.RUID] = true
 		if strings.HasSuffix(r.CallID, bulkCallID) {
 			bulk++
-			if r.State != 0 || r.Data != "bob" || !slices.Equal(r.Tags, []string{"bob"}) || !bulkDst[r.Dst] ||
+			if r.State != 0 || r.Data != "bob" || !slices.Equal(slices.Sorted(slices.Values(r.Tags)), []string{"bob", "client", "set2"}) || !bulkDst[r.Dst] ||
 				r.Src != "sip:alice"+bulkCallID || r.FromTag == "" || r.Branch == "" || r.TsAnswer != 0 {
-				errs = append(errs, fmt.Sprintf("bulk record %+v: want state 0, data and tags bob, a sink as dst, src sip:alice%s, a From tag and a branch, no answer", r, bulkCallID))
+				errs = append(errs, fmt.Sprintf("bulk record %+v: want state 0, data bob, tags bob, client and set2, a sink as dst, src sip:alice%s, a From tag and a branch, no answer", r, bulkCallID))
 			}
 			continue
 		}
@@ -736,7 +749,7 @@ func (h *dlgHarness) checkDialogs(t *testing.T, label string, want *dlgModel) {
 			live[c.kind]++
 		}
 		tags := slices.Sorted(slices.Values(r.Tags))
-		wantTags := slices.Sorted(slices.Values([]string{c.kind, "edge"}))
+		wantTags := slices.Sorted(slices.Values([]string{c.kind, "edge", "client"}))
 		if r.Src != c.src || r.Dst != c.dst || r.Data != c.kind || r.Branch != c.branch || r.FromTag != c.ftag ||
 			r.ToTag != c.ttag || r.State != c.state || !slices.Equal(tags, wantTags) {
 			errs = append(errs, fmt.Sprintf("%s call %s: record {src %q dst %q data %q branch %q ftag %q ttag %q state %d tags %v}, want {%q %q %q %q %q %q %d %v}",
@@ -764,7 +777,7 @@ func (h *dlgHarness) checkDialogs(t *testing.T, label string, want *dlgModel) {
 			errs = append(errs, fmt.Sprintf("dlgs.count data eq %s = %d, want %d live", k.Service, n, live[k.Service]))
 		}
 	}
-	for tag, n := range map[string]int{"edge": edge, "bob": want.bulk} {
+	for tag, n := range map[string]int{"edge": edge, "bob": want.bulk, "set2": want.bulk, "client": edge + want.bulk} {
 		if got := h.ctl.count(t, "dlgs.tags_count", tag); got != n {
 			errs = append(errs, fmt.Sprintf("dlgs.tags_count %s = %d, want %d live", tag, got, n))
 		}
