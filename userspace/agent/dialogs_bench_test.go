@@ -19,7 +19,7 @@ import (
 // message copied, 180, ACK, BYE and its 200 as compact events), parsed,
 // expanded (src $fu, dst $du, data $rU, four tag rules: $rU, by listener,
 // by set, by source) and applied to the tracker, which grows by one
-// dialog per call. It reports the events and the INVITEs per second that
+// dialog per call. It reports the events and the calls per second that
 // one drainer goroutine feeds the tracker.
 //
 //	go test -run '^$' -bench ObserveFast -cpu 1 ./userspace/agent/
@@ -83,7 +83,7 @@ func BenchmarkObserveFast(b *testing.B) {
 	}
 	secs := b.Elapsed().Seconds()
 	b.ReportMetric(float64(events)/secs, "events/s")
-	b.ReportMetric(float64(events/perCall)/secs, "INVITEs/s")
+	b.ReportMetric(float64(events/perCall)/secs, "calls/s")
 	if st := g.t.Stats(); st.Active[3]+st.Active[4] != uint64(call) || st.Unmatched != 0 {
 		b.Fatalf("the tracker holds %v of %d calls (stats %+v)", st.Active, call, st)
 	}
