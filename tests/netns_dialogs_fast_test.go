@@ -116,8 +116,8 @@ func TestNetnsXDPDialogs(t *testing.T) {
 			{"finish_lifetime", "600s"},
 			{"timer_interval", "100ms"},
 			{"data", `"$rU"`},
-			// Each rule reads what the fast path's event header carries
-			// besides the copy: the listener, the set, the source address.
+			// The last three rules read what the fast path's event
+			// header carries, not the copy: listener, set, source.
 			{"tags", `[{tag: "$rU"}, {tag: edge, listener: edge}, {tag: set2, set: 2}, {tag: client, source: ` + topo.Client.Addr.String() + `}]`},
 		}
 	}
@@ -139,12 +139,9 @@ func TestNetnsXDPDialogs(t *testing.T) {
 	defer h.ctl.close()
 
 	want := newDlgModel()
-	quiet := h.runCalls(t, "quiet", false)
-	want.add(quiet)
+	want.add(h.runCalls(t, "quiet", false))
 	h.checkDialogs(t, "quiet", want)
-
-	loaded := h.runCalls(t, "loaded", true)
-	want.add(loaded)
+	want.add(h.runCalls(t, "loaded", true))
 	h.checkDialogs(t, "loaded", want)
 
 	// The never-ACKed calls and the bulk INVITEs expire; the others stay.
