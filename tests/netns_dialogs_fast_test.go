@@ -28,8 +28,8 @@ const (
 	// per second: each is an event with a copy of the message, about
 	// 1 KB of ring, the event path's heaviest record, and the adapter's
 	// costliest message (parsed, templates expanded, a record made). The
-	// race detector slows the agent's drainer about 17 times
-	// (BenchmarkObserveFast: about 280,000 calls/s, 16,000 with -race): on the
+	// race detector slows the agent's drainer about 13 times
+	// (BenchmarkDialogsFastFeed, bench/README.md): on the
 	// 2-vCPU VM a race-built agent began to lose events between 6,000
 	// and 7,000 INVITEs/s, a plain build lost none at 24,000/s (the
 	// generator's ceiling there). 3,000/s keeps twice the margin in CI,
