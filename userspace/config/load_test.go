@@ -1,7 +1,9 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // TestLoadBad asserts every error of every bad config file, in order.
@@ -616,4 +620,29 @@ func TestPingMethodInvite(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dispatcher.ds_ping_method: INVITE would need an ACK") {
 		t.Errorf("ds_ping_method INVITE: err = %v", err)
 	}
+}
+
+func TestCheckCallLoadSets(t *testing.T) {
+	c, err := loadString(t, yamlConfig+"    algorithm: 10\ndispatcher:\n  ds_hash_size: 4\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(attrs ...string) *dispatch.Snapshot {
+		var e []dispatch.Entry
+		for i, a := range attrs {
+			e = append(e, dispatch.Entry{SetID: 1, URI: fmt.Sprintf("sip:10.0.0.%d", i+1), Priority: 9 - i, Attrs: a})
+		}
+		s, err := dispatch.Build(context.Background(), e, dispatch.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := c.CheckCallLoadSets(build("duid=a", "duid=b;maxload=2")); err != nil {
+		t.Errorf("duids a and b: %v", err)
+	}
+	assertErrors(t, c.CheckCallLoadSets(build("duid=a", "weight=5", "duid=a")), []string{
+		`s.yaml:7: rules[0].algorithm: algorithm 10 needs a duid on every destination of set 1; sip:10.0.0.2 has none`,
+		`s.yaml:7: rules[0].algorithm: algorithm 10 keeps loads by duid; sip:10.0.0.1 and sip:10.0.0.3 of set 1 both have duid "a"`,
+	})
 }

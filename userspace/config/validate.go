@@ -538,6 +538,33 @@ func (c *Config) CheckSets(has func(set int) bool) error {
 	return el.err()
 }
 
+// CheckCallLoadSets returns an error for every destination without a duid,
+// or with a duid another destination of its set has, in a set a rule
+// dispatches with algorithm 10: its load is kept by duid (Kamailio fails
+// the select of such a destination).
+func (c *Config) CheckCallLoadSets(snap *dispatch.Snapshot) error {
+	el := &errList{file: c.File}
+	for i, r := range c.Rules {
+		set := snap.Set(r.Set)
+		if r.Algorithm != int(dispatch.AlgCallLoad) || set == nil {
+			continue
+		}
+		p := fmt.Sprintf("rules[%d].algorithm", i)
+		seen := map[string]string{}
+		for _, d := range set.Dests {
+			switch first, dup := seen[d.Attrs.DUID]; {
+			case d.Attrs.DUID == "":
+				el.add(c.line(p, r.Line), "%s: algorithm 10 needs a duid on every destination of set %d; %s has none", p, r.Set, d.URI)
+			case dup:
+				el.add(c.line(p, r.Line), "%s: algorithm 10 keeps loads by duid; %s and %s of set %d both have duid %q", p, first, d.URI, r.Set, d.Attrs.DUID)
+			default:
+				seen[d.Attrs.DUID] = d.URI
+			}
+		}
+	}
+	return el.err()
+}
+
 func (v *validator) dialogs() {
 	c := v.c
 	d := c.Dialogs
