@@ -277,8 +277,9 @@ func (l *CallLoad) Stats() CallLoadStats {
 }
 
 // Run drops expired calls and audits the loads every check interval until
-// ctx ends.
-func (l *CallLoad) Run(ctx context.Context) error {
+// ctx ends; corrected, when not nil, gets the number of calls each audit
+// that found drift corrected.
+func (l *CallLoad) Run(ctx context.Context, corrected func(calls uint64)) error {
 	for {
 		t := time.NewTimer(time.Duration(l.interval.Load()))
 		select {
@@ -286,7 +287,9 @@ func (l *CallLoad) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
-			l.Check()
+			if n := l.Check(); n > 0 && corrected != nil {
+				corrected(n)
+			}
 		}
 	}
 }

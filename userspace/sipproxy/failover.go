@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // Failover mode is Kamailio's t_relay + failure_route + ds_next_dst: the
@@ -99,6 +100,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	}
 	if l, ok := p.listener(local); ok {
 		tx.listener = l.Name
+		tx.callLoad = l.Rule.Alg == dispatch.AlgCallLoad
 	}
 	first := p.nextBranch(tx, req)
 	t.mu.Lock()
@@ -214,6 +216,11 @@ func (p *Proxy) nextBranch(tx *invTx, req *sip.Request) *branch {
 	for tx.next < len(tx.dests) {
 		dst := tx.dests[tx.next]
 		tx.next++
+		// Call load (alg 10): the call's load moves with it, as
+		// ds_next_dst moves it; a destination at its maxload is skipped.
+		if tx.callLoad && tx.next > 1 && !p.fwd.d.MoveCallLoad(tx.setID, wordhash.CallID(trimWSP([]byte(tx.callID))), &dst) {
+			continue
+		}
 		b, err := p.newBranch(tx, dst, req)
 		req = nil
 		if err != nil {
