@@ -64,6 +64,11 @@ var (
 	// call of its own) and to INVITE, and ends the call there (no ACK
 	// expected).
 	UASOptions = Scenario{file: "uas_options.xml"}
+	// UASCancel rings (180) until the caller's CANCEL, answers it 200,
+	// the INVITE 487, and waits for the ACK.
+	UASCancel = Scenario{file: "uas_cancel.xml"}
+	// UACCancel cancels its INVITE 300 ms after the 180 and ACKs the 487.
+	UACCancel = Scenario{file: "uac_cancel.xml"}
 )
 
 //go:embed testdata/*.xml
