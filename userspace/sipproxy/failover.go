@@ -83,6 +83,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	req, err := parseRequest(data)
 	if err != nil {
 		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
+		p.refusedCallLoad(local, m.CallID.Bytes(data))
 		p.logs.info(p.log, "failover INVITE refused by sipgo's parser", "src", src.String(), "error", err)
 		return
 	}
@@ -149,9 +150,24 @@ func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
 			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
 		p.replyLocked(data, m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
+		p.refusedCallLoad(local, m.CallID.Bytes(data))
 		return true
 	}
 	return false
+}
+
+// refusedCallLoad releases the call load (alg 10) of an INVITE the
+// selection charged and the failover layer then refused itself: Observe
+// does not report that reply, so without this the load would stay until
+// ds_hash_initexpire.
+func (p *Proxy) refusedCallLoad(local netip.AddrPort, callID []byte) {
+	l, ok := p.listener(local)
+	if !ok || l.Rule.Alg != dispatch.AlgCallLoad {
+		return
+	}
+	if cl := p.fwd.d.CallLoad(); cl != nil {
+		cl.Update(wordhash.CallID(trimWSP(callID)), dispatch.CallRejected)
+	}
 }
 
 // upstream is where the replies to a request go (replyAddr), checked once
