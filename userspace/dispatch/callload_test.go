@@ -5,17 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct{ t time.Time }
+// fakeClock is a clock tests move by hand (atomic: benchmarks move it
+// while picks read it).
+type fakeClock struct{ ns atomic.Int64 }
 
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-func newFakeClock() *fakeClock               { return &fakeClock{t: time.Unix(1_000_000, 0)} }
-func callHash(callID string) uint64          { return uint64(len(callID))<<58 ^ fnvString(callID) }
+func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(1_000_000 * int64(time.Second))
+	return c
+}
+func callHash(callID string) uint64 { return uint64(len(callID))<<58 ^ fnvString(callID) }
 func inviteKey(callID string) Key {
 	return Key{CallID: callID, CallIDHash: callHash(callID), Invite: true}
 }
@@ -136,6 +143,7 @@ func TestCallLoadMaxLoad(t *testing.T) {
 
 func TestCallLoadSticks(t *testing.T) {
 	d, l, _ := newLoadDispatcher(t, Options{}, loadEntries("duid=a", "duid=b"))
+	pickDUID(t, d, inviteKey("other")) // on a: the call goes to b, not index 0
 	first := pickDUID(t, d, inviteKey("call"))
 	// A retransmission (or a re-INVITE) keeps the destination and is not
 	// counted again; in-dialog requests go there too.
@@ -147,8 +155,8 @@ func TestCallLoadSticks(t *testing.T) {
 	if got := pickDUID(t, d, requestKey("call")); got != first {
 		t.Errorf("in-dialog request: %s, want %s", got, first)
 	}
-	if got := loadsOf(l, "a", "b"); fmt.Sprint(got) != "[1 0]" {
-		t.Errorf("loads %v, want [1 0]", got)
+	if got := loadsOf(l, "a", "b"); fmt.Sprint(got) != "[1 1]" {
+		t.Errorf("loads %v, want [1 1]", got)
 	}
 	// A request of a call the table does not know: index 0, not counted.
 	if got := pickDUID(t, d, requestKey("unknown")); got != "a" {
@@ -159,8 +167,8 @@ func TestCallLoadSticks(t *testing.T) {
 	if got := pickDUID(t, d, requestKey("call")); got != first {
 		t.Errorf("ACK after the release: %s, want %s", got, first)
 	}
-	if got := loadsOf(l, "a", "b"); fmt.Sprint(got) != "[0 0]" {
-		t.Errorf("loads after CANCEL %v", got)
+	if got := loadsOf(l, "a", "b"); fmt.Sprint(got) != "[1 0]" {
+		t.Errorf("loads after CANCEL %v, want [1 0]", got)
 	}
 }
 
@@ -454,4 +462,88 @@ func TestCallLoadMillionDialogs(t *testing.T) {
 		t.Errorf("%d live calls, %d expired: the run exercised too little", sum, st.Expired)
 	}
 	t.Logf("%d calls: %+v", n, st)
+}
+
+// Concurrent picks never put a destination over its maxload: 8
+// goroutines start 2,400 calls that never end on three destinations of
+// maxload 100; exactly 300 get one, each destination 100.
+func TestCallLoadConcurrentMaxLoad(t *testing.T) {
+	d, l, _ := newLoadDispatcher(t, Options{}, loadEntries("duid=a;maxload=100", "duid=b;maxload=100", "duid=c;maxload=100"))
+	var wg sync.WaitGroup
+	var placed atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				_, err := d.Select(1, AlgCallLoad, inviteKey(fmt.Sprint(g, "-", i)), 0)
+				switch {
+				case err == nil:
+					placed.Add(1)
+				case !errors.Is(err, ErrNoDestination):
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := loadsOf(l, "a", "b", "c"); placed.Load() != 300 || fmt.Sprint(got) != "[100 100 100]" {
+		t.Errorf("%d calls placed, loads %v; want 300 and [100 100 100]", placed.Load(), got)
+	}
+}
+
+// BenchmarkSelectCallLoad is alg 10's pick of a new call and its BYE,
+// from all CPUs, in a set of 8 destinations (one down) as BenchmarkSelect
+// uses, with n calls in the table; callid-limit1 is alg 0 for comparison.
+func BenchmarkSelectCallLoad(b *testing.B) {
+	e := hosts(8)
+	for i := range e {
+		e[i].Attrs = fmt.Sprintf("duid=d%d", i)
+	}
+	for _, n := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("calls-%d", n), func(b *testing.B) {
+			d, l, clk := newLoadDispatcher(b, Options{}, e)
+			l.SetConfig(CallLoadConfig{Expire: 24 * time.Hour, InitExpire: 24 * time.Hour, CheckInterval: time.Second})
+			if err := d.SetState(1, "sip:10.0.0.3", "i"); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				if _, err := d.Select(1, AlgCallLoad, Key{CallID: "x", CallIDHash: uint64(i) * 0x9e3779b97f4a7c15, Invite: true}, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var next atomic.Uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1)
+					if i%(1<<16) == 0 {
+						// The timer, as ds_hash_check_interval runs it:
+						// the released calls' linger is over.
+						clk.advance(time.Minute)
+						l.Check()
+					}
+					h := (i + 1<<40) * 0xbf58476d1ce4e5b9
+					if _, err := d.Select(1, AlgCallLoad, Key{CallID: "x", CallIDHash: h, Invite: true}, 1); err != nil {
+						b.Fatal(err)
+					}
+					l.Update(h, CallBye)
+				}
+			})
+		})
+	}
+	b.Run("callid-limit1", func(b *testing.B) {
+		d := New(mustBuild(b, Options{}, e))
+		key := Key{CallID: "a84b4c76e66710@pc33.atlanta.com"}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := d.Select(1, AlgCallID, key, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
