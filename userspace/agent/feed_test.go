@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/sipedge/sipedge/userspace/config"
@@ -80,5 +82,51 @@ func TestFeedCallLoadWithoutDialogs(t *testing.T) {
 	f.observeFast([]dataplane.Event{{CallIDHash: dataplane.CallIDHash("call-2"), Kind: dataplane.EventReply, Method: dataplane.MethodInvite, Status: 486, SetID: -1}})
 	if got := loads.Load(1, "a"); got != 0 {
 		t.Errorf("after the fast path's 486: load %d, want 0", got)
+	}
+}
+
+// TestFeedBothConsumers: with dialog tracking and call load on, one
+// slow-path INVITE reaches both: a record with the templates' fields
+// (dst: the destination the dispatcher picked), and its 486 ends both.
+func TestFeedBothConsumers(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"}}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := config.Defaults()
+	cfg.Dialogs.Enabled = true
+	dlg, err := newDialogs(&cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFeed(&cfg, d, dlg, loads)
+	if !f.wantsCopies() {
+		t.Error("dialog tracking wants the fast path's copies")
+	}
+	if _, err := d.Select(1, dispatch.AlgCallLoad, dispatch.Key{CallID: "c1", CallIDHash: dataplane.CallIDHash("c1"), Invite: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	send := func(msg string, setID int, dst string) {
+		t.Helper()
+		var m sipmsg.Msg
+		if err := sipmsg.Parse([]byte(msg), &m); err != nil {
+			t.Fatal(err)
+		}
+		f.observeSlow(sipproxy.Observed{Data: []byte(msg), Msg: &m, SetID: setID, DstURI: dst})
+	}
+	hdrs := "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:alice@x>;tag=1\r\nTo: <sip:bob@y>%s\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	send("INVITE sip:bob@y SIP/2.0\r\n"+fmt.Sprintf(hdrs, ""), 1, "sip:10.0.0.1")
+	recs := dlg.t.List(10)
+	if len(recs) != 1 || recs[0].Dst != "sip:10.0.0.1" {
+		t.Fatalf("records %+v: want one, dst sip:10.0.0.1", recs)
+	}
+	send("SIP/2.0 486 Busy Here\r\n"+fmt.Sprintf(hdrs, ";tag=2"), -1, "")
+	if got := loads.Load(1, "a"); got != 0 {
+		t.Errorf("load %d after the 486, want 0", got)
+	}
+	if recs := dlg.t.List(10); len(recs) != 1 || recs[0].State != dialog.NotAnswered {
+		t.Errorf("records after the 486 %+v: want one, NOTANSWERED", recs)
 	}
 }
