@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -546,4 +547,35 @@ func BenchmarkSelectCallLoad(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkCallLoadMillionCalls holds 1,000,000 live calls in the table
+// and reports the heap each one takes (B/call) and the time of one Check
+// over them (the timer's walk and the audit).
+func BenchmarkCallLoadMillionCalls(b *testing.B) {
+	e := hosts(8)
+	for i := range e {
+		e[i].Attrs = fmt.Sprintf("duid=d%d", i)
+	}
+	const calls = 1_000_000
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d, l, _ := newLoadDispatcher(b, Options{}, e)
+		for i := range calls {
+			if _, err := d.Select(1, AlgCallLoad, Key{CallID: "x", CallIDHash: uint64(i+1) * 0x9e3779b97f4a7c15, Invite: true}, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		start := time.Now()
+		if fixed := l.Check(); fixed != 0 {
+			b.Fatalf("the audit corrected %d", fixed)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/calls, "B/call")
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/check")
+		runtime.KeepAlive(d)
+	}
 }
