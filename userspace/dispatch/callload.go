@@ -35,9 +35,9 @@ const loadShards = 64
 // a transaction's retransmissions.
 const releasedLinger = 32 * time.Second
 
-// maxPrealloc bounds the cells ds_hash_size preallocates: the table grows
-// past it.
-const maxPrealloc = 1 << 20
+// maxPreallocLog bounds the cells ds_hash_size preallocates (2^20): the
+// table grows past it.
+const maxPreallocLog = 20
 
 // CallLoadConfig are the call-load modparams.
 type CallLoadConfig struct {
@@ -159,7 +159,7 @@ func newCallLoad(c CallLoadConfig, now func() time.Time) *CallLoad {
 	}
 	l := &CallLoad{now: now, epoch: now(), counters: map[loadKey]*loadCounter{}}
 	l.SetConfig(c)
-	per := min(1<<max(c.Size, 0), maxPrealloc) / loadShards
+	per := (1 << min(max(c.Size, 0), maxPreallocLog)) / loadShards
 	for i := range l.shards {
 		l.shards[i].cells = make(map[uint64]loadCell, per)
 	}
@@ -281,7 +281,11 @@ func (l *CallLoad) Stats() CallLoadStats {
 // that found drift corrected.
 func (l *CallLoad) Run(ctx context.Context, corrected func(calls uint64)) error {
 	for {
-		t := time.NewTimer(time.Duration(l.interval.Load()))
+		d := time.Duration(l.interval.Load())
+		if d <= 0 {
+			d = DefaultCallLoadConfig().CheckInterval
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -579,3 +579,35 @@ func BenchmarkCallLoadMillionCalls(b *testing.B) {
 		runtime.KeepAlive(d)
 	}
 }
+
+// Run checks every interval and reports each audit that corrected loads.
+func TestCallLoadRun(t *testing.T) {
+	d, l, _ := newLoadDispatcher(t, Options{}, loadEntries("duid=a"))
+	l.SetConfig(CallLoadConfig{Expire: time.Hour, InitExpire: time.Hour, CheckInterval: 10 * time.Millisecond})
+	pickDUID(t, d, inviteKey("c"))
+	ctr := l.counter(1, "a")
+	si := shardOf(callHash("c"))
+	l.shards[si].mu.Lock()
+	ctr.share[si] += 2
+	ctr.total.Add(2)
+	l.shards[si].mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	fixed := make(chan uint64, 1)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, func(n uint64) { fixed <- n }) }()
+	select {
+	case n := <-fixed:
+		if n != 2 {
+			t.Errorf("corrected %d, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no audit ran")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	if got := l.Load(1, "a"); got != 1 {
+		t.Errorf("load %d, want 1", got)
+	}
+}
