@@ -26,8 +26,13 @@ import (
 // alg 10 and starts counting from 0 when it reloads). A load is never
 // dropped: the calls it counts may end after the destination is gone.
 
-// loadShards is the number of shards of the Call-ID table (a power of 2).
-const loadShards = 64
+// loadShards is the number of shards of the Call-ID table, chosen by the
+// hash's top loadShardBits bits (the hash is avalanched: they are as good
+// as any).
+const (
+	loadShardBits = 6
+	loadShards    = 1 << loadShardBits
+)
 
 // releasedLinger is how long a released call keeps its destination: the
 // ACK of a non-2xx final, a CANCEL's 487 ACK and retransmitted BYEs, which
@@ -178,7 +183,7 @@ func (l *CallLoad) SetConfig(c CallLoadConfig) {
 // clock is now in whole seconds since the table was made.
 func (l *CallLoad) clock() uint32 { return uint32(l.now().Sub(l.epoch) / time.Second) }
 
-func shardOf(h uint64) int { return int(h >> 58) }
+func shardOf(h uint64) int { return int(h >> (64 - loadShardBits)) }
 
 // counter returns the load of (set, duid), made on first use.
 func (l *CallLoad) counter(set int, duid string) *loadCounter {
