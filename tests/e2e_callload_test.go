@@ -16,8 +16,8 @@ import (
 // dispatcher.list's RUNTIME.DLGLOAD.
 
 // callLoadAgent starts sipedge with an alg 10 rule over set 1 = servers,
-// the server i with attrs[i].
-func callLoadAgent(t *testing.T, servers []*sipp.SIPp, attrs []string) (*agent.Agent, string) {
+// the server i with attrs[i], in mode ("" is stateless).
+func callLoadAgent(t *testing.T, mode string, servers []*sipp.SIPp, attrs []string) (*agent.Agent, string) {
 	t.Helper()
 	edge := freeAddr(t)
 	dests := destsOf(servers)
@@ -26,7 +26,7 @@ func callLoadAgent(t *testing.T, servers []*sipp.SIPp, attrs []string) (*agent.A
 	}
 	cfg := agent.Config{
 		Listeners:      []agent.Listener{{Name: "edge", Address: edge}},
-		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 10}},
+		Rules:          []agent.Rule{{Listener: "edge", Set: 1, Algorithm: 10, Mode: mode}},
 		Dests:          dests,
 		DispatcherKeys: [][2]string{{"ds_hash_size", "8"}},
 	}
@@ -91,7 +91,7 @@ func TestSippCallLoadSpread(t *testing.T) {
 	sipp.NeedSIPp(t)
 	const calls = 12
 	uas := startUAS(t, 3, sipp.UAS)
-	a, edge := callLoadAgent(t, uas, []string{"duid=a", "duid=b", "duid=c;maxload=2"})
+	a, edge := callLoadAgent(t, "", uas, []string{"duid=a", "duid=b", "duid=c;maxload=2"})
 
 	uac := sipp.Start(t, sipp.Options{Name: "uac", Scenario: sipp.UAC, Local: freeAddr(t), Remote: edge,
 		Calls: calls, Rate: 40, Limit: calls, Timeout: 30 * time.Second, Args: []string{"-d", "4000"}})
@@ -135,7 +135,7 @@ func TestSippCallLoadReleased(t *testing.T) {
 			t.Parallel()
 			const calls = 6
 			uas := startUAS(t, 2, tc.uas)
-			a, edge := callLoadAgent(t, uas, []string{"duid=a", "duid=b"})
+			a, edge := callLoadAgent(t, "", uas, []string{"duid=a", "duid=b"})
 			uac := runUAC(t, sipp.Options{Name: "uac", Scenario: tc.uac, Remote: edge, Calls: calls, Rate: 20, Limit: calls})
 			waitLoads(t, a, map[string]int{"a": 0, "b": 0}, 3*time.Second)
 			stopAll(uas)
@@ -145,5 +145,34 @@ func TestSippCallLoadReleased(t *testing.T) {
 				t.Errorf("calls per server %v: both should have had calls", per)
 			}
 		})
+	}
+}
+
+// TestSippCallLoadFailover: failover mode, server a refuses every INVITE
+// with 503, server b answers. Each call is picked for a (the least
+// loaded: its calls never stay), fails over to b, and its load moves with
+// it (ds_next_dst): while 4 calls last, a carries 0 and b 4; after the
+// BYEs, both 0.
+func TestSippCallLoadFailover(t *testing.T) {
+	t.Parallel()
+	sipp.NeedSIPp(t)
+	const calls = 4
+	refuses := startUAS(t, 1, sipp.UAS503)
+	answers := startUAS(t, 1, sipp.UAS)
+	servers := append(refuses, answers...)
+	// Listed in reverse: index 0 (picked first on a tie) is a.
+	a, edge := callLoadAgent(t, "failover", []*sipp.SIPp{servers[1], servers[0]}, []string{"duid=b", "duid=a"})
+	uac := sipp.Start(t, sipp.Options{Name: "uac", Scenario: sipp.UAC, Local: freeAddr(t), Remote: edge,
+		Calls: calls, Rate: 20, Limit: calls, Timeout: 30 * time.Second, Args: []string{"-d", "3000"}})
+	waitLoads(t, a, map[string]int{"a": 0, "b": calls}, 3*time.Second)
+	if res := uac.Wait(t); res.ExitCode != 0 || res.Stats.Successful != calls {
+		t.Errorf("uac: exit %d, %d of %d calls successful", res.ExitCode, res.Stats.Successful, calls)
+		uac.LogOutput()
+	}
+	waitLoads(t, a, map[string]int{"a": 0, "b": 0}, 3*time.Second)
+	stopAll(servers)
+	s, _ := receivedRequests(t, servers)
+	if per := s.invitesPerBackend(len(servers)); per[0] != calls || per[1] != calls {
+		t.Errorf("INVITEs per server (a, b) %v, want every call tried on both", per)
 	}
 }
