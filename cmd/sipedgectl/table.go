@@ -43,7 +43,8 @@ func writeTable(w io.Writer, method string, result json.RawMessage) error {
 // dispatcherRows flattens {"NRSETS":n,"RECORDS":[{"SET":{"ID":g,
 // "TARGETS":[{"DEST":{...}}]}}]} into SET IDX URI FLAGS PRIORITY ATTRS;
 // when any destination has LATENCY (ds_ping_latency_stats), its AVG STD
-// EST MAX TIMEOUT (ms) come before ATTRS.
+// EST MAX TIMEOUT (ms) come before ATTRS, and when any has RUNTIME (call
+// load on), its DLGLOAD.
 func dispatcherRows(result json.RawMessage) ([][]string, error) {
 	var list struct {
 		Records []struct {
@@ -65,6 +66,9 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 							Max     json.RawMessage `json:"MAX"`
 							Timeout json.RawMessage `json:"TIMEOUT"`
 						} `json:"LATENCY"`
+						Runtime *struct {
+							DLGLoad json.RawMessage `json:"DLGLOAD"`
+						} `json:"RUNTIME"`
 					} `json:"DEST"`
 				} `json:"TARGETS"`
 			} `json:"SET"`
@@ -73,15 +77,19 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 	if err := json.Unmarshal(result, &list); err != nil {
 		return nil, fmt.Errorf("not a dispatcher.list result: %w", err)
 	}
-	latency := false
+	latency, load := false, false
 	for _, rec := range list.Records {
 		for _, t := range rec.Set.Targets {
 			latency = latency || t.Dest.Latency != nil
+			load = load || t.Dest.Runtime != nil
 		}
 	}
 	head := []string{"SET", "IDX", "URI", "FLAGS", "PRIORITY"}
 	if latency {
 		head = append(head, "AVG", "STD", "EST", "MAX", "TIMEOUT")
+	}
+	if load {
+		head = append(head, "DLGLOAD")
 	}
 	rows := [][]string{append(head, "ATTRS")}
 	for _, rec := range list.Records {
@@ -94,6 +102,12 @@ func dispatcherRows(result json.RawMessage) ([][]string, error) {
 				row = append(row, cell(l.Avg), cell(l.Std), cell(l.Est), cell(l.Max), cell(l.Timeout))
 			case latency:
 				row = append(row, "", "", "", "", "")
+			}
+			switch {
+			case d.Runtime != nil:
+				row = append(row, cell(d.Runtime.DLGLoad))
+			case load:
+				row = append(row, "")
 			}
 			rows = append(rows, append(row, cell(d.Attrs.Body)))
 		}

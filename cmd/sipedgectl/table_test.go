@@ -43,6 +43,19 @@ func TestWriteTable(t *testing.T) {
 				"1    1    sip:10.0.0.1       IX     0         0     0     0     0    0\n",
 		},
 		{
+			name:   "dispatcher.list with RUNTIME",
+			method: "dispatcher.list",
+			result: `{"NRSETS":1,"RECORDS":[
+				{"SET":{"ID":1,"TARGETS":[
+					{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"dspt-1","ATTRS":{"BODY":"duid=gw2;maxload=9"},
+						"RUNTIME":{"DLGLOAD":7}}},
+					{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"dspt-2","RUNTIME":{"DLGLOAD":0}}}]}}]}`,
+			want: "" +
+				"SET  IDX  URI                FLAGS  PRIORITY  DLGLOAD  ATTRS\n" +
+				"1    0    sip:10.0.0.2:5060  AP     5         7        duid=gw2;maxload=9\n" +
+				"1    1    sip:10.0.0.1       IX     0         0\n",
+		},
+		{
 			name:   "object as key/value in server order",
 			method: "core.uptime",
 			result: `{"now":"Wed Mar  4 06:36:08 2026","up_since":"Wed Mar  4 05:06:07 2026","uptime":5401}`,

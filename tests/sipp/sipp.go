@@ -80,7 +80,7 @@ var (
 	// rings and rejects every INVITE with 486.
 	UAC486 = Scenario{file: "uac_486.xml"}
 	UAS486 = Scenario{file: "uas_486.xml"}
-	// UACCancel cancels its INVITE after the 180, takes the 200 to the
+	// UACCancel cancels its INVITE 300 ms after the 180, takes the 200 to the
 	// CANCEL and the 487, and ACKs the 487; UASCancel rings until the
 	// CANCEL, then answers it 200 and the INVITE 487.
 	UACCancel = Scenario{file: "uac_cancel.xml"}

@@ -162,4 +162,22 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("uas got ACK in %d calls, want 3", got)
 		}
 	})
+	t.Run("cancel pair", func(t *testing.T) {
+		uas := Start(t, Options{Name: "uas", Scenario: UASCancel, Local: netip.AddrPortFrom(lo, proc.FreeUDPPort(t, lo))})
+		uac := Start(t, Options{Name: "uac", Scenario: UACCancel, Local: netip.AddrPortFrom(lo, proc.FreeUDPPort(t, lo)),
+			Remote: uas.Opts.Local.String(), Calls: 3, Rate: 50, Args: []string{"-key", "tenant", "none"}})
+		if res := uac.Wait(t); res.ExitCode != 0 || res.Stats.Successful != 3 {
+			t.Fatalf("uac: exit %d, stats %+v", res.ExitCode, res.Stats)
+		}
+		uas.Stop()
+		msgs := uas.Messages(t)
+		for _, method := range []string{"INVITE", "CANCEL", "ACK"} {
+			if got := len(msgs.Requests(Received, method).CallIDs()); got != 3 {
+				t.Errorf("uas saw %s of %d calls, want 3", method, got)
+			}
+		}
+		if got := len(msgs.Responses(Sent, 487).CallIDs()); got != 3 {
+			t.Errorf("uas sent 487 in %d calls, want 3", got)
+		}
+	})
 }

@@ -140,6 +140,9 @@ func buildSets(ctx context.Context, cfg *config.Config) (*dispatch.Snapshot, err
 	if err := cfg.CheckSets(snap.Exists); err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckCallLoadSets(snap); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }
 

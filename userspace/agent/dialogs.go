@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -13,45 +11,23 @@ import (
 	"github.com/sipedge/sipedge/userspace/dataplane"
 	"github.com/sipedge/sipedge/userspace/dialog"
 	"github.com/sipedge/sipedge/userspace/dialogattr"
-	"github.com/sipedge/sipedge/userspace/dispatch"
-	"github.com/sipedge/sipedge/userspace/sipmsg"
-	"github.com/sipedge/sipedge/userspace/sipproxy"
-	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
-// dialogs is dialog tracking (package dialog, Kamailio's dlgs), fed by
-// both paths through one adapter (message): the slow path's Observe hook
-// hands it the parsed messages it forwards, the fast path's events hand it
-// the same messages, INVITEs and their 2xx as copies, the rest as Call-ID
-// hashes. Its Run expires records; Apply takes the live keys.
+// dialogs is dialog tracking (package dialog, Kamailio's dlgs). The feed
+// (feed.go) hands it the messages of both paths; its Run expires records;
+// Apply takes the live keys.
 type dialogs struct {
 	log   *slog.Logger
 	t     *dialog.Tracker
-	d     *dispatch.Dispatcher
 	attrs atomic.Pointer[dialogattr.Attrs]
-	// names are the listener names by the fast path's listener id.
-	names []string
-	// results holds a *dialogattr.Result per slow-path reader goroutine in
-	// use: Eval's strings alias it until the tracker has copied them.
-	results sync.Pool
-
-	// The fast path's drainer is one goroutine: its state is reused.
-	fast fastFeed
 	// evalErrors counts INVITEs whose templates met an unparsable header
 	// (the record is kept with what did expand).
 	evalErrors atomic.Uint64
 }
 
-// fastFeed is the fast path's adapter state, used by the drainer only.
-type fastFeed struct {
-	msg     sipmsg.Msg
-	batch   []dialog.Message
-	results []*dialogattr.Result // one per INVITE of the batch
-}
-
 // newDialogs builds dialog tracking, or returns nil when dialogs.enabled is
 // false.
-func newDialogs(cfg *config.Config, d *dispatch.Dispatcher, logger *slog.Logger) (*dialogs, error) {
+func newDialogs(cfg *config.Config, logger *slog.Logger) (*dialogs, error) {
 	if !cfg.Dialogs.Enabled {
 		return nil, nil
 	}
@@ -62,13 +38,8 @@ func newDialogs(cfg *config.Config, d *dispatch.Dispatcher, logger *slog.Logger)
 	g := &dialogs{
 		log: logger.With("component", "dialogs"),
 		t:   dialog.New(trackerConfig(cfg.Dialogs)),
-		d:   d,
-	}
-	for _, l := range cfg.Listeners {
-		g.names = append(g.names, l.Name)
 	}
 	g.attrs.Store(attrs)
-	g.results.New = func() any { return new(dialogattr.Result) }
 	return g, nil
 }
 
@@ -100,120 +71,9 @@ func (g *dialogs) Apply(s *Snapshot) {
 	g.attrs.Store(attrs)
 }
 
-// observeSlow is sipproxy.Config.Observe. It runs on the slow path's
-// reader goroutines, concurrently.
-func (g *dialogs) observeSlow(o sipproxy.Observed) {
-	res := g.results.Get().(*dialogattr.Result)
-	defer g.results.Put(res)
-	var ms [1]dialog.Message
-	in := dialogattr.Input{Buf: o.Data, Msg: o.Msg, Src: o.Src, Listener: o.Listener, Set: o.SetID, DstURI: o.DstURI}
-	if !g.message(&ms[0], &in, res) {
-		return
-	}
-	g.t.Observe(ms[:])
-}
-
-// observeFast is dataplane.FastPathConfig.Events: each drained batch, on
-// the drainer's goroutine.
-func (g *dialogs) observeFast(evs []dataplane.Event) {
-	f := &g.fast
-	f.batch = f.batch[:0]
-	invites := 0
-	var snap *dispatch.Snapshot
-	for i := range evs {
-		e := &evs[i]
-		if e.Msg == nil {
-			f.batch = append(f.batch, compactMessage(e))
-			continue
-		}
-		// A copy: an INVITE, or a 2xx to one. Parsed as the slow path
-		// parses what it forwards, so both feed the tracker alike.
-		if err := sipmsg.Parse(e.Msg, &f.msg); err != nil {
-			// The program forwarded it, so it parsed there; a copy the
-			// agent cannot parse still moves the dialog by its hash.
-			f.batch = append(f.batch, compactMessage(e))
-			continue
-		}
-		in := dialogattr.Input{Buf: e.Msg, Msg: &f.msg, Src: e.Src, Set: int(e.SetID)}
-		if int(e.ListenerID) < len(g.names) {
-			in.Listener = g.names[e.ListenerID]
-		}
-		if e.Kind == dataplane.EventRequest && e.DstIndex >= 0 {
-			if snap == nil {
-				snap = g.d.Snapshot()
-			}
-			in.DstURI = destinationURI(snap, int(e.SetID), int(e.DstIndex))
-		}
-		if invites == len(f.results) {
-			f.results = append(f.results, new(dialogattr.Result))
-		}
-		var m dialog.Message
-		if g.message(&m, &in, f.results[invites]) {
-			invites++
-			f.batch = append(f.batch, m)
-		}
-	}
-	g.t.Observe(f.batch)
-}
-
-// compactMessage is a fast-path event without a copy: the tracker matches
-// it by its Call-ID hash.
-func compactMessage(e *dataplane.Event) dialog.Message {
-	m := dialog.Message{CallIDHash: e.CallIDHash, Request: e.Kind == dataplane.EventRequest, Method: fastMethod(e.Method)}
-	if !m.Request {
-		m.Status = int(e.Status)
-	}
-	return m
-}
-
-// destinationURI is the URI of the fast path's destination index idx of
-// set id: the index is the destination's place in the set as the program's
-// maps were last synced from the dispatcher's snapshot. A reload between
-// the pick and this look-up can name the destination now at that index.
-func destinationURI(snap *dispatch.Snapshot, id, idx int) string {
-	set := snap.Set(id)
-	if set == nil || idx >= len(set.Dests) {
-		return ""
-	}
-	return set.Dests[idx].URI
-}
-
-// message fills m from one parsed message (either path): a request's
-// method or a reply's CSeq method and status, the Call-ID hash, and for an
-// INVITE request the text the record keeps (Call-ID, tags, branch) and
-// what the templates and tag rules make of it. It reports false for a
-// message the tracker has no use for (no CSeq on a reply). The strings
-// alias in.Buf and res: the tracker copies what it keeps.
-func (g *dialogs) message(m *dialog.Message, in *dialogattr.Input, res *dialogattr.Result) bool {
-	pm, b := in.Msg, in.Buf
-	callID := bytes.Trim(pm.CallID.Bytes(b), " \t")
-	*m = dialog.Message{CallIDHash: wordhash.CallID(callID), Request: pm.IsRequest}
-	if pm.IsRequest {
-		m.Method = slowMethod(pm.Method.Bytes(b))
-	} else {
-		if pm.CSeq.Err != nil {
-			return false
-		}
-		m.Method = slowMethod(pm.CSeq.Method.Bytes(b))
-		m.Status = pm.StatusCode
-		if pm.To.HasTag && m.Method == dialog.Invite && m.Status >= 200 && m.Status < 300 {
-			m.ToTag = view(pm.To.Tag.Bytes(b))
-		}
-		return true
-	}
-	if m.Method != dialog.Invite {
-		return true
-	}
-	m.CallID = view(callID)
-	if pm.From.HasTag {
-		m.FromTag = view(pm.From.Tag.Bytes(b))
-	}
-	if pm.To.HasTag {
-		m.ToTag = view(pm.To.Tag.Bytes(b))
-	}
-	if branch, _, ok := pm.TopViaKey(b); ok {
-		m.Branch = view(branch)
-	}
+// fields fills an INVITE's src, dst, data and tags from the templates and
+// tag rules.
+func (g *dialogs) fields(m *dialog.Message, in *dialogattr.Input, res *dialogattr.Result) {
 	if err := g.attrs.Load().Eval(in, res); err != nil {
 		if g.evalErrors.Add(1) == 1 {
 			g.log.Warn("dialog fields: a template met an unparsable header; the dialog keeps what did expand (logged once)", "error", err)
@@ -221,7 +81,6 @@ func (g *dialogs) message(m *dialog.Message, in *dialogattr.Input, res *dialogat
 	}
 	m.Src, m.Dst, m.Data = res.Src, res.Dst, res.Data
 	m.AddTags, m.RemoveTags = res.Add, res.Remove
-	return true
 }
 
 // view is b as a string without a copy. Safe here because the tracker

@@ -41,7 +41,7 @@ const (
 )
 
 // BenchmarkDialogsFastFeed times what the agent does with the fast path's
-// drained events when dialog tracking is on: the adapter (observeFast)
+// drained events when dialog tracking is on: the adapter (feed.observeFast)
 // parses the INVITE's and the 200's copies, expands the templates and tag
 // rules, and the tracker applies the batch. A call is seven events (INVITE
 // and its 200 with copies; 100, 180, ACK, BYE and the BYE's 200 by hash),
@@ -62,10 +62,11 @@ func BenchmarkDialogsFastFeed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := newDialogs(cfg, dispatch.New(snap), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dlg, err := newDialogs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
+	g := newFeed(cfg, dispatch.New(snap), dlg, nil)
 
 	// Calls in flight: a window's seven events per call fill one batch
 	// (511 events), handed over before the next window rewrites the
@@ -132,7 +133,7 @@ func BenchmarkDialogsFastFeed(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	// The feed did its work: every call of the last windows ended.
-	if st := g.t.Stats(); st.Active[dialog.Terminated] == 0 || st.Unmatched > 0 {
+	if st := g.dlg.t.Stats(); st.Active[dialog.Terminated] == 0 || st.Unmatched > 0 {
 		b.Fatalf("calls did not end as fed: %+v", st)
 	}
 }

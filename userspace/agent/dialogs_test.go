@@ -54,13 +54,14 @@ func dlgDispatcher(t *testing.T) *dispatch.Dispatcher {
 	return dispatch.New(buildSnap(t, []dispatch.Entry{{SetID: 1, URI: dlgDestURI}, {SetID: 1, URI: "sip:10.0.0.3:5060"}}))
 }
 
-func newTestDialogs(t *testing.T, cfg *config.Config) *dialogs {
+// newTestDialogs is the feed of a dialog tracker alone (no call load).
+func newTestDialogs(t *testing.T, cfg *config.Config) *feed {
 	t.Helper()
-	g, err := newDialogs(cfg, dlgDispatcher(t), slog.New(slog.DiscardHandler))
+	g, err := newDialogs(cfg, slog.New(slog.DiscardHandler))
 	if err != nil || g == nil {
 		t.Fatalf("newDialogs: %v, %v", g, err)
 	}
-	return g
+	return newFeed(cfg, dlgDispatcher(t), g, nil)
 }
 
 // sipText is msg with CRLF line ends.
@@ -170,7 +171,7 @@ func slowObserved(t *testing.T, m dlgMessage) sipproxy.Observed {
 // destination's place in the set of g's dispatcher, as the program's maps
 // hold it), a reply's status and CSeq method, and a copy of the message
 // for an INVITE and a 2xx to INVITE only.
-func fastEvent(t *testing.T, g *dialogs, m dlgMessage) dataplane.Event {
+func fastEvent(t *testing.T, g *feed, m dlgMessage) dataplane.Event {
 	t.Helper()
 	var pm sipmsg.Msg
 	if err := sipmsg.Parse(m.data, &pm); err != nil {
@@ -220,12 +221,12 @@ func TestDialogsBothPathsAlike(t *testing.T) {
 	slow, fast := newTestDialogs(t, cfg), newTestDialogs(t, cfg)
 	same := func(after string) {
 		t.Helper()
-		got, want := comparable(fast.t.List(0)), comparable(slow.t.List(0))
+		got, want := comparable(fast.dlg.t.List(0)), comparable(slow.dlg.t.List(0))
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("after %s: records differ\nfast %+v\nslow %+v", after, got, want)
 		}
-		if fast.t.Stats() != slow.t.Stats() {
-			t.Fatalf("after %s: stats differ\nfast %+v\nslow %+v", after, fast.t.Stats(), slow.t.Stats())
+		if fast.dlg.t.Stats() != slow.dlg.t.Stats() {
+			t.Fatalf("after %s: stats differ\nfast %+v\nslow %+v", after, fast.dlg.t.Stats(), slow.dlg.t.Stats())
 		}
 	}
 	// Message by message, comparing after each.
@@ -264,14 +265,14 @@ func TestDialogsBothPathsAlike(t *testing.T) {
 		record(3, "acme", dialog.NotAnswered, false, "tenant-acme", "vip", "trunk"),
 		record(4, "globex", dialog.Terminated, true, "tenant-globex", "trunk"),
 	}
-	if got := comparable(fast.t.List(0)); !reflect.DeepEqual(got, want) {
+	if got := comparable(fast.dlg.t.List(0)); !reflect.DeepEqual(got, want) {
 		t.Errorf("records:\n got %+v\nwant %+v", got, want)
 	}
-	st := fast.t.Stats()
+	st := fast.dlg.t.Stats()
 	if st.Active[dialog.Terminated] != 2 || st.Active[dialog.NotAnswered] != 2 || st.Unmatched != 0 || st.Underflow != 0 {
 		t.Errorf("stats %+v: want 2 active terminated, 2 not answered, nothing unmatched", st)
 	}
-	for _, r := range fast.t.List(0) {
+	for _, r := range fast.dlg.t.List(0) {
 		if r.Init.IsZero() || r.Finish.IsZero() || r.Answer.IsZero() != (r.ToTag == "") {
 			t.Errorf("fast path record %s: times %v %v %v, want init and finish set, answer when answered", r.CallID, r.Init, r.Answer, r.Finish)
 		}
@@ -290,7 +291,7 @@ func TestDialogsApply(t *testing.T) {
 	}
 	record := func(callID string) dialog.Record {
 		t.Helper()
-		for _, r := range g.t.List(0) {
+		for _, r := range g.dlg.t.List(0) {
 			if r.CallID == callID {
 				return r
 			}
@@ -300,7 +301,7 @@ func TestDialogsApply(t *testing.T) {
 	}
 	invite("before@example.com", "acme")
 	// 180 s init_lifetime: an INIT record outlives a minute.
-	if n := g.t.Expire(time.Now().Add(time.Minute)); n != 0 {
+	if n := g.dlg.t.Expire(time.Now().Add(time.Minute)); n != 0 {
 		t.Fatalf("Expire a minute on removed %d records with init_lifetime 180 s", n)
 	}
 
@@ -309,7 +310,7 @@ func TestDialogsApply(t *testing.T) {
 	next.Dialogs.Data = "tenant=$hdr(X-Tenant)"
 	next.Dialogs.Src = "$si"
 	next.Dialogs.Tags = []config.TagRule{{Tag: "gold", Action: config.TagAdd, Set: -1, Header: "X-Tenant", Value: "^acme$"}}
-	g.Apply(&Snapshot{Config: &next})
+	g.dlg.Apply(&Snapshot{Config: &next})
 	invite("after@example.com", "acme")
 
 	if r := record("before@example.com"); r.Data != "acme" || r.Src != "sip:alice@example.com" || !reflect.DeepEqual(r.Tags, []string{"tenant-acme", "vip", "trunk"}) {
@@ -318,18 +319,18 @@ func TestDialogsApply(t *testing.T) {
 	if r := record("after@example.com"); r.Data != "tenant=acme" || r.Src != "192.0.2.10" || !reflect.DeepEqual(r.Tags, []string{"gold"}) {
 		t.Errorf("record made after the reload: src %q data %q tags %q, want 192.0.2.10, tenant=acme, [gold]", r.Src, r.Data, r.Tags)
 	}
-	if n := g.t.TagsCount("vip"); n != 1 {
+	if n := g.dlg.t.TagsCount("vip"); n != 1 {
 		t.Errorf("tags_count vip = %d, want 1 (the old record keeps it)", n)
 	}
 	// 10 s init_lifetime now: both INIT records are gone a minute on.
-	if n := g.t.Expire(time.Now().Add(time.Minute)); n != 2 {
+	if n := g.dlg.t.Expire(time.Now().Add(time.Minute)); n != 2 {
 		t.Errorf("Expire a minute on removed %d records, want 2 (init_lifetime 10 s)", n)
 	}
 
 	bad := next
 	bad.Dialogs.Data = "$hdr(X-Other)"
 	bad.Dialogs.Tags = []config.TagRule{{Tag: "x", Action: config.TagAdd, Set: -1, Header: "X-Tenant", Value: "("}}
-	g.Apply(&Snapshot{Config: &bad})
+	g.dlg.Apply(&Snapshot{Config: &bad})
 	invite("bad@example.com", "acme")
 	if r := record("bad@example.com"); r.Data != "tenant=acme" || !reflect.DeepEqual(r.Tags, []string{"gold"}) {
 		t.Errorf("after a reload whose rule does not compile: data %q tags %q, want the old templates and rules (tenant=acme, [gold])", r.Data, r.Tags)

@@ -8,8 +8,9 @@
 // takes each new snapshot. Today's order: the event hook (first to start,
 // last to stop: it runs the others' events), the slow path (its sockets
 // bound first, so that what the fast path passes up finds it ready), the
-// XDP fast path, dispatcher probing, the keepalive module (keepalive.go),
-// then the control server (JSON-RPC on the unix socket and HTTP).
+// XDP fast path, dialog tracking, the call-load timer, dispatcher probing,
+// the keepalive module (keepalive.go), then the control server (JSON-RPC on
+// the unix socket and HTTP).
 // Every subsystem reads the destination sets through one
 // dispatch.Dispatcher, which the agent swaps on reload.
 //
@@ -30,6 +31,9 @@
 //   - subsystem.go: the Subsystem interface and Snapshot
 //   - wiring.go: the subsystems built from the config
 //   - reload.go: SIGHUP and dispatcher.reload
+//   - feed.go: the one adapter both paths feed with dialog messages, for
+//     dialog tracking and call load (algorithm 10); the call-load timer
+//   - dialogs.go: dialog tracking (dlgs) and its templates
 //   - probing.go: dispatcher probing (ds_ping_*) on the probe engine
 //   - keepalive.go: the keepalive module on its own probe engine
 //   - results.go: the queue carrying an engine's results to the goroutine

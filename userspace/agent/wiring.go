@@ -17,6 +17,7 @@ import (
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
 // path (when xdp.mode is not off), dialog tracking (when dialogs.enabled),
+// call load (when ds_hash_size > 0),
 // dispatcher probing (when ds_ping_interval is set), keepalive, control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	listeners := proxyListeners(cfg)
@@ -24,13 +25,22 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	// its probes from them: the two are built around each other.
 	var pr *probing
 	var ka *keepaliveSub
-	dl, err := newDialogs(cfg, a.d, a.log)
+	dl, err := newDialogs(cfg, a.log)
 	if err != nil {
 		return nil, err
 	}
+	var cl *callLoad
+	if cfg.Dispatcher.HashSize > 0 {
+		cl = &callLoad{l: a.d.EnableCallLoad(cfg.Dispatcher.CallLoadConfig(), nil), log: a.log.With("component", "call load")}
+	}
+	var loads *dispatch.CallLoad
+	if cl != nil {
+		loads = cl.l
+	}
+	fd := newFeed(cfg, a.d, dl, loads)
 	var observe func(sipproxy.Observed)
-	if dl != nil {
-		observe = dl.observeSlow
+	if fd != nil {
+		observe = fd.observeSlow
 	}
 	px, err := sipproxy.New(sipproxy.Config{
 		Listeners:           listeners,
@@ -53,8 +63,8 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 
 	var fp *dataplane.FastPath
 	if fc := fastPathConfig(cfg, a.d, a.log); fc != nil {
-		if dl != nil {
-			fc.Events, fc.EventCopies = dl.observeFast, true
+		if fd != nil {
+			fc.Events, fc.EventCopies = fd.observeFast, fd.wantsCopies()
 		}
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
@@ -63,6 +73,9 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if dl != nil {
 		subs = append(subs, dl)
 		dlgs = dl.t
+	}
+	if cl != nil {
+		subs = append(subs, cl)
 	}
 
 	// After the slow path (a Readier): probes go out once its sockets are

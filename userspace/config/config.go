@@ -110,6 +110,37 @@ type Dispatcher struct {
 	// "spread" spreads the down destination's calls over every up one
 	// (dispatch.HashFallback).
 	HashFallback string `key:"ds_hash_fallback"`
+	// HashSize is ds_hash_size: above 0 it turns call load (algorithm
+	// 10) on, with a Call-ID table presized for 2^HashSize calls (at most
+	// 2^20; it grows past that).
+	HashSize int `key:"ds_hash_size"`
+	// HashExpire is ds_hash_expire: a call's load is dropped this long
+	// after its INVITE, unless it ended before.
+	HashExpire time.Duration `key:"ds_hash_expire"`
+	// HashInitExpire is ds_hash_initexpire: an unanswered call's load is
+	// dropped this long after its INVITE.
+	HashInitExpire time.Duration `key:"ds_hash_initexpire"`
+	// HashCheckInterval is ds_hash_check_interval: how often expired calls
+	// are dropped and the loads audited against the table.
+	HashCheckInterval time.Duration `key:"ds_hash_check_interval"`
+}
+
+// MaxHashSize is the largest ds_hash_size.
+const MaxHashSize = 30
+
+// CallLoad reports whether a rule uses algorithm 10 (call load).
+func (c *Config) CallLoad() bool {
+	for _, r := range c.Rules {
+		if r.Algorithm == int(dispatch.AlgCallLoad) {
+			return true
+		}
+	}
+	return false
+}
+
+// CallLoadConfig is the call-load table's configuration.
+func (d Dispatcher) CallLoadConfig() dispatch.CallLoadConfig {
+	return dispatch.CallLoadConfig{Size: d.HashSize, Expire: d.HashExpire, InitExpire: d.HashInitExpire, CheckInterval: d.HashCheckInterval}
 }
 
 // Dispatcher.Flags bits (Kamailio's "flags" modparam).
@@ -315,6 +346,10 @@ func Defaults() Config {
 			// Kamailio 6.0's default (kamailio-behaviour §3.6).
 			LatencyEstimatorAlpha: 100,
 			HashFallback:          dispatch.FallbackNext.String(),
+			// Kamailio's defaults (ds_hash_size 0: call load off).
+			HashExpire:        2 * time.Hour,
+			HashInitExpire:    2 * time.Hour,
+			HashCheckInterval: 30 * time.Second,
 		},
 		Failover: Failover{Timeout: 5 * time.Second, MaxTransactions: DefaultMaxTransactions, MaxTransactionBytes: DefaultMaxTransactionBytes},
 		UDP:      UDP{ReceiveBuffer: DefaultReceiveBuffer},

@@ -8,7 +8,7 @@
 // FILE:LINE: key.path: what is wrong, and Load joins them (errors.Join) in
 // line order:
 //
-//	sipedge.yaml:14: rules[0].algorithm: algorithm 10 (call load) is not supported yet
+//	sipedge.yaml:14: rules[0].algorithm: algorithm 12 (parallel forking) is not supported yet
 //	dispatcher.list:7: set id must be a number, got "sip:10.0.0.1"
 //
 // Files:

@@ -143,6 +143,10 @@ func (d *decoder) top(root *yaml.Node) {
 			{"ds_ping_latency_stats", d.zeroOne(&dp.PingLatencyStats)},
 			{"ds_latency_estimator_alpha", d.integer(&dp.LatencyEstimatorAlpha)},
 			{"ds_hash_fallback", d.str(&dp.HashFallback)},
+			{"ds_hash_size", d.integer(&dp.HashSize)},
+			{"ds_hash_expire", d.duration(&dp.HashExpire)},
+			{"ds_hash_initexpire", d.duration(&dp.HashInitExpire)},
+			{"ds_hash_check_interval", d.duration(&dp.HashCheckInterval)},
 		})},
 		{"failover", d.section([]field{
 			{"timeout", d.duration(&fo.Timeout)},

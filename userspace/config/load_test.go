@@ -1,7 +1,9 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/sipedge/sipedge/userspace/dispatch"
 )
 
 // TestLoadBad asserts every error of every bad config file, in order.
@@ -49,11 +53,11 @@ func TestLoadBad(t *testing.T) {
 			name: "rules.yaml",
 			want: []string{
 				`rules.yaml:6: listeners[2]: listener "c" has no rule`,
-				`rules.yaml:11: rules[0].algorithm: algorithm 10 (call load) is not supported yet`,
+				`rules.yaml:11: rules[0].algorithm: algorithm 10 keeps its calls in a table that dispatcher.ds_hash_size turns on (e.g. 10); it is 0`,
 				`rules.yaml:12: rules[1].listener: listener "a" already has a rule (line 9)`,
 				`rules.yaml:14: rules[2].listener: no listener named "edge"`,
 				`rules.yaml:16: rules[3].set: required: the dispatcher set id`,
-				`rules.yaml:17: rules[3].algorithm: unknown algorithm 42 (supported: 0-9, 11, 13, 14)`,
+				`rules.yaml:17: rules[3].algorithm: unknown algorithm 42 (supported: 0-11, 13, 14)`,
 				`rules.yaml:18: rules[3].limit: must be 0 (no limit) or more, got -1`,
 				`rules.yaml:19: rules[3].mode: want stateless or failover, got "stateful"`,
 				`rules.yaml:20: rules[4].listener: required`,
@@ -92,6 +96,10 @@ func TestLoadBad(t *testing.T) {
 				`dispatcher.yaml:17: dispatcher.ds_probing_mode: want 0, 1, 2 or 3, got 4`,
 				`dispatcher.yaml:18: dispatcher.ds_latency_estimator_alpha: want 0 to 1000 (per mille), got 1001`,
 				`dispatcher.yaml:19: dispatcher.ds_hash_fallback: hash fallback "even": want next or spread`,
+				`dispatcher.yaml:20: dispatcher.ds_hash_size: want 0 (call load off) to 30, got 31`,
+				`dispatcher.yaml:21: dispatcher.ds_hash_expire: 0s is below 1s (calls expire in whole seconds)`,
+				`dispatcher.yaml:22: dispatcher.ds_hash_initexpire: 500ms is below 1s (calls expire in whole seconds)`,
+				`dispatcher.yaml:23: dispatcher.ds_hash_check_interval: 10ms is below 100ms`,
 			},
 		},
 		{
@@ -248,6 +256,10 @@ func TestLoadFull(t *testing.T) {
 			PingLatencyStats:      true,
 			LatencyEstimatorAlpha: 900,
 			HashFallback:          "spread",
+			HashSize:              12,
+			HashExpire:            time.Hour,
+			HashInitExpire:        time.Minute,
+			HashCheckInterval:     time.Minute,
 		},
 		Failover: Failover{Timeout: 1500 * time.Millisecond, MaxTransactions: 1000, MaxTransactionBytes: 32 << 20},
 		UDP:      UDP{ReceiveBuffer: 4 << 20},
@@ -272,10 +284,10 @@ func TestLoadFull(t *testing.T) {
 			Dst:            "$ru",
 			Data:           "$hdr(X-Tenant)",
 			Tags: []TagRule{
-				{Tag: "$si", Action: TagAdd, Set: -1, Line: 79},
-				{Tag: "trunk", Action: TagAdd, Source: "203.0.113.0/24", Listener: "edge", Set: 1, Line: 80},
-				{Tag: "acme", Action: TagAdd, Set: -1, Header: "X-Tenant", Value: "^acme$", Line: 84},
-				{Tag: "trunk", Action: TagRemove, Set: -1, Header: "X-No-Trunk", Line: 87},
+				{Tag: "$si", Action: TagAdd, Set: -1, Line: 83},
+				{Tag: "trunk", Action: TagAdd, Source: "203.0.113.0/24", Listener: "edge", Set: 1, Line: 84},
+				{Tag: "acme", Action: TagAdd, Set: -1, Header: "X-Tenant", Value: "^acme$", Line: 88},
+				{Tag: "trunk", Action: TagRemove, Set: -1, Header: "X-No-Trunk", Line: 91},
 			},
 		},
 	}
@@ -608,4 +620,29 @@ func TestPingMethodInvite(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dispatcher.ds_ping_method: INVITE would need an ACK") {
 		t.Errorf("ds_ping_method INVITE: err = %v", err)
 	}
+}
+
+func TestCheckCallLoadSets(t *testing.T) {
+	c, err := loadString(t, yamlConfig+"    algorithm: 10\ndispatcher:\n  ds_hash_size: 4\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(attrs ...string) *dispatch.Snapshot {
+		var e []dispatch.Entry
+		for i, a := range attrs {
+			e = append(e, dispatch.Entry{SetID: 1, URI: fmt.Sprintf("sip:10.0.0.%d", i+1), Priority: 9 - i, Attrs: a})
+		}
+		s, err := dispatch.Build(context.Background(), e, dispatch.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := c.CheckCallLoadSets(build("duid=a", "duid=b;maxload=2")); err != nil {
+		t.Errorf("duids a and b: %v", err)
+	}
+	assertErrors(t, c.CheckCallLoadSets(build("duid=a", "weight=5", "duid=a")), []string{
+		`s.yaml:7: rules[0].algorithm: algorithm 10 needs a duid on every destination of set 1; sip:10.0.0.2 has none`,
+		`s.yaml:7: rules[0].algorithm: algorithm 10 keeps loads by duid; sip:10.0.0.1 and sip:10.0.0.3 of set 1 both have duid "a"`,
+	})
 }

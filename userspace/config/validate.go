@@ -153,6 +153,8 @@ func (v *validator) rules() {
 			v.check(ip+".algorithm", r.Line, "%s", msg)
 		} else if r.Algorithm == 7 && c.Dispatcher.HashPVar == "" && !c.bad["dispatcher.hash_pvar"] {
 			v.check(ip+".algorithm", r.Line, "algorithm 7 hashes dispatcher.hash_pvar, which is not set")
+		} else if r.Algorithm == 10 && c.Dispatcher.HashSize <= 0 && !c.bad["dispatcher.ds_hash_size"] {
+			v.check(ip+".algorithm", r.Line, "algorithm 10 keeps its calls in a table that dispatcher.ds_hash_size turns on (e.g. 10); it is 0")
 		}
 		if r.Limit < 0 {
 			v.check(ip+".limit", r.Line, "must be 0 (no limit) or more, got %d", r.Limit)
@@ -195,10 +197,8 @@ func (c *Config) ruleNamed(listener string) bool {
 // checkAlgorithm returns what is wrong with a Kamailio algorithm number.
 func checkAlgorithm(alg int) string {
 	switch alg {
-	case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14:
+	case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14:
 		return ""
-	case 10:
-		return "algorithm 10 (call load) is not supported yet"
 	case 12:
 		return "algorithm 12 (parallel forking) is not supported yet"
 	case 15:
@@ -206,7 +206,7 @@ func checkAlgorithm(alg int) string {
 	case 64:
 		return "algorithm 64 (overload control) is not supported yet"
 	}
-	return fmt.Sprintf("unknown algorithm %d (supported: 0-9, 11, 13, 14)", alg)
+	return fmt.Sprintf("unknown algorithm %d (supported: 0-11, 13, 14)", alg)
 }
 
 func (v *validator) dispatcher() {
@@ -271,7 +271,25 @@ func (v *validator) dispatcher() {
 	if _, err := dispatch.ParseHashFallback(d.HashFallback); err != nil {
 		v.check(p+"ds_hash_fallback", 0, "%v", err)
 	}
+	if d.HashSize < 0 || d.HashSize > MaxHashSize {
+		v.check(p+"ds_hash_size", 0, "want 0 (call load off) to %d, got %d", MaxHashSize, d.HashSize)
+	}
+	for _, k := range []struct {
+		key string
+		val time.Duration
+	}{{"ds_hash_expire", d.HashExpire}, {"ds_hash_initexpire", d.HashInitExpire}} {
+		if k.val < time.Second {
+			v.check(p+k.key, 0, "%v is below 1s (calls expire in whole seconds)", k.val)
+		}
+	}
+	if d.HashCheckInterval < MinHashCheckInterval {
+		v.check(p+"ds_hash_check_interval", 0, "%v is below %v", d.HashCheckInterval, MinHashCheckInterval)
+	}
 }
+
+// MinHashCheckInterval is the shortest ds_hash_check_interval: each check
+// walks the whole Call-ID table.
+const MinHashCheckInterval = 100 * time.Millisecond
 
 func (v *validator) rest() {
 	c := v.c
@@ -506,6 +524,33 @@ func (c *Config) CheckSets(has func(set int) bool) error {
 		if r.Set >= 0 && !has(r.Set) {
 			p := fmt.Sprintf("dialogs.tags[%d].set", i)
 			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
+		}
+	}
+	return el.err()
+}
+
+// CheckCallLoadSets returns an error for every destination without a duid,
+// or with a duid another destination of its set has, in a set a rule
+// dispatches with algorithm 10: its load is kept by duid (Kamailio fails
+// the select of such a destination).
+func (c *Config) CheckCallLoadSets(snap *dispatch.Snapshot) error {
+	el := &errList{file: c.File}
+	for i, r := range c.Rules {
+		set := snap.Set(r.Set)
+		if r.Algorithm != int(dispatch.AlgCallLoad) || set == nil {
+			continue
+		}
+		p := fmt.Sprintf("rules[%d].algorithm", i)
+		seen := map[string]string{}
+		for _, d := range set.Dests {
+			switch first, dup := seen[d.Attrs.DUID]; {
+			case d.Attrs.DUID == "":
+				el.add(c.line(p, r.Line), "%s: algorithm 10 needs a duid on every destination of set %d; %s has none", p, r.Set, d.URI)
+			case dup:
+				el.add(c.line(p, r.Line), "%s: algorithm 10 keeps loads by duid; %s and %s of set %d both have duid %q", p, first, d.URI, r.Set, d.Attrs.DUID)
+			default:
+				seen[d.Attrs.DUID] = d.URI
+			}
 		}
 	}
 	return el.err()

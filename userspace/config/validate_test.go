@@ -93,7 +93,7 @@ func TestCheckLoopback(t *testing.T) {
 func TestCheckAlgorithm(t *testing.T) {
 	for alg := -1; alg <= 70; alg++ {
 		msg := checkAlgorithm(alg)
-		supported := alg >= 0 && alg <= 9 || alg == 11 || alg == 13 || alg == 14
+		supported := alg >= 0 && alg <= 11 || alg == 13 || alg == 14
 		if (msg == "") != supported {
 			t.Errorf("checkAlgorithm(%d) = %q", alg, msg)
 		}

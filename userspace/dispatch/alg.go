@@ -22,7 +22,7 @@ const (
 	AlgPVar        Alg = 7  // hash of the hash_pvar value
 	AlgPriority    Alg = 8  // serial: highest priority first
 	AlgWeight      Alg = 9  // weight table
-	AlgCallLoad    Alg = 10 // call load (not supported yet)
+	AlgCallLoad    Alg = 10 // call load: the least loaded (callload.go; slow path only)
 	AlgRWeight     Alg = 11 // relative weight table
 	AlgParallel    Alg = 12 // parallel forking (not supported)
 	AlgLatency     Alg = 13 // latency-optimised round robin (slow path only)
@@ -62,7 +62,7 @@ func algRegistry(a Alg) (info algInfo, ok bool) {
 	case AlgWeight:
 		return algInfo{"weight", true}, true
 	case AlgCallLoad:
-		return algInfo{"call-load", false}, true
+		return algInfo{"call-load", true}, true
 	case AlgRWeight:
 		return algInfo{"relative-weight", true}, true
 	case AlgParallel:
@@ -134,4 +134,11 @@ type Key struct {
 	RURI     URIKey // Request-URI (alg 3)
 	AuthUser string // digest username, Proxy-Authorization first (alg 5); "" = none
 	PVar     string // the expanded hash_pvar format string (alg 7); trimmed here
+	// CallIDHash is the Call-ID's key in the call-load table (alg 10):
+	// the 64-bit hash the whole agent keys calls on, of the trimmed
+	// Call-ID; CallID must be set too (empty is ErrEmptyHashKey).
+	CallIDHash uint64
+	// Invite says the request is an INVITE: alg 10 charges and picks for
+	// INVITEs only; other requests go where their call went.
+	Invite bool
 }

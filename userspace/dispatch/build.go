@@ -272,6 +272,7 @@ func newSet(id int, dests []Destination, opt Options, sh *shuffler) *Set {
 		EqualPriority: equalPriority(dests),
 		ctr:           &setCounters{},
 		index:         &destIndex{},
+		loadIdx:       &loadIndex{},
 		failover:      make([]atomic.Pointer[[]Destination], n),
 		latency:       make([]atomic.Pointer[latencyList], n),
 	}

@@ -28,8 +28,9 @@ type Dispatcher struct {
 	pingMu   sync.Mutex // serializes SetPingActive and its subscribers
 	pingSubs map[uint64]func(on bool)
 
-	lat latencyTable // probe latency statistics, kept across swaps
-	cc  ccTable      // congestion-control rweights (congestion.go); under mu
+	lat   latencyTable             // probe latency statistics, kept across swaps
+	loads atomic.Pointer[CallLoad] // alg 10 (callload.go), kept across swaps
+	cc    ccTable                  // congestion-control rweights (congestion.go); under mu
 }
 
 // New returns a Dispatcher serving snap (nil: no sets). Pinging starts
@@ -239,6 +240,7 @@ func (d *Dispatcher) rebuildLocked(ctx context.Context, cur *Snapshot, entries [
 // caller holds mu.
 func (d *Dispatcher) swapLocked(snap *Snapshot) {
 	snap.lat = &d.lat
+	snap.loads = d.loads.Load()
 	d.cur.Store(snap)
 	d.subsMu.Lock()
 	fns := make([]func(*Snapshot), 0, len(d.subs))

@@ -60,10 +60,27 @@
 //     swapped in at most CongestionPublishDelay after the change, and only
 //     when some destination's share of slots changed (Kamailio rebuilds
 //     and reshuffles on every result that changed an rweight).
-//   - Algorithms 10 (call load), 12 (parallel), 15 (SRV
-//     weight) and 64 (overload control) return ErrAlgNotSupported rather
-//     than silently picking index 0; other unknown numbers pick index 0 as
-//     in Kamailio.
+//   - Algorithms 12 (parallel), 15 (SRV weight) and 64 (overload
+//     control) return ErrAlgNotSupported rather than silently picking
+//     index 0; other unknown numbers pick index 0 as in Kamailio.
+//   - Call load (alg 10, callload.go) keys calls on the 64-bit Call-ID
+//     hash the caller gives (Key.CallIDHash), in a sharded table that
+//     grows (ds_hash_size only presizes it). A known Call-ID keeps its
+//     destination: a retransmitted INVITE or a re-INVITE is not counted
+//     again and other requests go where the call went (Kamailio picks
+//     anew and does not track it; it sends non-INVITEs to index 0, as
+//     sipedge does for calls it does not know). A released call keeps its
+//     destination for releasedLinger, so the ACK of a 487 follows; a new
+//     INVITE with its Call-ID (after a 401/407) is counted again there.
+//     CANCEL and a non-2xx final release only unanswered calls. maxload 0
+//     means no limit (kamailio#800, #2297), also in a failover, which
+//     skips a destination at its maxload (MoveCallLoad). Loads are kept
+//     across reload, add and remove, by (set, duid); Kamailio refuses
+//     dispatcher.reload with alg 10 and loses them (PR #2353). A load
+//     never goes below 0 (counted instead), and Check audits every load
+//     against the table's live calls each ds_hash_check_interval
+//     (kamailio#2322). use_default: the default is taken only when no
+//     other destination can be.
 //   - An empty Call-ID (alg 0), a URI key without host (algs 1-3) or an
 //     empty hash_pvar value (alg 7) is an error (ErrEmptyHashKey).
 //   - ProbeResults applies a batch of probe results with one snapshot swap

@@ -16,6 +16,9 @@ var (
 	// ErrEmptyHashKey: a hashing algorithm got an empty key (no Call-ID,
 	// no URI host, an empty hash_pvar value).
 	ErrEmptyHashKey = errors.New("empty hash key")
+	// ErrCallLoadOff: algorithm 10 without a call-load table
+	// (ds_hash_size 0, Dispatcher.EnableCallLoad not called).
+	ErrCallLoadOff = errors.New("call load is off (ds_hash_size 0)")
 	// ErrBadState: a state string that set_state or ds_mark_dst rejects.
 	ErrBadState = errors.New("bad state value")
 )

@@ -34,6 +34,13 @@ func (s *Snapshot) Select(setID int, alg Alg, key Key, limit int) (Selection, er
 		}
 		return Selection{SetID: setID, Dests: dests[:len(dests):len(dests)]}, nil
 	}
+	if alg == AlgCallLoad {
+		sel, err := s.selectCallLoad(set, key, limit)
+		if err != nil {
+			return Selection{}, fmt.Errorf("select from set %d with alg %d (%s): %w", setID, int(alg), alg, err)
+		}
+		return sel, nil
+	}
 	pick, err := set.pick(alg, key, s.opt.HashUserOnly)
 	if err != nil {
 		return Selection{}, fmt.Errorf("select from set %d with alg %d (%s): %w", setID, int(alg), alg, err)

@@ -92,7 +92,7 @@ func TestSelectErrors(t *testing.T) {
 		{name: "all down round robin", snap: downAt(t, s3, 0, 1, 2), set: 1, alg: AlgRoundRobin, want: ErrNoDestination},
 		{name: "default when the rest is down", snap: downAt(t, def, 0, 1), set: 1, alg: AlgCallID, key: Key{CallID: "x"}, wantI: 2},
 		{name: "default down too", snap: downAt(t, def, 0, 1, 2), set: 1, alg: AlgCallID, key: Key{CallID: "x"}, want: ErrNoDestination},
-		{name: "alg 10", snap: s3, set: 1, alg: AlgCallLoad, want: ErrAlgNotSupported},
+		{name: "alg 10 without a call-load table", snap: s3, set: 1, alg: AlgCallLoad, key: Key{CallID: "x"}, want: ErrCallLoadOff},
 		{name: "alg 12", snap: s3, set: 1, alg: AlgParallel, want: ErrAlgNotSupported},
 		{name: "alg 64", snap: s3, set: 1, alg: AlgOverloadCtl, want: ErrAlgNotSupported},
 		{name: "empty call-id", snap: s3, set: 1, alg: AlgCallID, key: Key{CallID: " "}, want: ErrEmptyHashKey},
@@ -264,7 +264,7 @@ func TestAlgNames(t *testing.T) {
 	}{
 		{name: "0", alg: AlgCallID, str: "callid", supported: true, known: true},
 		{name: "9", alg: AlgWeight, str: "weight", supported: true, known: true},
-		{name: "10", alg: AlgCallLoad, str: "call-load", known: true},
+		{name: "10", alg: AlgCallLoad, str: "call-load", supported: true, known: true},
 		{name: "13", alg: AlgLatency, str: "latency", supported: true, known: true},
 		{name: "14", alg: AlgRRPriority, str: "round-robin-priority", supported: true, known: true},
 		{name: "64", alg: AlgOverloadCtl, str: "overload-control", known: true},

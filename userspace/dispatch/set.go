@@ -88,6 +88,9 @@ type Set struct {
 	// derived from the same Build (same order, URIs and IUIDs). Nil for
 	// a Set not made by newSet.
 	index *destIndex
+	// loadIdx holds the destinations' call loads (alg 10), shared like
+	// index. Nil for a Set not made by newSet.
+	loadIdx *loadIndex
 }
 
 // destIndex maps IUIDs and URIs to indices, built on first use, so a probe

@@ -18,6 +18,9 @@ type Snapshot struct {
 	// lat is the latency statistics of the Dispatcher serving the
 	// snapshot (alg 13 reads them); nil outside a Dispatcher.
 	lat *latencyTable
+	// loads is the call-load table of the Dispatcher serving the
+	// snapshot (alg 10); nil outside one or with call load off.
+	loads *CallLoad
 }
 
 // Sets returns the sets in ascending ID order. (Kamailio walks its AVL tree

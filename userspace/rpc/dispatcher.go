@@ -57,6 +57,9 @@ type DispatcherDest struct {
 	*DispatcherDestFull
 	Attrs   *DispatcherAttrs   `json:"ATTRS,omitempty"`
 	Latency *DispatcherLatency `json:"LATENCY,omitempty"`
+	// Runtime is present when call load is on (ds_hash_size > 0), as in
+	// Kamailio.
+	Runtime *DispatcherRuntime `json:"RUNTIME,omitempty"`
 	// NotProbed (no Kamailio twin, kamailio#4212) says why a destination
 	// the probing mode and its flags ask to probe is not probed: no
 	// listener of its address family, a socket attribute naming no
@@ -73,6 +76,13 @@ type DispatcherLatency struct {
 	Est     float32 `json:"EST"`
 	Max     int     `json:"MAX"`
 	Timeout uint32  `json:"TIMEOUT"`
+}
+
+// DispatcherRuntime is a destination's call load (algorithm 10): the calls
+// charged to its duid in its set that have not ended. A destination
+// without a duid shows 0.
+type DispatcherRuntime struct {
+	DLGLoad int64 `json:"DLGLOAD"`
 }
 
 // DispatcherDestFull are the address fields "full" adds.
@@ -230,6 +240,7 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 	h.mu.Lock()
 	notProbed := h.notProbed
 	h.mu.Unlock()
+	loads := h.d.CallLoad()
 	out := DispatcherList{NRSets: len(sets), Records: make([]DispatcherRecord, 0, len(sets))}
 	for _, set := range sets {
 		targets := make([]DispatcherTarget, 0, len(set.Dests))
@@ -244,6 +255,12 @@ func (h *dispatcherRPC) list(_ context.Context, p Params) (any, error) {
 			if latency {
 				s := h.d.Latency(set.ID, set.Dests[i].URI)
 				dest.Latency = &DispatcherLatency{Avg: s.Avg, Std: s.Std, Est: s.Est, Max: s.Max, Timeout: s.Timeout}
+			}
+			if loads != nil {
+				dest.Runtime = &DispatcherRuntime{}
+				if duid := set.Dests[i].Attrs.DUID; duid != "" {
+					dest.Runtime.DLGLoad = loads.Load(set.ID, duid)
+				}
 			}
 			if notProbed != nil {
 				dest.NotProbed = notProbed(set.ID, set.Dests[i].IUID)

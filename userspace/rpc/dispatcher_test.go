@@ -173,6 +173,29 @@ func TestDispatcherListLatency(t *testing.T) {
 	}
 }
 
+// With call load on (ds_hash_size > 0) every destination gets
+// RUNTIME.DLGLOAD after LATENCY, as in Kamailio: the calls of its duid
+// (gw2 carries the one call; 10.0.0.1, without a duid, shows 0).
+func TestDispatcherListDLGLoad(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), testEntries()[:2], dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	if _, err := d.Select(1, dispatch.AlgCallLoad, dispatch.Key{CallID: "c1", CallIDHash: 1, Invite: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := New(nil)
+	RegisterDispatcher(s, d, nil, 0)
+	want := ok(`{"NRSETS":1,"RECORDS":[{"SET":{"ID":1,"TARGETS":[` +
+		`{"DEST":{"IDX":0,"URI":"sip:10.0.0.2:5060","FLAGS":"AP","PRIORITY":5,"IUID":"IUID-sip:10.0.0.2:5060","RUNTIME":{"DLGLOAD":1}}},` +
+		`{"DEST":{"IDX":1,"URI":"sip:10.0.0.1","FLAGS":"IX","PRIORITY":0,"IUID":"IUID-sip:10.0.0.1","RUNTIME":{"DLGLOAD":0}}}]}}]}`)
+	if got := iuids(d, rpcCall(t, s, "dispatcher.list", "short")); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+}
+
 // NOT_PROBED (kamailio#4212) comes last, for the destinations the
 // installed function names, in every mode; the others have no key.
 func TestDispatcherListNotProbed(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // Failover mode is Kamailio's t_relay + failure_route + ds_next_dst: the
@@ -82,6 +83,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	req, err := parseRequest(data)
 	if err != nil {
 		p.replyLocked(data, &m, src, local, 400, "Bad Request", "")
+		p.refusedCallLoad(local, m.CallID.Bytes(data))
 		p.logs.info(p.log, "failover INVITE refused by sipgo's parser", "src", src.String(), "error", err)
 		return
 	}
@@ -99,6 +101,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	}
 	if l, ok := p.listener(local); ok {
 		tx.listener = l.Name
+		tx.callLoad = l.Rule.Alg == dispatch.AlgCallLoad
 	}
 	first := p.nextBranch(tx, req)
 	t.mu.Lock()
@@ -147,9 +150,24 @@ func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 		p.logs.warn(p.log, "failover: transaction table full, INVITE refused with 503", "why", why,
 			"max_transactions", t.max, "max_transaction_bytes", t.maxBytes, "call_id", string(m.CallID.Bytes(data)))
 		p.replyLocked(data, m, src, local, 503, "Service Unavailable", strconv.Itoa(overflowRetryAfter))
+		p.refusedCallLoad(local, m.CallID.Bytes(data))
 		return true
 	}
 	return false
+}
+
+// refusedCallLoad releases the call load (alg 10) of an INVITE the
+// selection charged and the failover layer then refused itself: Observe
+// does not report that reply, so without this the load would stay until
+// ds_hash_initexpire.
+func (p *Proxy) refusedCallLoad(local netip.AddrPort, callID []byte) {
+	l, ok := p.listener(local)
+	if !ok || l.Rule.Alg != dispatch.AlgCallLoad {
+		return
+	}
+	if cl := p.fwd.d.CallLoad(); cl != nil {
+		cl.Update(wordhash.CallID(trimWSP(callID)), dispatch.CallRejected)
+	}
 }
 
 // upstream is where the replies to a request go (replyAddr), checked once
@@ -214,6 +232,11 @@ func (p *Proxy) nextBranch(tx *invTx, req *sip.Request) *branch {
 	for tx.next < len(tx.dests) {
 		dst := tx.dests[tx.next]
 		tx.next++
+		// Call load (alg 10): the call's load moves with it, as
+		// ds_next_dst moves it; a destination at its maxload is skipped.
+		if tx.callLoad && tx.next > 1 && !p.fwd.d.MoveCallLoad(tx.setID, wordhash.CallID(trimWSP([]byte(tx.callID))), &dst) {
+			continue
+		}
 		b, err := p.newBranch(tx, dst, req)
 		req = nil
 		if err != nil {

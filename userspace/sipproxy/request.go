@@ -10,6 +10,7 @@ import (
 	"github.com/sipedge/sipedge/userspace/dispatch"
 	"github.com/sipedge/sipedge/userspace/pvar"
 	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/wordhash"
 )
 
 // reply is a reply the contract sends instead of forwarding a request
@@ -390,8 +391,7 @@ func (rc *reqCtx) selectKey(key *dispatch.Key) (dispatch.Selection, reply) {
 
 // hashKey builds the dispatcher key the rule's algorithm reads. The strings
 // alias the message (and buf) without copying: Select hashes them and does
-// not keep them. Algorithms that keep key text (call load, alg 10) get
-// copies.
+// not keep them (call load, alg 10, keeps the Call-ID's 64-bit hash).
 func (rc *reqCtx) hashKey(buf []byte) (dispatch.Key, reply) {
 	var key dispatch.Key
 	m, in := rc.m, rc.in
@@ -427,7 +427,10 @@ func (rc *reqCtx) hashKey(buf []byte) (dispatch.Key, reply) {
 		}
 		key.PVar = alias(v)
 	case dispatch.AlgCallLoad:
-		key.CallID = string(m.CallID.Bytes(in))
+		cid := m.CallID.Bytes(in)
+		key.CallID = alias(cid)
+		key.CallIDHash = wordhash.CallID(trimWSP(cid))
+		key.Invite = string(m.Method.Bytes(in)) == "INVITE"
 	}
 	return key, replyNone
 }

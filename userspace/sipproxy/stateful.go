@@ -104,6 +104,9 @@ type invTx struct {
 	listener string
 	setID    int
 	observed bool
+	// callLoad: the rule dispatches with alg 10, whose load follows the
+	// destination tried.
+	callLoad bool
 
 	due  time.Time // earliest of the timers above: the heap key
 	idx  int       // index in txTable.heap, -1 when not in it

@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dataplane"
+	"github.com/sipedge/sipedge/userspace/dialog"
+	"github.com/sipedge/sipedge/userspace/dialogattr"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+	"github.com/sipedge/sipedge/userspace/wordhash"
+)
+
+// feed is the one adapter both paths feed with the dialog-relevant
+// messages they forward: the slow path's Observe hook hands it parsed
+// messages, the fast path's events the same messages, INVITEs and their
+// 2xx as copies when dialog tracking wants them, the rest as Call-ID
+// hashes. It turns each into a dialog.Message and hands every batch to its
+// consumers: dialog tracking (dialogs.enabled) and call load (the
+// dispatcher's Call-ID table, on when ds_hash_size > 0, which a rule with
+// algorithm 10 needs). It exists when either does; neither needs the other.
+type feed struct {
+	dlg   *dialogs           // nil: dialog tracking off
+	loads *dispatch.CallLoad // nil: call load off
+	d     *dispatch.Dispatcher
+	// names are the listener names by the fast path's listener id.
+	names []string
+	// results holds a *dialogattr.Result per slow-path reader goroutine in
+	// use: Eval's strings alias it until the tracker has copied them.
+	results sync.Pool
+
+	// The fast path's drainer is one goroutine: its state is reused.
+	fast fastFeed
+}
+
+// fastFeed is the fast path's adapter state, used by the drainer only.
+type fastFeed struct {
+	msg     sipmsg.Msg
+	batch   []dialog.Message
+	results []*dialogattr.Result // one per INVITE of the batch
+}
+
+// newFeed returns the adapter of dlg and loads, or nil when both are nil.
+func newFeed(cfg *config.Config, d *dispatch.Dispatcher, dlg *dialogs, loads *dispatch.CallLoad) *feed {
+	if dlg == nil && loads == nil {
+		return nil
+	}
+	f := &feed{dlg: dlg, loads: loads, d: d}
+	for _, l := range cfg.Listeners {
+		f.names = append(f.names, l.Name)
+	}
+	f.results.New = func() any { return new(dialogattr.Result) }
+	return f
+}
+
+// wantsCopies reports whether the fast path should copy INVITEs and their
+// 2xx into its events: only dialog tracking reads them.
+func (f *feed) wantsCopies() bool { return f.dlg != nil }
+
+// deliver hands a batch to the consumers.
+func (f *feed) deliver(ms []dialog.Message) {
+	if f.loads != nil {
+		for i := range ms {
+			if ev, ok := callEvent(&ms[i]); ok {
+				f.loads.Update(ms[i].CallIDHash, ev)
+			}
+		}
+	}
+	if f.dlg != nil {
+		f.dlg.t.Observe(ms)
+	}
+}
+
+// callEvent is what m does to its call's load: a BYE or CANCEL request
+// releases it, a 2xx to INVITE confirms it, a 3xx-6xx final to INVITE
+// releases it (Kamailio's ds_load_update takes only BYE and CANCEL; the
+// script calls ds_load_unset for the others). Provisionals and ACK do
+// nothing.
+func callEvent(m *dialog.Message) (dispatch.CallEvent, bool) {
+	switch {
+	case m.Request && m.Method == dialog.Bye:
+		return dispatch.CallBye, true
+	case m.Request && m.Method == dialog.Cancel:
+		return dispatch.CallCancel, true
+	case m.Request || m.Method != dialog.Invite || m.Status < 200:
+		return 0, false
+	case m.Status < 300:
+		return dispatch.CallAnswered, true
+	}
+	return dispatch.CallRejected, true
+}
+
+// observeSlow is sipproxy.Config.Observe. It runs on the slow path's
+// reader goroutines, concurrently.
+func (f *feed) observeSlow(o sipproxy.Observed) {
+	res := f.results.Get().(*dialogattr.Result)
+	defer f.results.Put(res)
+	var ms [1]dialog.Message
+	in := dialogattr.Input{Buf: o.Data, Msg: o.Msg, Src: o.Src, Listener: o.Listener, Set: o.SetID, DstURI: o.DstURI}
+	if !f.message(&ms[0], &in, res) {
+		return
+	}
+	f.deliver(ms[:])
+}
+
+// observeFast is dataplane.FastPathConfig.Events: each drained batch, on
+// the drainer's goroutine.
+func (f *feed) observeFast(evs []dataplane.Event) {
+	ff := &f.fast
+	ff.batch = ff.batch[:0]
+	invites := 0
+	var snap *dispatch.Snapshot
+	for i := range evs {
+		e := &evs[i]
+		if e.Msg == nil {
+			ff.batch = append(ff.batch, compactMessage(e))
+			continue
+		}
+		// A copy: an INVITE, or a 2xx to one. Parsed as the slow path
+		// parses what it forwards, so both feed the tracker alike.
+		if err := sipmsg.Parse(e.Msg, &ff.msg); err != nil {
+			// The program forwarded it, so it parsed there; a copy the
+			// agent cannot parse still moves the dialog by its hash.
+			ff.batch = append(ff.batch, compactMessage(e))
+			continue
+		}
+		in := dialogattr.Input{Buf: e.Msg, Msg: &ff.msg, Src: e.Src, Set: int(e.SetID)}
+		if int(e.ListenerID) < len(f.names) {
+			in.Listener = f.names[e.ListenerID]
+		}
+		if e.Kind == dataplane.EventRequest && e.DstIndex >= 0 {
+			if snap == nil {
+				snap = f.d.Snapshot()
+			}
+			in.DstURI = destinationURI(snap, int(e.SetID), int(e.DstIndex))
+		}
+		if invites == len(ff.results) {
+			ff.results = append(ff.results, new(dialogattr.Result))
+		}
+		var m dialog.Message
+		if f.message(&m, &in, ff.results[invites]) {
+			invites++
+			ff.batch = append(ff.batch, m)
+		}
+	}
+	f.deliver(ff.batch)
+}
+
+// compactMessage is a fast-path event without a copy: the tracker and the
+// call-load table match it by its Call-ID hash.
+func compactMessage(e *dataplane.Event) dialog.Message {
+	m := dialog.Message{CallIDHash: e.CallIDHash, Request: e.Kind == dataplane.EventRequest, Method: fastMethod(e.Method)}
+	if !m.Request {
+		m.Status = int(e.Status)
+	}
+	return m
+}
+
+// destinationURI is the URI of the fast path's destination index idx of
+// set id: the index is the destination's place in the set as the program's
+// maps were last synced from the dispatcher's snapshot. A reload between
+// the pick and this look-up can name the destination now at that index.
+func destinationURI(snap *dispatch.Snapshot, id, idx int) string {
+	set := snap.Set(id)
+	if set == nil || idx >= len(set.Dests) {
+		return ""
+	}
+	return set.Dests[idx].URI
+}
+
+// message fills m from one parsed message (either path): a request's
+// method or a reply's CSeq method and status, the Call-ID hash, and, when
+// dialog tracking is on, for an INVITE request the text the record keeps
+// (Call-ID, tags, branch) and what the templates and tag rules make of it.
+// It reports false for a message no consumer has a use for (no CSeq on a
+// reply). The strings alias in.Buf and res: the tracker copies what it
+// keeps.
+func (f *feed) message(m *dialog.Message, in *dialogattr.Input, res *dialogattr.Result) bool {
+	pm, b := in.Msg, in.Buf
+	callID := bytes.Trim(pm.CallID.Bytes(b), " \t")
+	*m = dialog.Message{CallIDHash: wordhash.CallID(callID), Request: pm.IsRequest}
+	if pm.IsRequest {
+		m.Method = slowMethod(pm.Method.Bytes(b))
+	} else {
+		if pm.CSeq.Err != nil {
+			return false
+		}
+		m.Method = slowMethod(pm.CSeq.Method.Bytes(b))
+		m.Status = pm.StatusCode
+		if pm.To.HasTag && m.Method == dialog.Invite && m.Status >= 200 && m.Status < 300 {
+			m.ToTag = view(pm.To.Tag.Bytes(b))
+		}
+		return true
+	}
+	if m.Method != dialog.Invite || f.dlg == nil {
+		return true
+	}
+	m.CallID = view(callID)
+	if pm.From.HasTag {
+		m.FromTag = view(pm.From.Tag.Bytes(b))
+	}
+	if pm.To.HasTag {
+		m.ToTag = view(pm.To.Tag.Bytes(b))
+	}
+	if branch, _, ok := pm.TopViaKey(b); ok {
+		m.Branch = view(branch)
+	}
+	f.dlg.fields(m, in, res)
+	return true
+}
+
+// callLoad runs the call-load table's timer: expiry and the audit of the
+// loads, whose corrections it logs. Apply takes the live keys.
+type callLoad struct {
+	l   *dispatch.CallLoad
+	log *slog.Logger
+}
+
+func (*callLoad) Name() string { return "call load" }
+
+func (c *callLoad) Run(ctx context.Context) error {
+	return c.l.Run(ctx, func(fixed uint64) {
+		c.log.Warn("call load: the audit corrected loads that had drifted from the calls of the table", "calls", fixed)
+	})
+}
+
+// Apply takes ds_hash_expire, ds_hash_initexpire, ds_hash_check_interval.
+func (c *callLoad) Apply(s *Snapshot) { c.l.SetConfig(s.Config.Dispatcher.CallLoadConfig()) }

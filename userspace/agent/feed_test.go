@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/sipedge/sipedge/userspace/config"
+	"github.com/sipedge/sipedge/userspace/dataplane"
+	"github.com/sipedge/sipedge/userspace/dialog"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+	"github.com/sipedge/sipedge/userspace/sipmsg"
+	"github.com/sipedge/sipedge/userspace/sipproxy"
+)
+
+func TestCallEvent(t *testing.T) {
+	tests := []struct {
+		name string
+		m    dialog.Message
+		want dispatch.CallEvent
+		ok   bool
+	}{
+		{name: "BYE", m: dialog.Message{Request: true, Method: dialog.Bye}, want: dispatch.CallBye, ok: true},
+		{name: "CANCEL", m: dialog.Message{Request: true, Method: dialog.Cancel}, want: dispatch.CallCancel, ok: true},
+		{name: "INVITE", m: dialog.Message{Request: true, Method: dialog.Invite}},
+		{name: "ACK", m: dialog.Message{Request: true, Method: dialog.Ack}},
+		{name: "180", m: dialog.Message{Method: dialog.Invite, Status: 180}},
+		{name: "200 INVITE", m: dialog.Message{Method: dialog.Invite, Status: 200}, want: dispatch.CallAnswered, ok: true},
+		{name: "486 INVITE", m: dialog.Message{Method: dialog.Invite, Status: 486}, want: dispatch.CallRejected, ok: true},
+		{name: "302 INVITE", m: dialog.Message{Method: dialog.Invite, Status: 302}, want: dispatch.CallRejected, ok: true},
+		{name: "200 BYE", m: dialog.Message{Method: dialog.Bye, Status: 200}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := callEvent(&tc.m)
+			if ok != tc.ok || ok && got != tc.want {
+				t.Errorf("callEvent = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// TestFeedCallLoadWithoutDialogs: with dialog tracking off and call load
+// on, the feed exists and both paths' messages move the loads: a slow-path
+// BYE and a fast-path 486 (a compact event) each end a call.
+func TestFeedCallLoadWithoutDialogs(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"}}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := &config.Config{}
+	if newFeed(cfg, d, nil, nil) != nil {
+		t.Fatal("a feed without consumers")
+	}
+	f := newFeed(cfg, d, nil, loads)
+	if f == nil || f.wantsCopies() {
+		t.Fatalf("feed %v: want one, without copies", f)
+	}
+	for _, id := range []string{"call-1", "call-2"} {
+		key := dispatch.Key{CallID: id, CallIDHash: dataplane.CallIDHash(id), Invite: true}
+		if _, err := d.Select(1, dispatch.AlgCallLoad, key, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := loads.Load(1, "a"); got != 2 {
+		t.Fatalf("load %d, want 2", got)
+	}
+
+	bye := "BYE sip:b@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n" +
+		"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID:  call-1 \r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+	var m sipmsg.Msg
+	if err := sipmsg.Parse([]byte(bye), &m); err != nil {
+		t.Fatal(err)
+	}
+	f.observeSlow(sipproxy.Observed{Data: []byte(bye), Msg: &m, SetID: 1})
+	if got := loads.Load(1, "a"); got != 1 {
+		t.Errorf("after the slow path's BYE: load %d, want 1", got)
+	}
+	f.observeFast([]dataplane.Event{{CallIDHash: dataplane.CallIDHash("call-2"), Kind: dataplane.EventReply, Method: dataplane.MethodInvite, Status: 486, SetID: -1}})
+	if got := loads.Load(1, "a"); got != 0 {
+		t.Errorf("after the fast path's 486: load %d, want 0", got)
+	}
+}
+
+// TestFeedBothConsumers: with dialog tracking and call load on, one
+// slow-path INVITE reaches both: a record with the templates' fields
+// (dst: the destination the dispatcher picked), and its 486 ends both.
+func TestFeedBothConsumers(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"}}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := config.Defaults()
+	cfg.Dialogs.Enabled = true
+	dlg, err := newDialogs(&cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFeed(&cfg, d, dlg, loads)
+	if !f.wantsCopies() {
+		t.Error("dialog tracking wants the fast path's copies")
+	}
+	if _, err := d.Select(1, dispatch.AlgCallLoad, dispatch.Key{CallID: "c1", CallIDHash: dataplane.CallIDHash("c1"), Invite: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	send := func(msg string, setID int, dst string) {
+		t.Helper()
+		var m sipmsg.Msg
+		if err := sipmsg.Parse([]byte(msg), &m); err != nil {
+			t.Fatal(err)
+		}
+		f.observeSlow(sipproxy.Observed{Data: []byte(msg), Msg: &m, SetID: setID, DstURI: dst})
+	}
+	hdrs := "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:alice@x>;tag=1\r\nTo: <sip:bob@y>%s\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	send("INVITE sip:bob@y SIP/2.0\r\n"+fmt.Sprintf(hdrs, ""), 1, "sip:10.0.0.1")
+	recs := dlg.t.List(10)
+	if len(recs) != 1 || recs[0].Dst != "sip:10.0.0.1" {
+		t.Fatalf("records %+v: want one, dst sip:10.0.0.1", recs)
+	}
+	send("SIP/2.0 486 Busy Here\r\n"+fmt.Sprintf(hdrs, ";tag=2"), -1, "")
+	if got := loads.Load(1, "a"); got != 0 {
+		t.Errorf("load %d after the 486, want 0", got)
+	}
+	if recs := dlg.t.List(10); len(recs) != 1 || recs[0].State != dialog.NotAnswered {
+		t.Errorf("records after the 486 %+v: want one, NOTANSWERED", recs)
+	}
+}
