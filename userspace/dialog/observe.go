@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"math"
 	"time"
 
 	"github.com/sipedge/sipedge/userspace/wordhash"
@@ -170,9 +171,14 @@ func (t *Tracker) create(m *Message, hash uint64, ts int64) {
 	r.arena, r.ends = arena, ends
 	r.init = ts
 	r.state = Init
+	r.setSource(m.Source)
+	r.set = -1
+	if m.Set >= 0 && m.Set <= math.MaxInt32 {
+		r.set = int32(m.Set)
+	}
 	t.stats.Active[Init]++
 	t.tab.setupAppend(i)
-	r.eachTag(t.tag)
+	t.countLive(r)
 }
 
 // retag applies a re-INVITE's tag changes to a live record and reports

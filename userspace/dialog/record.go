@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -50,7 +51,39 @@ type record struct {
 	next                 uint32 // next record of the bucket chain, or next free slot
 	// Neighbours in the setup list (INIT/PROGRESS records in creation order).
 	setupPrev, setupNext uint32
-	state                State
+	// The INVITE's source address and set, the keys of the tracker's
+	// per-source and per-set counts: 16 bytes and a length (0: unknown, 4
+	// or 16) rather than a netip.Addr, whose zone pointer would take 8 more.
+	set    int32 // -1: none
+	src    [16]byte
+	srcLen uint8
+	state  State
+}
+
+// source is the record's source address; invalid when unknown.
+func (r *record) source() netip.Addr {
+	switch r.srcLen {
+	case 4:
+		return netip.AddrFrom4([4]byte(r.src[:4]))
+	case 16:
+		return netip.AddrFrom16(r.src)
+	}
+	return netip.Addr{}
+}
+
+func (r *record) setSource(a netip.Addr) {
+	a = a.Unmap().WithZone("")
+	switch {
+	case a.Is4():
+		r.srcLen = 4
+		b := a.As4()
+		copy(r.src[:], b[:])
+	case a.Is6():
+		r.srcLen = 16
+		r.src = a.As16()
+	default:
+		r.srcLen = 0
+	}
 }
 
 func (r *record) text(i int) string {
