@@ -35,6 +35,16 @@ struct {
 	__type(value, struct active_half);
 } active_half SEC(".maps");
 
+/* Dialog limits reached (userspace/agent/limits.go): a dialog-creating INVITE (no To
+ * tag) from a source, or dispatched to a set, listed here, or any such INVITE while
+ * LIMIT_ALL is listed, passes to the slow path, which answers it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_LIMIT_BLOCKS);
+	__type(key, struct limit_key);
+	__type(value, struct limit_verdict);
+} limit_block SEC(".maps");
+
 /* ---- Written by the program ---- */
 
 /* Rotating positions of algs 4, 9, 11, 14 per set slot (per CPU: no contention). */

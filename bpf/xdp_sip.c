@@ -35,6 +35,7 @@ const volatile struct {
 	enum event_kind event_kind;
 	enum sip_method sip_method;
 	enum dispatch_alg dispatch_alg;
+	enum limit_kind limit_kind;
 	struct sip_event sip_event;
 } btf_anchor;
 
@@ -235,6 +236,43 @@ static __always_inline int req_dispatch(struct scratch *s, struct listener *lis)
 	return PASS_NONE;
 }
 
+/* limit_blocked looks up one limit_block entry. */
+static __always_inline int limit_blocked(struct limit_key *k)
+{
+	return bpf_map_lookup_elem(&limit_block, k) != NULL;
+}
+
+/* limit_check_source passes a dialog-creating INVITE while every such INVITE must go to
+ * the slow path (LIMIT_ALL) or while its source is at a dialog limit.
+ * Returns: PASS_NONE, PASS_LIMIT_ALL or PASS_LIMIT_SOURCE. */
+static __always_inline int limit_check_source(struct scratch *s)
+{
+	struct limit_key k = {};
+
+	k.kind = LIMIT_ALL;
+	if (limit_blocked(&k))
+		return PASS_LIMIT_ALL;
+	k.kind = LIMIT_SOURCE;
+	k.family = s->pkt.family;
+	__builtin_memcpy(k.addr, s->pkt.saddr, sizeof(k.addr));
+	if (limit_blocked(&k))
+		return PASS_LIMIT_SOURCE;
+	return PASS_NONE;
+}
+
+/* limit_check_set passes a dialog-creating INVITE dispatched to a set at its limit.
+ * Returns: PASS_NONE or PASS_LIMIT_SET. */
+static __always_inline int limit_check_set(__s32 set_id)
+{
+	struct limit_key k = {};
+
+	k.kind = LIMIT_SET;
+	k.set_id = set_id;
+	if (limit_blocked(&k))
+		return PASS_LIMIT_SET;
+	return PASS_NONE;
+}
+
 /* sip_request decides a request: Max-Forwards, the top Via, loose routing or dispatch,
  * received/rport, our Via, Record-Route; then the FIB next hop.
  * Returns: PASS_NONE (forward), or the reason. */
@@ -243,7 +281,7 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	struct sip_msg *m;
 	struct via_info *v;
 	__u32 blen;
-	int r, add_mf = 0, rr = 0, loose = 0, to_tag;
+	int r, add_mf = 0, rr = 0, loose = 0, to_tag, creates;
 
 	if (!ctx || !s || !lis)
 		return PASS_INTERNAL;
@@ -263,6 +301,16 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	if (r < 0)
 		return -r;
 	to_tag = r;
+
+	/* A dialog-creating INVITE from a source at a dialog limit goes to the slow path,
+	 * which answers it (docs/dialogs.md, Limits); so does its retransmission, which
+	 * the slow path forwards when the dialog exists. */
+	creates = m->method == METHOD_INVITE && !to_tag;
+	if (creates) {
+		r = limit_check_source(s);
+		if (r)
+			return r;
+	}
 
 	/* The top Via: the branch token needs the RFC 3261 cookie. */
 	if (!v->branch || v->branch_len < 7 || !bytes_eq(in_u64(s, v->branch), "z9hG4bK", 7))
@@ -290,6 +338,11 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	}
 	if (r)
 		return r;
+	if (creates && s->fwd.dst_idx >= 0) {
+		r = limit_check_set(s->fwd.set_id);
+		if (r)
+			return r;
+	}
 	/* a next hop from the next Route or the Request-URI, not from the set */
 	if (loose && s->fwd.dst_idx < 0) {
 		r = next_hop_check(&s->fwd, lis, 0);

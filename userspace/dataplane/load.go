@@ -62,7 +62,7 @@ const DefaultCopyRingBytes = 2 << 20
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
 // inspect. The per-CPU scratch map holds no state worth reading.
 var pinnedMaps = []string{
-	"listeners", "dst_sets", "active_half", "set_cursor",
+	"listeners", "dst_sets", "active_half", "set_cursor", "limit_block",
 	"pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost",
 }
 
