@@ -40,6 +40,9 @@ type dialogs struct {
 	// evalErrors counts INVITEs whose templates met an unparsable header
 	// (the record is kept with what did expand).
 	evalErrors atomic.Uint64
+	// limits are told each batch the tracker took (limits.go); nil
+	// without dialogs.limits wiring.
+	limits *limits
 }
 
 // fastFeed is the fast path's adapter state, used by the drainer only.
@@ -111,6 +114,7 @@ func (g *dialogs) observeSlow(o sipproxy.Observed) {
 		return
 	}
 	g.t.Observe(ms[:])
+	g.limits.observed(ms[:])
 }
 
 // observeFast is dataplane.FastPathConfig.Events: each drained batch, on
@@ -154,6 +158,7 @@ func (g *dialogs) observeFast(evs []dataplane.Event) {
 		}
 	}
 	g.t.Observe(f.batch)
+	g.limits.observed(f.batch)
 }
 
 // compactMessage is a fast-path event without a copy: the tracker matches
@@ -221,6 +226,7 @@ func (g *dialogs) message(m *dialog.Message, in *dialogattr.Input, res *dialogat
 	}
 	m.Src, m.Dst, m.Data = res.Src, res.Dst, res.Data
 	m.AddTags, m.RemoveTags = res.Add, res.Remove
+	m.Source, m.Set = in.Src.Addr().Unmap(), in.Set
 	return true
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
-// path (when xdp.mode is not off), dialog tracking (when dialogs.enabled),
+// path (when xdp.mode is not off), dialog tracking and its limits (when dialogs.enabled),
 // dispatcher probing (when ds_ping_interval is set), keepalive, control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	listeners := proxyListeners(cfg)
@@ -28,9 +28,14 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if err != nil {
 		return nil, err
 	}
+	lm, err := newLimits(cfg, dl, a.log)
+	if err != nil {
+		return nil, err
+	}
 	var observe func(sipproxy.Observed)
+	var admit func(sipproxy.Observed) sipproxy.Refusal
 	if dl != nil {
-		observe = dl.observeSlow
+		observe, admit = dl.observeSlow, lm.admit
 	}
 	px, err := sipproxy.New(sipproxy.Config{
 		Listeners:           listeners,
@@ -41,6 +46,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
 		Logger:              a.log,
 		Observe:             observe,
+		Admit:               admit,
 		LocalReply: func(data []byte, src netip.AddrPort) bool {
 			// Each engine takes only replies with its branch prefix.
 			return pr != nil && pr.HandleReply(data, src) || ka != nil && ka.HandleReply(data, src)
@@ -58,11 +64,16 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		}
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
+		if lm != nil {
+			lm.fast = fp
+		}
 	}
 	var dlgs rpc.Dialogs // nil interface when tracking is off
+	var dlgLimits func() rpc.DlgsLimits
 	if dl != nil {
-		subs = append(subs, dl)
-		dlgs = dl.t
+		subs = append(subs, dl, lm)
+		dlgs, dlgLimits = dl.t, lm.stats
+		lm.rebuild()
 	}
 
 	// After the slow path (a Readier): probes go out once its sockets are
@@ -88,6 +99,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	}
 	rpc.RegisterKeepalive(ctl.srv, ka.mod)
 	rpc.RegisterDialogs(ctl.srv, dlgs)
+	rpc.RegisterDialogLimits(ctl.srv, dlgLimits)
 	registerProbeStats(ctl.srv, pr, ka)
 	return append(subs, ctl), nil
 }
