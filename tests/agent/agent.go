@@ -99,6 +99,9 @@ type Config struct {
 	// KeepaliveKeys, when set, are the keepalive: section's keys, written
 	// as DispatcherKeys are (e.g. {"destination", "[sip:127.0.0.1:5080]"}).
 	KeepaliveKeys [][2]string
+	// DialogKeys, when set, are the dialogs: section's keys, written as
+	// DispatcherKeys are (e.g. {"enabled", "true"}).
+	DialogKeys [][2]string
 	// HTTP, HTTPAuth and HTTPTokenFile are control.http, http_auth and
 	// http_token_file; empty ones are not written.
 	HTTP, HTTPAuth, HTTPTokenFile string
@@ -149,7 +152,7 @@ func (c Config) YAML(socket, listFile string) string {
 	for _, sec := range []struct {
 		name string
 		keys [][2]string
-	}{{"events", c.EventKeys}, {"keepalive", c.KeepaliveKeys}} {
+	}{{"events", c.EventKeys}, {"keepalive", c.KeepaliveKeys}, {"dialogs", c.DialogKeys}} {
 		if len(sec.keys) == 0 {
 			continue
 		}
