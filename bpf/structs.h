@@ -27,6 +27,11 @@ struct limit_verdict {
 	__u32 rule; /* index of the dialogs.limits rule at its limit (read by operators, not the program) */
 };
 
+/* Value of limit_active: which kinds limit_block holds. Written by the agent. */
+struct limit_present {
+	__u32 kinds; /* bit 1 << LIMIT_x set while limit_block holds an entry of that kind */
+};
+
 /* Value of listeners: the listener, its ADV text and its rule. Written by the agent. */
 struct listener {
 	__u32 id; /* index into listener_stats */

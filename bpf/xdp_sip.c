@@ -242,16 +242,28 @@ static __always_inline int limit_blocked(struct limit_key *k)
 	return bpf_map_lookup_elem(&limit_block, k) != NULL;
 }
 
+/* limit_kinds returns the kinds of entry limit_block holds (bits 1 << LIMIT_x). */
+static __always_inline __u32 limit_kinds(void)
+{
+	struct limit_present *a;
+	__u32 zero = 0;
+
+	a = bpf_map_lookup_elem(&limit_active, &zero);
+	return a ? a->kinds : 0;
+}
+
 /* limit_check_source passes a dialog-creating INVITE while every such INVITE must go to
- * the slow path (LIMIT_ALL) or while its source is at a dialog limit.
+ * the slow path (LIMIT_ALL) or while its source is at a dialog limit; kinds says which
+ * entries limit_block holds.
  * Returns: PASS_NONE, PASS_LIMIT_ALL or PASS_LIMIT_SOURCE. */
-static __always_inline int limit_check_source(struct scratch *s)
+static __always_inline int limit_check_source(struct scratch *s, __u32 kinds)
 {
 	struct limit_key k = {};
 
-	k.kind = LIMIT_ALL;
-	if (limit_blocked(&k))
+	if (kinds & (1 << LIMIT_ALL))
 		return PASS_LIMIT_ALL;
+	if (!(kinds & (1 << LIMIT_SOURCE)))
+		return PASS_NONE;
 	k.kind = LIMIT_SOURCE;
 	k.family = s->pkt.family;
 	__builtin_memcpy(k.addr, s->pkt.saddr, sizeof(k.addr));
@@ -281,7 +293,8 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	struct sip_msg *m;
 	struct via_info *v;
 	__u32 blen;
-	int r, add_mf = 0, rr = 0, loose = 0, to_tag, creates;
+	int r, add_mf = 0, rr = 0, loose = 0, to_tag;
+	__u32 limits = 0;
 
 	if (!ctx || !s || !lis)
 		return PASS_INTERNAL;
@@ -305,9 +318,10 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	/* A dialog-creating INVITE from a source at a dialog limit goes to the slow path,
 	 * which answers it (docs/dialogs.md, Limits); so does its retransmission, which
 	 * the slow path forwards when the dialog exists. */
-	creates = m->method == METHOD_INVITE && !to_tag;
-	if (creates) {
-		r = limit_check_source(s);
+	if (m->method == METHOD_INVITE && !to_tag)
+		limits = limit_kinds();
+	if (limits) {
+		r = limit_check_source(s, limits);
 		if (r)
 			return r;
 	}
@@ -338,7 +352,7 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	}
 	if (r)
 		return r;
-	if (creates && s->fwd.dst_idx >= 0) {
+	if ((limits & (1 << LIMIT_SET)) && s->fwd.dst_idx >= 0) {
 		r = limit_check_set(s->fwd.set_id);
 		if (r)
 			return r;

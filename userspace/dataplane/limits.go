@@ -63,19 +63,32 @@ func limitKey(b LimitBlock) (xdpsipLimitKey, error) {
 
 // BlockLimit adds b to limit_block, rule being the index of the dialogs
 // limit rule at its limit (shown by bpftool). Adding an entry already
-// there updates its rule.
+// there updates its rule. limit_active says from then on that an entry of
+// b's kind is there.
 func (d *Dataplane) BlockLimit(b LimitBlock, rule int) error {
 	k, err := limitKey(b)
 	if err != nil {
 		return err
 	}
-	if err := d.objs.LimitBlock.Put(k, xdpsipLimitVerdict{Rule: uint32(rule)}); err != nil {
+	v := xdpsipLimitVerdict{Rule: uint32(rule)}
+	d.lmu.Lock()
+	defer d.lmu.Unlock()
+	err = d.objs.LimitBlock.Update(k, v, ebpf.UpdateNoExist)
+	if errors.Is(err, ebpf.ErrKeyExist) {
+		err = d.objs.LimitBlock.Update(k, v, ebpf.UpdateExist)
+		if err != nil {
+			return fmt.Errorf("block %+v: %w", b, err)
+		}
+		return nil
+	}
+	if err != nil {
 		if errors.Is(err, syscall.E2BIG) { // a full hash map
 			return fmt.Errorf("block %+v: %w", b, ErrLimitBlocksFull)
 		}
 		return fmt.Errorf("block %+v: %w", b, err)
 	}
-	return nil
+	d.limitCount[b.Kind]++
+	return d.writeLimitKinds()
 }
 
 // UnblockLimit removes b from limit_block; removing one not there is no
@@ -85,16 +98,24 @@ func (d *Dataplane) UnblockLimit(b LimitBlock) error {
 	if err != nil {
 		return err
 	}
-	if err := d.objs.LimitBlock.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	d.lmu.Lock()
+	defer d.lmu.Unlock()
+	if err := d.objs.LimitBlock.Delete(k); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
 		return fmt.Errorf("unblock %+v: %w", b, err)
 	}
-	return nil
+	d.limitCount[b.Kind]--
+	return d.writeLimitKinds()
 }
 
-// ClearLimitBlocks empties limit_block: the agent calls it when it starts
-// (a pinned map keeps an earlier agent's verdicts) and when the limits
-// change, before adding the verdicts of the live counts.
+// ClearLimitBlocks empties limit_block: the agent's fast path calls it
+// when it loads the program (a pinned map keeps an earlier agent's
+// verdicts).
 func (d *Dataplane) ClearLimitBlocks() error {
+	d.lmu.Lock()
+	defer d.lmu.Unlock()
 	var k xdpsipLimitKey
 	var v xdpsipLimitVerdict
 	var keys []xdpsipLimitKey
@@ -110,6 +131,32 @@ func (d *Dataplane) ClearLimitBlocks() error {
 			return fmt.Errorf("clear limit_block: %w", err)
 		}
 	}
+	d.limitCount = [numLimitKinds]int{}
+	d.limitKindsWritten = -1 // written whatever it was
+	return d.writeLimitKinds()
+}
+
+// numLimitKinds bounds LimitKind values.
+const numLimitKinds = 4
+
+// writeLimitKinds writes limit_active from the entry counts, when it
+// changes. An entry is written before its kind's bit is set and removed
+// before it is cleared, so the program never looks up a kind for nothing
+// it should find. The caller holds d.lmu.
+func (d *Dataplane) writeLimitKinds() error {
+	var kinds uint32
+	for kind, n := range d.limitCount {
+		if n > 0 {
+			kinds |= 1 << kind
+		}
+	}
+	if int64(kinds) == d.limitKindsWritten {
+		return nil
+	}
+	if err := d.objs.LimitActive.Put(uint32(0), xdpsipLimitPresent{Kinds: kinds}); err != nil {
+		return fmt.Errorf("write limit_active: %w", err)
+	}
+	d.limitKindsWritten = int64(kinds)
 	return nil
 }
 

@@ -49,8 +49,18 @@ func TestFastPathLimitBlocks(t *testing.T) {
 	all := LimitBlock{Kind: LimitAll}
 	check := func(what string, want map[xdpsipLimitKey]uint32) {
 		t.Helper()
-		if got := limitEntries(t, dp); !maps.Equal(got, want) {
+		got := limitEntries(t, dp)
+		if !maps.Equal(got, want) {
 			t.Errorf("%s: limit_block %v, want %v", what, got, want)
+		}
+		// limit_active has the bit of each kind present, and no other.
+		var kinds uint32
+		for k := range got {
+			kinds |= 1 << k.Kind
+		}
+		var a xdpsipLimitPresent
+		if err := dp.objs.LimitActive.Lookup(uint32(0), &a); err != nil || a.Kinds != kinds {
+			t.Errorf("%s: limit_active %#x (%v), want %#x", what, a.Kinds, err, kinds)
 		}
 	}
 
@@ -97,9 +107,13 @@ func TestFastPathLimitBlocks(t *testing.T) {
 	}
 	check("LimitAll given", map[xdpsipLimitKey]uint32{key(all): 7})
 
+	if err := dp.ClearLimitBlocks(); err != nil {
+		t.Fatal(err)
+	}
+	check("cleared", map[xdpsipLimitKey]uint32{})
 	f.unloadLimits()
 	if err := f.SetLimitBlock(src(5), 5, true); err != nil {
 		t.Fatal(err)
 	}
-	check("unloaded: not written", map[xdpsipLimitKey]uint32{key(all): 7})
+	check("unloaded: not written", map[xdpsipLimitKey]uint32{})
 }

@@ -100,6 +100,11 @@ const (
 	xdpsipLimitKindLIMIT_ALL    xdpsipLimitKind = 3
 )
 
+type xdpsipLimitPresent struct {
+	_     structs.HostLayout
+	Kinds uint32
+}
+
 type xdpsipLimitVerdict struct {
 	_    structs.HostLayout
 	Rule uint32
@@ -506,6 +511,7 @@ const (
 	xdpsipMapDstStats           = "dst_stats"
 	xdpsipMapEventLost          = "event_lost"
 	xdpsipMapEvents             = "events"
+	xdpsipMapLimitActive        = "limit_active"
 	xdpsipMapLimitBlock         = "limit_block"
 	xdpsipMapListenerStats      = "listener_stats"
 	xdpsipMapListeners          = "listeners"
@@ -575,6 +581,7 @@ type xdpsipMapSpecs struct {
 	DstStats      *ebpf.MapSpec `ebpf:"dst_stats"`
 	EventLost     *ebpf.MapSpec `ebpf:"event_lost"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	LimitActive   *ebpf.MapSpec `ebpf:"limit_active"`
 	LimitBlock    *ebpf.MapSpec `ebpf:"limit_block"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -620,6 +627,7 @@ type xdpsipMaps struct {
 	DstStats      *ebpf.Map `ebpf:"dst_stats"`
 	EventLost     *ebpf.Map `ebpf:"event_lost"`
 	Events        *ebpf.Map `ebpf:"events"`
+	LimitActive   *ebpf.Map `ebpf:"limit_active"`
 	LimitBlock    *ebpf.Map `ebpf:"limit_block"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -636,6 +644,7 @@ func (m *xdpsipMaps) Close() error {
 		m.DstStats,
 		m.EventLost,
 		m.Events,
+		m.LimitActive,
 		m.LimitBlock,
 		m.ListenerStats,
 		m.Listeners,
