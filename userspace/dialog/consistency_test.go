@@ -3,7 +3,6 @@ package dialog
 import (
 	"fmt"
 	"maps"
-	"net/netip"
 )
 
 // checkConsistency scans the whole table and returns what disagrees with
@@ -17,7 +16,7 @@ func (t *Tracker) checkConsistency(capped bool) error {
 	tab := &t.tab
 	var perState [NumStates]uint64
 	tags := map[string]int{}
-	sources := map[netip.Addr]int{}
+	sources := map[sourceKey]int32{}
 	sets := map[int32]int{}
 	used, free := 0, 0
 	liveOf := map[uint64]uint64{} // hash → seq of its live record
@@ -51,15 +50,15 @@ func (t *Tracker) checkConsistency(capped bool) error {
 			return fmt.Errorf("slot %d: tag %q twice", i, dup)
 		}
 		if r.state.live() {
-			if a := r.source(); a.IsValid() {
-				sources[a]++
+			if k, ok := keyOf(r.source()); ok {
+				sources[k]++
 			}
-			if r.set >= 0 {
-				sets[r.set]++
+			if set := r.setID(); set >= 0 {
+				sets[set]++
 			}
 		}
-		if r.set < -1 || (r.srcLen != 0 && r.srcLen != 4 && r.srcLen != 16) {
-			return fmt.Errorf("slot %d: set %d, source length %d", i, r.set, r.srcLen)
+		if k := r.text(textKeys); len(k) != 4 && len(k) != 8 && len(k) != 20 {
+			return fmt.Errorf("slot %d: keys of %d bytes", i, len(k))
 		}
 		if r.state.live() {
 			if s, ok := liveOf[r.hash]; ok {

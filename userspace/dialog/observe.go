@@ -1,8 +1,8 @@
 package dialog
 
 import (
-	"math"
 	"time"
+	"unsafe"
 
 	"github.com/sipedge/sipedge/userspace/wordhash"
 )
@@ -137,10 +137,14 @@ func (t *Tracker) invite(m *Message, hash uint64, ts int64) {
 
 // create adds a record for an INVITE, shedding under the cap.
 func (t *Tracker) create(m *Message, hash uint64, ts int64) {
+	var keyBuf [20]byte
+	keys := keysText(&keyBuf, m.Set, m.Source)
 	texts := [numTexts]string{
 		textSrc: m.Src, textDst: m.Dst, textData: m.Data,
 		textCallID: m.CallID, textBranch: m.Branch,
 		textFromTag: m.FromTag, textToTag: m.ToTag,
+		// A view of keyBuf: buildArena copies it.
+		textKeys: unsafe.String(&keys[0], len(keys)),
 	}
 	if len(m.ToTag) >= maxToTag {
 		texts[textToTag] = ""
@@ -171,11 +175,6 @@ func (t *Tracker) create(m *Message, hash uint64, ts int64) {
 	r.arena, r.ends = arena, ends
 	r.init = ts
 	r.state = Init
-	r.setSource(m.Source)
-	r.set = -1
-	if m.Set >= 0 && m.Set <= math.MaxInt32 {
-		r.set = int32(m.Set)
-	}
 	t.stats.Active[Init]++
 	t.tab.setupAppend(i)
 	t.countLive(r)

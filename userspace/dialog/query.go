@@ -240,7 +240,12 @@ func (t *Tracker) TagsCount(tag string) int {
 func (t *Tracker) SourceCount(addr netip.Addr) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.sources[addr.Unmap().WithZone("")]
+	// keyOf drops the zone: As16 ignores it.
+	k, ok := keyOf(addr)
+	if !ok {
+		return 0
+	}
+	return int(t.sources[k])
 }
 
 // SetCount returns how many live dialogs were created by an INVITE
@@ -260,8 +265,8 @@ func (t *Tracker) SetCount(set int) int {
 func (t *Tracker) Sources(fn func(addr netip.Addr, n int)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for a, n := range t.sources {
-		fn(a, n)
+	for k, n := range t.sources {
+		fn(netip.AddrFrom16(k).Unmap(), int(n))
 	}
 }
 
