@@ -10,20 +10,31 @@ import (
 )
 
 // TestSippDialogLimitSource: a per-source dialog limit of N through the
-// slow path (loopback, no root). A SIPp client opens N+k concurrent calls
-// from one address and holds them: exactly k are refused 503 (and ACKed),
-// the N others are answered; the backend never sees the refused INVITEs;
-// dlgs.limits counts k refusals. Once the held calls have ended (BYE), a
-// second run of N calls is admitted whole.
+// slow path (loopback, no root), stateless and in failover mode (where an
+// INVITE is reported to the tracker only once its destination answers:
+// the admissions in between count as pending). A SIPp client opens N+k
+// concurrent calls from one address and holds them: exactly k are refused
+// 503 (and ACKed), the N others are answered; the backend never sees the
+// refused INVITEs; dlgs.limits counts k refusals. Once the held calls have
+// ended (BYE), a second run of N calls is admitted whole.
 func TestSippDialogLimitSource(t *testing.T) {
 	t.Parallel()
 	sipp.NeedSIPp(t)
+	for _, mode := range []string{"stateless", "failover"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testDialogLimitSource(t, mode)
+		})
+	}
+}
+
+func testDialogLimitSource(t *testing.T, mode string) {
 	const n, k = 4, 3
 	uas := startUAS(t, 1, sipp.UAS)
 	edge := freeAddr(t)
 	a := agent.Start(t, bins, agent.Config{
 		Listeners: []agent.Listener{{Name: "edge", Address: edge}},
-		Rules:     []agent.Rule{{Listener: "edge", Set: 1}},
+		Rules:     []agent.Rule{{Listener: "edge", Set: 1, Mode: mode}},
 		Dests:     destsOf(uas),
 		DialogKeys: [][2]string{
 			{"enabled", "true"},

@@ -113,8 +113,7 @@ func (g *dialogs) observeSlow(o sipproxy.Observed) {
 	if !g.message(&ms[0], &in, res) {
 		return
 	}
-	g.t.Observe(ms[:])
-	g.limits.observed(ms[:])
+	g.limits.observe(g.t, ms[:])
 }
 
 // observeFast is dataplane.FastPathConfig.Events: each drained batch, on
@@ -157,8 +156,7 @@ func (g *dialogs) observeFast(evs []dataplane.Event) {
 			f.batch = append(f.batch, m)
 		}
 	}
-	g.t.Observe(f.batch)
-	g.limits.observed(f.batch)
+	g.limits.observe(g.t, f.batch)
 }
 
 // compactMessage is a fast-path event without a copy: the tracker matches

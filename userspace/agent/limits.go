@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,13 +37,116 @@ type limits struct {
 	attrs   *atomic.Pointer[dialogattr.Attrs] // the dialogs' tag rules
 	results sync.Pool                         // *dialogattr.Result, for admit's tag rules
 	rules   atomic.Pointer[limitRules]
+	// failoverTTL is how long a failover INVITE's admission may stay
+	// pending: dialogs.init_lifetime.
+	failoverTTL atomic.Int64
 	// fast is the fast path's limit_block; nil without a fast path. Set
 	// before the agent starts.
 	fast limitBlocker
 
+	// pend are the INVITEs admitted that the tracker does not hold yet.
+	// admit and observe take pend.mu around their reads and writes of
+	// the tracker, so that an admission sees each dialog exactly once:
+	// in the tracker or pending.
+	pend pendingAdmissions
+
 	mu        sync.Mutex
 	blocked   map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
 	warnedErr bool                         // a failed map write was logged
+}
+
+// pendingAdmissions counts the INVITEs admitted and not yet observed, by
+// the keys of the limits: a stateless INVITE is observed right after it
+// is sent, on the same goroutine; a failover INVITE only once a
+// destination answers it (sipproxy.Observed), up to failover.timeout per
+// destination later. Without them, INVITEs admitted in that time would
+// not count, and two reader goroutines could each admit the last one.
+type pendingAdmissions struct {
+	mu      sync.Mutex
+	byCall  map[uint64]pendingCall // by Call-ID hash
+	sources map[netip.Addr]int
+	sets    map[int]int
+	tags    map[string]int
+	swept   time.Time
+}
+
+type pendingCall struct {
+	src      netip.Addr
+	set      int
+	tags     []string
+	deadline time.Time
+}
+
+// How long an admission may stay pending before it is dropped: an INVITE
+// whose send failed, or a failover transaction that ended unobserved
+// (never expected), must not count for ever. A stateless INVITE is
+// observed microseconds after its admission; a failover one within the
+// dialogs' init_lifetime, which bounds an unanswered dialog anyway.
+const (
+	pendingStateless = 2 * time.Second
+	pendingSweep     = time.Second
+)
+
+func (p *pendingAdmissions) init() {
+	p.byCall = make(map[uint64]pendingCall)
+	p.sources = make(map[netip.Addr]int)
+	p.sets = make(map[int]int)
+	p.tags = make(map[string]int)
+}
+
+// add records an admission. The caller holds p.mu.
+func (p *pendingAdmissions) add(hash uint64, c pendingCall) {
+	p.byCall[hash] = c
+	if c.src.IsValid() {
+		p.sources[c.src]++
+	}
+	if c.set >= 0 {
+		p.sets[c.set]++
+	}
+	for _, tag := range c.tags {
+		p.tags[tag]++
+	}
+}
+
+// remove drops the admission of hash, if any. The caller holds p.mu.
+func (p *pendingAdmissions) remove(hash uint64) {
+	c, ok := p.byCall[hash]
+	if !ok {
+		return
+	}
+	delete(p.byCall, hash)
+	dec := func(m map[netip.Addr]int, k netip.Addr) {
+		if m[k]--; m[k] <= 0 {
+			delete(m, k)
+		}
+	}
+	if c.src.IsValid() {
+		dec(p.sources, c.src)
+	}
+	if c.set >= 0 {
+		if p.sets[c.set]--; p.sets[c.set] <= 0 {
+			delete(p.sets, c.set)
+		}
+	}
+	for _, tag := range c.tags {
+		if p.tags[tag]--; p.tags[tag] <= 0 {
+			delete(p.tags, tag)
+		}
+	}
+}
+
+// sweep drops the admissions past their deadline, at most once per
+// pendingSweep. The caller holds p.mu.
+func (p *pendingAdmissions) sweep(now time.Time) {
+	if now.Sub(p.swept) < pendingSweep {
+		return
+	}
+	p.swept = now
+	for hash, c := range p.byCall {
+		if now.After(c.deadline) {
+			p.remove(hash)
+		}
+	}
 }
 
 // limitBlocker is the fast path's limit_block (dataplane.FastPath).
@@ -97,6 +201,8 @@ func newLimits(cfg *config.Config, g *dialogs, logger *slog.Logger) (*limits, er
 		attrs:   &g.attrs,
 		blocked: make(map[dataplane.LimitBlock]int),
 	}
+	l.pend.init()
+	l.failoverTTL.Store(int64(cfg.Dialogs.InitLifetime))
 	l.results.New = func() any { return new(dialogattr.Result) }
 	rs, err := compileLimits(cfg.Dialogs.Limits)
 	if err != nil {
@@ -190,6 +296,7 @@ func (l *limits) Apply(s *Snapshot) {
 		return
 	}
 	l.rules.Store(rs)
+	l.failoverTTL.Store(int64(s.Config.Dialogs.InitLifetime))
 	l.rebuild()
 }
 
@@ -200,8 +307,9 @@ func (r *limitRule) source(a netip.Addr) bool {
 
 // admit is sipproxy.Config.Admit: a dialog-creating INVITE that would take
 // a count of a rule past its max is refused with the first such rule's
-// reply, counted. A retransmission, or an INVITE within a live dialog, is
-// admitted: it adds no dialog.
+// reply, counted. A retransmission, or an INVITE within a live dialog (or
+// one admitted and not observed yet), is admitted: it adds no dialog. An
+// admitted INVITE counts as pending until the tracker holds it.
 func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 	rs := l.rules.Load()
 	if len(rs.rules) == 0 {
@@ -209,9 +317,7 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 	}
 	m, b := o.Msg, o.Data
 	branch, _, _ := m.TopViaKey(b)
-	if l.t.Known(wordhash.CallID(bytes.Trim(m.CallID.Bytes(b), " \t")), view(branch)) {
-		return sipproxy.Refusal{}
-	}
+	hash := wordhash.CallID(bytes.Trim(m.CallID.Bytes(b), " \t"))
 	var tags []string
 	if rs.tags {
 		res := l.results.Get().(*dialogattr.Result)
@@ -221,28 +327,75 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		tags = res.Add
 	}
 	src := o.Src.Addr().Unmap()
+	now := time.Now()
+
+	p := &l.pend
+	p.mu.Lock()
+	if _, ok := p.byCall[hash]; ok || l.t.Known(hash, view(branch)) {
+		p.mu.Unlock()
+		return sipproxy.Refusal{}
+	}
+	p.sweep(now)
 	for i := range rs.rules {
 		r := &rs.rules[i]
 		var over bool
 		var entry dataplane.LimitBlock
 		switch r.kind {
 		case limitBySource:
-			over = r.source(src) && l.t.SourceCount(src) >= r.max
+			over = r.source(src) && l.t.SourceCount(src)+p.sources[src] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSource, Source: src}
 		case limitBySet:
-			over = o.SetID == r.set && l.t.SetCount(r.set) >= r.max
+			over = o.SetID == r.set && l.t.SetCount(r.set)+p.sets[r.set] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSet, Set: r.set}
 		case limitByTag:
-			over = slices.Contains(tags, r.tag) && l.t.TagsCount(r.tag) >= r.max
+			over = slices.Contains(tags, r.tag) && l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitAll}
 		}
 		if over {
+			p.mu.Unlock()
 			r.refused.Add(1)
 			l.block(entry, r.index) // in case the fast path was not told yet
 			return r.refusal
 		}
 	}
+	ttl := pendingStateless
+	if o.Failover {
+		ttl = time.Duration(l.failoverTTL.Load())
+	}
+	c := pendingCall{src: src, set: o.SetID, deadline: now.Add(ttl)}
+	if len(tags) > 0 {
+		c.tags = make([]string, len(tags))
+		for i, tag := range tags {
+			c.tags[i] = strings.Clone(tag) // tags alias the pooled Result
+		}
+	}
+	p.add(hash, c)
+	p.mu.Unlock()
 	return sipproxy.Refusal{}
+}
+
+// observe hands the tracker a batch from either path (t.Observe) and,
+// with limits, drops the pending admissions of its INVITEs under the same
+// hold of pend.mu, then tells the fast path of the counts now at a limit
+// (observed). On a nil *limits (tracking without limits wiring) it only
+// feeds the tracker.
+func (l *limits) observe(t *dialog.Tracker, ms []dialog.Message) {
+	if l == nil || len(l.rules.Load().rules) == 0 {
+		t.Observe(ms)
+		return
+	}
+	p := &l.pend
+	p.mu.Lock()
+	t.Observe(ms)
+	if len(p.byCall) > 0 {
+		for k := range ms {
+			if m := &ms[k]; m.Request && m.Method == dialog.Invite {
+				p.remove(m.CallIDHash)
+			}
+		}
+	}
+	p.mu.Unlock()
+	l.observed(ms)
 }
 
 // observed runs after the tracker took a batch from either path: each

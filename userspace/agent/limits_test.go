@@ -282,3 +282,55 @@ func BenchmarkLimitsAdmit(b *testing.B) {
 		})
 	}
 }
+
+// TestLimitsPending: an admitted INVITE counts before the tracker holds
+// it, so that failover INVITEs (observed only once a destination answers)
+// and INVITEs admitted on two reader goroutines at once cannot take a
+// count past its limit; once observed it counts once; an admission never
+// observed (its send failed) is dropped after its deadline.
+func TestLimitsPending(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Set: -1, Max: 2, Code: 503})
+	const a = "10.1.1.1:5060"
+	admit := func(call, branch string) int {
+		o := e.msg("INVITE", call, branch, a, 1, "")
+		o.Failover = true
+		return e.l.admit(o).Code
+	}
+	if admit("p1", "1") != 0 || admit("p2", "1") != 0 {
+		t.Fatal("the first two failover INVITEs were refused")
+	}
+	if got := admit("p3", "1"); got != 503 {
+		t.Errorf("a third while two are pending: %d, want 503", got)
+	}
+	if got := admit("p1", "1"); got != 0 {
+		t.Errorf("a retransmission of a pending INVITE: %d, want admitted", got)
+	}
+	// p1's destination answers: the slow path reports its INVITE now.
+	e.g.observeSlow(e.msg("INVITE", "p1", "1", a, 1, ""))
+	if got := admit("p3", "1"); got != 503 {
+		t.Errorf("p1 observed, p2 pending: %d, want 503 (p1 counted once, not twice nor zero times)", got)
+	}
+	e.l.pend.mu.Lock()
+	pending := len(e.l.pend.byCall)
+	e.l.pend.mu.Unlock()
+	if pending != 1 {
+		t.Errorf("%d pending admissions, want 1 (p2)", pending)
+	}
+	e.cancel("p1", a)
+	if got := admit("p4", "1"); got != 0 {
+		t.Errorf("p1 ended, p2 pending: %d, want admitted", got)
+	}
+	// p2 and p4 are never observed: past the deadline they are dropped.
+	e.l.pend.mu.Lock()
+	e.l.pend.swept = time.Time{}
+	e.l.pend.sweep(time.Now().Add(config.DefaultInitLifetime + time.Second))
+	pending = len(e.l.pend.byCall)
+	left := len(e.l.pend.sources)
+	e.l.pend.mu.Unlock()
+	if pending != 0 || left != 0 {
+		t.Errorf("after the deadline: %d pending admissions, %d sources counted, want none", pending, left)
+	}
+	if got := admit("p5", "1"); got != 0 {
+		t.Errorf("nothing live or pending: %d, want admitted", got)
+	}
+}

@@ -47,7 +47,7 @@ func (p *Proxy) refusedFailover(data []byte, m *sipmsg.Msg, src, local netip.Add
 	if p.cfg.Admit == nil || !createsDialog(data, m) {
 		return false
 	}
-	o := Observed{Data: data, Msg: m, Src: unmapped(src), SetID: setID}
+	o := Observed{Data: data, Msg: m, Src: unmapped(src), SetID: setID, Failover: true}
 	if l := p.fwd.listener(local); l != nil {
 		o.Listener = l.Name
 	}

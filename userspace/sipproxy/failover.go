@@ -69,7 +69,7 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	}
 	t := p.txs
 	t.mu.Lock()
-	done := p.admitInvite(data, &m, src, local, branch, sentBy, sel.SetID)
+	done := p.admitInvite(data, &m, src, local, branch, sentBy)
 	t.mu.Unlock()
 	if done {
 		return
@@ -105,7 +105,12 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	defer t.mu.Unlock()
 	// A copy of the INVITE may have started the transaction meanwhile, or
 	// other calls filled the table.
-	if p.admitInvite(data, &m, src, local, branch, sentBy, sel.SetID) {
+	if p.admitInvite(data, &m, src, local, branch, sentBy) {
+		return
+	}
+	// Asked last, when nothing else can stop the transaction: an admitted
+	// INVITE is then always observed (Config.Admit, Observed.Failover).
+	if p.refusedFailover(data, &m, src, local, sel.SetID) {
 		return
 	}
 	now := time.Now()
@@ -121,10 +126,9 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 
 // admitInvite answers an INVITE that starts no transaction: a
 // retransmission (absorbed, the last response sent again), a branch
-// another client reuses (482), one Config.Admit refuses (a dialog limit),
-// a full table (503 Retry-After). It says
+// another client reuses (482), a full table (503 Retry-After). It says
 // whether it did. The caller holds p.txs.mu.
-func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPort, branch, sentBy []byte, setID int) bool {
+func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPort, branch, sentBy []byte) bool {
 	t := p.txs
 	if tx, ok := t.byKey[string(branch)]; ok {
 		if tx.sentBy != string(sentBy) {
@@ -141,9 +145,6 @@ func (p *Proxy) admitInvite(data []byte, m *sipmsg.Msg, src, local netip.AddrPor
 		case tx.state == srvProceeding:
 			p.trying(tx, data, m, src)
 		}
-		return true
-	}
-	if p.refusedFailover(data, m, src, local, setID) {
 		return true
 	}
 	if why := t.full(len(data)); why != "" {

@@ -54,9 +54,11 @@ type Config struct {
 	// quick and must not block or call back into the Proxy.
 	Observe func(Observed)
 	// Admit, when set, is asked about every INVITE without a To tag before
-	// it is forwarded (dispatched, loose-routed, or starting a failover
-	// transaction; not a failover retransmission, which the transaction
-	// absorbs), with the same fields Observe gets (Local unset). A
+	// it is forwarded (dispatched, loose-routed), or right before it starts
+	// a failover transaction, once nothing else can refuse it (Failover
+	// set; not a retransmission, which the transaction absorbs), with the
+	// same fields Observe gets (Local unset). An admitted INVITE is always
+	// sent, or its transaction started, unless its send fails. A
 	// Refusal with a Code has the INVITE answered with it and not
 	// forwarded, so never observed. It runs on the reader goroutine, at
 	// times under the failover table's lock: it must be quick and must
