@@ -12,7 +12,9 @@ import (
 // TestSippDialogLimitSource: a per-source dialog limit of N through the
 // slow path (loopback, no root), stateless and in failover mode (where an
 // INVITE is reported to the tracker only once its destination answers:
-// the admissions in between count as pending). A SIPp client opens N+k
+// the admissions in between count as pending; the backend rings 300 ms
+// after each INVITE, so all of them arrive before any is tracked). A SIPp
+// client opens N+k
 // concurrent calls from one address and holds them: exactly k are refused
 // 503 (and ACKed), the N others are answered; the backend never sees the
 // refused INVITEs; dlgs.limits counts k refusals. Once the held calls have
@@ -30,7 +32,9 @@ func TestSippDialogLimitSource(t *testing.T) {
 
 func testDialogLimitSource(t *testing.T, mode string) {
 	const n, k = 4, 3
-	uas := startUAS(t, 1, sipp.UAS)
+	// The backend rings 300 ms after each INVITE: in failover mode the
+	// whole burst arrives before the tracker sees any of its calls.
+	uas := startUAS(t, 1, sipp.UASSlow)
 	edge := freeAddr(t)
 	a := agent.Start(t, bins, agent.Config{
 		Listeners: []agent.Listener{{Name: "edge", Address: edge}},

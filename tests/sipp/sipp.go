@@ -56,6 +56,8 @@ var (
 	UACRecordRoute = Scenario{file: "uac_rr.xml"}
 	// UASRecordRoute is UAS that copies Record-Route into its 180 and 200.
 	UASRecordRoute = Scenario{file: "uas_rr.xml"}
+	// UASSlow is UASRecordRoute waiting 300 ms before its 180.
+	UASSlow = Scenario{file: "uas_slow.xml"}
 	// UAS503 answers every INVITE with 503 and waits for the ACK.
 	UAS503 = Scenario{file: "uas_503.xml"}
 	// UAC503 sends an INVITE, expects 503, ACKs it and waits 2 s.
