@@ -18,6 +18,9 @@
 #define EVENTS_RING_BYTES (256 * 1024)
 #define EVENT_METHOD_SLOTS 16 /* enum sip_method values, METHOD_NONE..METHOD_OTHER */
 #define EVENT_LOST_SLOTS (3 * EVENT_METHOD_SLOTS) /* event_lost keys: kind * EVENT_METHOD_SLOTS + method */
+#ifndef MAX_LIMIT_BLOCKS
+#define MAX_LIMIT_BLOCKS 65536 /* entries of limit_block: sources and sets at a dialog limit */
+#endif
 
 /* ---- Message bounds ---- */
 #define SIP_MAX_LEN 1472 /* longest UDP payload parsed; longer is PASS_TOO_LONG */
@@ -198,6 +201,13 @@ enum sip_hdr {
 enum event_kind {
 	EVENT_REQUEST = 1, /* an INVITE, ACK, BYE or CANCEL forwarded */
 	EVENT_REPLY = 2, /* a reply to an INVITE, or a final reply to a BYE or CANCEL, forwarded */
+};
+
+/* What a limit_block entry blocks (limit_key.kind). */
+enum limit_kind {
+	LIMIT_SOURCE = 1, /* a source address at its dialog limit */
+	LIMIT_SET = 2, /* a destination set at its dialog limit */
+	LIMIT_ALL = 3, /* every dialog-creating INVITE: a tag at its limit, or the map was full */
 };
 
 /* Address families in keys and destinations (same values as AF_INET/AF_INET6). */

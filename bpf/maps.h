@@ -35,6 +35,25 @@ struct {
 	__type(value, struct active_half);
 } active_half SEC(".maps");
 
+/* Dialog limits reached (userspace/agent/limits.go): a dialog-creating INVITE (no To
+ * tag) from a source, or dispatched to a set, listed here, or any such INVITE while
+ * LIMIT_ALL is listed, passes to the slow path, which answers it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_LIMIT_BLOCKS);
+	__type(key, struct limit_key);
+	__type(value, struct limit_verdict);
+} limit_block SEC(".maps");
+
+/* Which kinds of entry limit_block holds (one entry, key 0): an INVITE looks up only
+ * those, so that no limit reached costs one array read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct limit_present);
+} limit_active SEC(".maps");
+
 /* ---- Written by the program ---- */
 
 /* Rotating positions of algs 4, 9, 11, 14 per set slot (per CPU: no contention). */

@@ -65,6 +65,10 @@ enum pass_reason {
 	/* Next hops taken from the message (added later; numbers of existing reasons stay) */
 	PASS_NEXT_HOP_UNROUTABLE, /* a response's next hop (next Via, received) is 0.0.0.0/::, 255.255.255.255 or multicast: the slow path drops it */
 	PASS_NEXT_HOP_LOOP, /* the next hop reflects to this host (a listener, loopback not on a loopback listener, a request's 0.0.0.0/::): the slow path drops a response, answers a request 482 */
+	/* Dialog limits (added later; numbers of existing reasons stay) */
+	PASS_LIMIT_SOURCE, /* a dialog-creating INVITE from a source at its dialog limit (limit_block): the slow path answers it */
+	PASS_LIMIT_SET, /* a dialog-creating INVITE dispatched to a set at its dialog limit: the slow path answers it */
+	PASS_LIMIT_ALL, /* a dialog-creating INVITE while a tag limit is reached (tags are the slow path's) or limit_block was full */
 	PASS_REASON_MAX,
 };
 

@@ -13,6 +13,25 @@ struct listener_key {
 	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes, the rest zero */
 };
 
+/* Key of limit_block: a source address, a set, or everything, at a dialog limit. */
+struct limit_key {
+	__u8 kind; /* enum limit_kind */
+	__u8 family; /* LIMIT_SOURCE: enum addr_family; else 0 */
+	__u16 pad;
+	__s32 set_id; /* LIMIT_SET: the set as configured; else 0 */
+	__u8 addr[16]; /* LIMIT_SOURCE: network byte order, IPv4 in the first 4 bytes, the rest zero; else zero */
+};
+
+/* Value of limit_block. Written by the agent. */
+struct limit_verdict {
+	__u32 rule; /* index of the dialogs.limits rule at its limit (read by operators, not the program) */
+};
+
+/* Value of limit_active: which kinds limit_block holds. Written by the agent. */
+struct limit_present {
+	__u32 kinds; /* bit 1 << LIMIT_x set while limit_block holds an entry of that kind */
+};
+
 /* Value of listeners: the listener, its ADV text and its rule. Written by the agent. */
 struct listener {
 	__u32 id; /* index into listener_stats */

@@ -35,6 +35,7 @@ const volatile struct {
 	enum event_kind event_kind;
 	enum sip_method sip_method;
 	enum dispatch_alg dispatch_alg;
+	enum limit_kind limit_kind;
 	struct sip_event sip_event;
 } btf_anchor;
 
@@ -235,6 +236,55 @@ static __always_inline int req_dispatch(struct scratch *s, struct listener *lis)
 	return PASS_NONE;
 }
 
+/* limit_blocked looks up one limit_block entry. */
+static __always_inline int limit_blocked(struct limit_key *k)
+{
+	return bpf_map_lookup_elem(&limit_block, k) != NULL;
+}
+
+/* limit_kinds returns the kinds of entry limit_block holds (bits 1 << LIMIT_x). */
+static __always_inline __u32 limit_kinds(void)
+{
+	struct limit_present *a;
+	__u32 zero = 0;
+
+	a = bpf_map_lookup_elem(&limit_active, &zero);
+	return a ? a->kinds : 0;
+}
+
+/* limit_check_source passes a dialog-creating INVITE while every such INVITE must go to
+ * the slow path (LIMIT_ALL) or while its source is at a dialog limit; kinds says which
+ * entries limit_block holds.
+ * Returns: PASS_NONE, PASS_LIMIT_ALL or PASS_LIMIT_SOURCE. */
+static __always_inline int limit_check_source(struct scratch *s, __u32 kinds)
+{
+	struct limit_key k = {};
+
+	if (kinds & (1 << LIMIT_ALL))
+		return PASS_LIMIT_ALL;
+	if (!(kinds & (1 << LIMIT_SOURCE)))
+		return PASS_NONE;
+	k.kind = LIMIT_SOURCE;
+	k.family = s->pkt.family;
+	__builtin_memcpy(k.addr, s->pkt.saddr, sizeof(k.addr));
+	if (limit_blocked(&k))
+		return PASS_LIMIT_SOURCE;
+	return PASS_NONE;
+}
+
+/* limit_check_set passes a dialog-creating INVITE dispatched to a set at its limit.
+ * Returns: PASS_NONE or PASS_LIMIT_SET. */
+static __always_inline int limit_check_set(__s32 set_id)
+{
+	struct limit_key k = {};
+
+	k.kind = LIMIT_SET;
+	k.set_id = set_id;
+	if (limit_blocked(&k))
+		return PASS_LIMIT_SET;
+	return PASS_NONE;
+}
+
 /* sip_request decides a request: Max-Forwards, the top Via, loose routing or dispatch,
  * received/rport, our Via, Record-Route; then the FIB next hop.
  * Returns: PASS_NONE (forward), or the reason. */
@@ -244,6 +294,7 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	struct via_info *v;
 	__u32 blen;
 	int r, add_mf = 0, rr = 0, loose = 0, to_tag;
+	__u32 limits = 0;
 
 	if (!ctx || !s || !lis)
 		return PASS_INTERNAL;
@@ -263,6 +314,17 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	if (r < 0)
 		return -r;
 	to_tag = r;
+
+	/* A dialog-creating INVITE from a source at a dialog limit goes to the slow path,
+	 * which answers it (docs/dialogs.md, Limits); so does its retransmission, which
+	 * the slow path forwards when the dialog exists. */
+	if (m->method == METHOD_INVITE && !to_tag)
+		limits = limit_kinds();
+	if (limits) {
+		r = limit_check_source(s, limits);
+		if (r)
+			return r;
+	}
 
 	/* The top Via: the branch token needs the RFC 3261 cookie. */
 	if (!v->branch || v->branch_len < 7 || !bytes_eq(in_u64(s, v->branch), "z9hG4bK", 7))
@@ -290,6 +352,11 @@ __noinline int sip_request(struct xdp_md *ctx, struct scratch *s, struct listene
 	}
 	if (r)
 		return r;
+	if ((limits & (1 << LIMIT_SET)) && s->fwd.dst_idx >= 0) {
+		r = limit_check_set(s->fwd.set_id);
+		if (r)
+			return r;
+	}
 	/* a next hop from the next Route or the Request-URI, not from the set */
 	if (loose && s->fwd.dst_idx < 0) {
 		r = next_hop_check(&s->fwd, lis, 0);

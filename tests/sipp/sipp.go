@@ -56,10 +56,17 @@ var (
 	UACRecordRoute = Scenario{file: "uac_rr.xml"}
 	// UASRecordRoute is UAS that copies Record-Route into its 180 and 200.
 	UASRecordRoute = Scenario{file: "uas_rr.xml"}
+	// UASSlow is UASRecordRoute waiting 300 ms before its 180.
+	UASSlow = Scenario{file: "uas_slow.xml"}
 	// UAS503 answers every INVITE with 503 and waits for the ACK.
 	UAS503 = Scenario{file: "uas_503.xml"}
 	// UAC503 sends an INVITE, expects 503, ACKs it and waits 2 s.
 	UAC503 = Scenario{file: "uac_503.xml"}
+	// UACLimit sends an INVITE and either, answered 200, ACKs it, holds
+	// the call for -d milliseconds (SIPp's pause) and sends BYE, or,
+	// refused 503 (a dialog limit), ACKs the 503; both are successful
+	// calls.
+	UACLimit = Scenario{file: "uac_limit.xml"}
 	// UASOptions answers 200 to OPTIONS (a probe, at any time: each is a
 	// call of its own) and to INVITE, and ends the call there (no ACK
 	// expected).

@@ -23,6 +23,9 @@ type dialogs struct {
 	// evalErrors counts INVITEs whose templates met an unparsable header
 	// (the record is kept with what did expand).
 	evalErrors atomic.Uint64
+	// limits are told each batch the tracker took (limits.go); nil
+	// without dialogs.limits wiring.
+	limits *limits
 }
 
 // newDialogs builds dialog tracking, or returns nil when dialogs.enabled is
@@ -81,6 +84,7 @@ func (g *dialogs) fields(m *dialog.Message, in *dialogattr.Input, res *dialogatt
 	}
 	m.Src, m.Dst, m.Data = res.Src, res.Dst, res.Data
 	m.AddTags, m.RemoveTags = res.Add, res.Remove
+	m.Source, m.Set = in.Src.Addr().Unmap(), in.Set
 }
 
 // view is b as a string without a copy. Safe here because the tracker

@@ -72,7 +72,7 @@ func (f *feed) deliver(ms []dialog.Message) {
 		}
 	}
 	if f.dlg != nil {
-		f.dlg.t.Observe(ms)
+		f.dlg.limits.observe(f.dlg.t, ms) // the tracker, then the limits' verdicts
 	}
 }
 

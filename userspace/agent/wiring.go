@@ -16,8 +16,8 @@ import (
 )
 
 // subsystems builds the subsystems of cfg in start order: slow path, fast
-// path (when xdp.mode is not off), dialog tracking (when dialogs.enabled),
-// call load (when ds_hash_size > 0),
+// path (when xdp.mode is not off), dialog tracking and its limits (when
+// dialogs.enabled), call load (when ds_hash_size > 0),
 // dispatcher probing (when ds_ping_interval is set), keepalive, control. It starts nothing.
 func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem, error) {
 	listeners := proxyListeners(cfg)
@@ -26,6 +26,10 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	var pr *probing
 	var ka *keepaliveSub
 	dl, err := newDialogs(cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := newLimits(cfg, dl, a.log)
 	if err != nil {
 		return nil, err
 	}
@@ -39,8 +43,12 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	}
 	fd := newFeed(cfg, a.d, dl, loads)
 	var observe func(sipproxy.Observed)
+	var admit func(sipproxy.Observed) sipproxy.Refusal
 	if fd != nil {
 		observe = fd.observeSlow
+	}
+	if lm != nil {
+		admit = lm.admit
 	}
 	px, err := sipproxy.New(sipproxy.Config{
 		Listeners:           listeners,
@@ -51,6 +59,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		MaxTransactionBytes: int64(cfg.Failover.MaxTransactionBytes),
 		Logger:              a.log,
 		Observe:             observe,
+		Admit:               admit,
 		LocalReply: func(data []byte, src netip.AddrPort) bool {
 			// Each engine takes only replies with its branch prefix.
 			return pr != nil && pr.HandleReply(data, src) || ka != nil && ka.HandleReply(data, src)
@@ -68,11 +77,16 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		}
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
+		if lm != nil {
+			lm.fast = fp
+		}
 	}
 	var dlgs rpc.Dialogs // nil interface when tracking is off
+	var dlgLimits func() rpc.DlgsLimits
 	if dl != nil {
-		subs = append(subs, dl)
-		dlgs = dl.t
+		subs = append(subs, dl, lm)
+		dlgs, dlgLimits = dl.t, lm.stats
+		lm.rebuild()
 	}
 	if cl != nil {
 		subs = append(subs, cl)
@@ -101,6 +115,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	}
 	rpc.RegisterKeepalive(ctl.srv, ka.mod)
 	rpc.RegisterDialogs(ctl.srv, dlgs)
+	rpc.RegisterDialogLimits(ctl.srv, dlgLimits)
 	registerProbeStats(ctl.srv, pr, ka)
 	return append(subs, ctl), nil
 }

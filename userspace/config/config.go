@@ -285,7 +285,45 @@ type Dialogs struct {
 	Data string `key:"data"`
 	// Tags are the tag rules, applied in order to each INVITE.
 	Tags []TagRule `key:"tags"`
+	// Limits cap the live dialogs per source address, per set or per tag
+	// (docs/dialogs.md#limits); they need Enabled.
+	Limits []LimitRule `key:"limits"`
 }
+
+// LimitRule caps the live dialogs (INIT to CONFIRMED) of one kind: per
+// source address within Source, of Set, or carrying Tag; exactly one of
+// the three is given. A dialog-creating INVITE that would take a count
+// past Max is answered Code Reason (with Retry-After when set) and not
+// forwarded.
+type LimitRule struct {
+	// Source is an IP prefix, or one IP, or "any": each source address in
+	// it may hold Max live dialogs, counted separately.
+	Source string
+	// Set is a destination set: the dialogs dispatched to it together; -1
+	// when not given.
+	Set int
+	// Tag is a tag (text, as the tag rules make it): the dialogs carrying
+	// it together.
+	Tag string
+	// Max is the most live dialogs allowed; 0 is unlimited (the rule is
+	// off).
+	Max int
+	// Code and Reason answer an INVITE over the limit: DefaultLimitCode,
+	// and the code's RFC 3261 phrase when Reason is empty.
+	Code   int
+	Reason string
+	// RetryAfter, when more than 0, adds a Retry-After header in whole
+	// seconds.
+	RetryAfter time.Duration
+	// Line is where the rule starts in the config file.
+	Line int
+}
+
+// DefaultLimitCode answers an INVITE over a dialog limit.
+const DefaultLimitCode = 503
+
+// LimitSourceAny is dialogs.limits[].source for every source address.
+const LimitSourceAny = "any"
 
 // TagRule adds a tag to, or removes it from, the dialog of an INVITE that
 // matches every condition given; a rule without conditions matches every

@@ -2,7 +2,9 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/sipedge/sipedge/userspace/dialogattr"
 )
@@ -26,6 +28,19 @@ func TestDialogAttrs(t *testing.T) {
 	}
 	if _, err := dialogattr.New(got); err != nil {
 		t.Errorf("dialogattr.New: %v", err)
+	}
+	wantLimits := []LimitRule{
+		{Source: "any", Set: -1, Max: 10, Code: 503},
+		{Source: "198.51.100.0/24", Set: -1, Max: 2, Code: 486, Reason: "Busy Here", RetryAfter: 30 * time.Second},
+		{Set: 1, Max: 500, Code: 503},
+		{Tag: "acme", Set: -1, Code: 503},
+	}
+	gotLimits := slices.Clone(c.Dialogs.Limits)
+	for i := range gotLimits {
+		gotLimits[i].Line = 0
+	}
+	if !reflect.DeepEqual(gotLimits, wantLimits) {
+		t.Errorf("limits:\n got %+v\nwant %+v", gotLimits, wantLimits)
 	}
 	d := Defaults().Dialogs
 	if d.Enabled || d.Src != "$fu" || d.Dst != "$du" || d.Data != "" || d.MaxRecords != 1000000 {

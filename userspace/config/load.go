@@ -192,6 +192,7 @@ func (d *decoder) top(root *yaml.Node) {
 			{"dst", d.str(&dg.Dst)},
 			{"data", d.str(&dg.Data)},
 			{"tags", d.tagRules},
+			{"limits", d.limitRules},
 		})},
 	})
 }
@@ -209,6 +210,22 @@ func (d *decoder) tagRules(p string, line int, v *yaml.Node) {
 			{"value", d.str(&r.Value)},
 		})
 		d.c.Dialogs.Tags = append(d.c.Dialogs.Tags, r)
+	})
+}
+
+func (d *decoder) limitRules(p string, line int, v *yaml.Node) {
+	d.sequence(p, line, v, func(ip string, n *yaml.Node) {
+		r := LimitRule{Line: n.Line, Set: -1, Code: DefaultLimitCode}
+		d.mapping(n, ip, []field{
+			{"source", d.str(&r.Source)},
+			{"set", d.integer(&r.Set)},
+			{"tag", d.str(&r.Tag)},
+			{"max", d.integer(&r.Max)},
+			{"code", d.integer(&r.Code)},
+			{"reason", d.str(&r.Reason)},
+			{"retry_after", d.duration(&r.RetryAfter)},
+		})
+		d.c.Dialogs.Limits = append(d.c.Dialogs.Limits, r)
 	})
 }
 

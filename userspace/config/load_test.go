@@ -181,6 +181,22 @@ func TestLoadBad(t *testing.T) {
 			},
 		},
 		{
+			name: "dialog_limits.yaml",
+			want: []string{
+				`dialog_limits.yaml:9: dialogs.limits[0]: limits need dialogs.enabled: true (the live dialogs they cap are counted by dialog tracking)`,
+				`dialog_limits.yaml:9: dialogs.limits[0].source: "10.0.0.1/8" has host bits set: write 10.0.0.0/8 (or any)`,
+				`dialog_limits.yaml:11: dialogs.limits[1]: want exactly one of source, set or tag (what the limit counts), got 2`,
+				`dialog_limits.yaml:13: dialogs.limits[1].max: -1 is below 0 (0: unlimited)`,
+				`dialog_limits.yaml:14: dialogs.limits[1].code: want a final error code 400-699, got 200`,
+				`dialog_limits.yaml:15: dialogs.limits[1].retry_after: want whole seconds, 0 or more, got 1.5s`,
+				`dialog_limits.yaml:16: dialogs.limits[2]: want exactly one of source, set or tag (what the limit counts), got 0`,
+				`dialog_limits.yaml:17: dialogs.limits[3].max: required: the most live dialogs allowed (0: unlimited)`,
+				`dialog_limits.yaml:18: dialogs.limits[3].reason: a reason phrase is one line`,
+				`dialog_limits.yaml:19: dialogs.limits[4]: unknown key "sources" (did you mean "source"?)`,
+				`dialog_limits.yaml:19: dialogs.limits[4]: want exactly one of source, set or tag (what the limit counts), got 0`,
+			},
+		},
+		{
 			name: "syntax.yaml",
 			want: []string{
 				`syntax.yaml:2: found a tab character that violates indentation`,
@@ -288,6 +304,12 @@ func TestLoadFull(t *testing.T) {
 				{Tag: "trunk", Action: TagAdd, Source: "203.0.113.0/24", Listener: "edge", Set: 1, Line: 84},
 				{Tag: "acme", Action: TagAdd, Set: -1, Header: "X-Tenant", Value: "^acme$", Line: 88},
 				{Tag: "trunk", Action: TagRemove, Set: -1, Header: "X-No-Trunk", Line: 91},
+			},
+			Limits: []LimitRule{
+				{Source: "any", Set: -1, Max: 10, Code: 503, Line: 95},
+				{Source: "198.51.100.0/24", Set: -1, Max: 2, Code: 486, Reason: "Busy Here", RetryAfter: 30 * time.Second, Line: 97},
+				{Set: 1, Max: 500, Code: 503, Line: 102},
+				{Tag: "acme", Set: -1, Code: 503, Line: 104},
 			},
 		},
 	}

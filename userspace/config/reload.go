@@ -37,6 +37,7 @@ var liveKeys = []string{
 	"dialogs.dst",
 	"dialogs.data",
 	"dialogs.tags",
+	"dialogs.limits",
 }
 
 // LiveKeys returns the keys a reload applies, sorted.

@@ -132,7 +132,8 @@ func TestDialogsKeysLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, err := loadString(t, yamlConfig+"dialogs:\n  enabled: true\n  init_lifetime: 1m\n  active_lifetime: 2h\n  finish_lifetime: 5\n"+
-		"  timer_interval: 10s\n  max_records: 10\n  src: $si\n  dst: $ru\n  data: $ci\n  tags:\n    - tag: x\n      source: 10.0.0.0/8\n")
+		"  timer_interval: 10s\n  max_records: 10\n  src: $si\n  dst: $ru\n  data: $ci\n  tags:\n    - tag: x\n      source: 10.0.0.0/8\n"+
+		"  limits:\n    - source: any\n      max: 3\n")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ func (c *Config) validate(el *errList) {
 	v.rest()
 	v.keepalive()
 	v.dialogs()
+	v.limits()
 }
 
 func (v *validator) listeners() {
@@ -508,8 +509,8 @@ func isAlnum(b byte) bool {
 	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
 
-// CheckSets returns an error for every rule, and every dialogs tag rule
-// naming a set, whose set has, by has, no destinations: the agent calls it
+// CheckSets returns an error for every rule, and every dialogs tag or
+// limit rule naming a set, whose set has, by has, no destinations: the agent calls it
 // once it has built the sets from the dispatcher list, so the error can
 // point at the rule's line.
 func (c *Config) CheckSets(has func(set int) bool) error {
@@ -523,6 +524,12 @@ func (c *Config) CheckSets(has func(set int) bool) error {
 	for i, r := range c.Dialogs.Tags {
 		if r.Set >= 0 && !has(r.Set) {
 			p := fmt.Sprintf("dialogs.tags[%d].set", i)
+			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
+		}
+	}
+	for i, r := range c.Dialogs.Limits {
+		if r.Set >= 0 && !has(r.Set) {
+			p := fmt.Sprintf("dialogs.limits[%d].set", i)
 			el.add(c.line(p, r.Line), "%s: set %d is not in %s", p, r.Set, c.Dispatcher.ListFile)
 		}
 	}
@@ -616,6 +623,56 @@ func (v *validator) dialogs() {
 			}
 		case r.Value != "":
 			v.check(ip+".value", r.Line, "needs header: the header whose value it matches")
+		}
+	}
+}
+
+// limits checks dialogs.limits: one kind per rule, the values in range,
+// and dialogs.enabled, without which nothing is counted.
+func (v *validator) limits() {
+	c := v.c
+	for i, r := range c.Dialogs.Limits {
+		ip := fmt.Sprintf("dialogs.limits[%d]", i)
+		if i == 0 && !c.Dialogs.Enabled {
+			v.check(ip, r.Line, "limits need dialogs.enabled: true (the live dialogs they cap are counted by dialog tracking)")
+		}
+		kinds := 0
+		if r.Source != "" {
+			kinds++
+			if r.Source != LimitSourceAny {
+				if _, err := dialogattr.ParseSource(r.Source); err != nil {
+					v.check(ip+".source", r.Line, "%v (or %s)", err, LimitSourceAny)
+				}
+			}
+		}
+		if c.given(ip+".set") || r.Set != -1 {
+			kinds++
+			if r.Set < 0 || r.Set > math.MaxInt32 {
+				v.check(ip+".set", r.Line, "set id %d is out of range 0-%d", r.Set, math.MaxInt32)
+			}
+		}
+		if r.Tag != "" {
+			kinds++
+			if len(r.Tag) > dialogattr.MaxTagLen {
+				v.check(ip+".tag", r.Line, "longer than %d bytes: no tag rule makes such a tag", dialogattr.MaxTagLen)
+			}
+		}
+		if kinds != 1 {
+			v.check(ip, r.Line, "want exactly one of source, set or tag (what the limit counts), got %d", kinds)
+		}
+		if !c.given(ip + ".max") {
+			v.check(ip+".max", r.Line, "required: the most live dialogs allowed (0: unlimited)")
+		} else if r.Max < 0 {
+			v.check(ip+".max", r.Line, "%d is below 0 (0: unlimited)", r.Max)
+		}
+		if r.Code < 400 || r.Code > 699 {
+			v.check(ip+".code", r.Line, "want a final error code 400-699, got %d", r.Code)
+		}
+		if strings.ContainsAny(r.Reason, "\r\n") {
+			v.check(ip+".reason", r.Line, "a reason phrase is one line")
+		}
+		if r.RetryAfter < 0 || r.RetryAfter%time.Second != 0 {
+			v.check(ip+".retry_after", r.Line, "want whole seconds, 0 or more, got %v", r.RetryAfter)
 		}
 	}
 }

@@ -61,6 +61,14 @@ type FastPath struct {
 	// events counts events by kind and method until the dialog tracking
 	// consumes them.
 	events [numEventKinds][numMethods]atomic.Uint64
+
+	// lmu guards the dialog limit verdicts (limits.go): apart from mu, so
+	// that a verdict never waits for a set sync.
+	lmu     sync.Mutex
+	limits  map[LimitBlock]int  // the verdicts given: entry → rule
+	waiting map[LimitBlock]bool // verdicts not written: limit_block was full
+	ldp     *Dataplane          // the program they are written to; nil when not loaded
+	lcap    int                 // limit_block's entries
 }
 
 // Bounds of the event counters (EventKind and Method values).
@@ -166,6 +174,11 @@ func (f *FastPath) start() (*Dataplane, error) {
 		dp.Close()
 		return nil, err
 	}
+	if err := f.loadLimits(dp); err != nil {
+		// The slow path answers every INVITE over a limit still; the
+		// fast path forwards those it was not told about.
+		f.log.Warn("fast path: dialog limit verdicts not all written", "error", err)
+	}
 	f.mu.Lock()
 	f.dp = dp
 	f.mu.Unlock()
@@ -175,6 +188,7 @@ func (f *FastPath) start() (*Dataplane, error) {
 // stop closes the program and removes the pins: a stopped agent leaves no
 // state behind that a later one could mistake for its own.
 func (f *FastPath) stop(dp *Dataplane) {
+	f.unloadLimits()
 	f.mu.Lock()
 	f.dp = nil
 	f.mu.Unlock()

@@ -62,7 +62,7 @@ const DefaultCopyRingBytes = 2 << 20
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
 // inspect. The per-CPU scratch map holds no state worth reading.
 var pinnedMaps = []string{
-	"listeners", "dst_sets", "active_half", "set_cursor",
+	"listeners", "dst_sets", "active_half", "set_cursor", "limit_block", "limit_active",
 	"pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost",
 }
 
@@ -73,6 +73,11 @@ type Dataplane struct {
 
 	passNames []string // enum pass_reason, by value
 	dropNames []string // enum drop_reason, by value
+
+	// lmu guards limit_block's and limit_active's writers (limits.go).
+	lmu               sync.Mutex
+	limitCount        [numLimitKinds]int // limit_block's entries by kind
+	limitKindsWritten int64              // limit_active's value; -1: unknown
 
 	mu       sync.Mutex // guards everything below (map writers)
 	slots    map[int]uint32
@@ -145,7 +150,7 @@ func Load(opts Options) (*Dataplane, error) {
 	if err := vs.Set(ring.MaxEntries / 8); err != nil {
 		return nil, fmt.Errorf("set cfg_events_wake_bytes: %w", err)
 	}
-	d := &Dataplane{slots: map[int]uint32{}}
+	d := &Dataplane{slots: map[int]uint32{}, limitKindsWritten: -1}
 	if d.passNames, err = enumNames(spec.Types, "pass_reason"); err != nil {
 		return nil, err
 	}

@@ -197,7 +197,7 @@ func TestPinAndAttach(t *testing.T) {
 		}
 		dp.Close()
 	}
-	for _, name := range []string{"listeners", "dst_sets", "active_half", "pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost"} {
+	for _, name := range []string{"listeners", "dst_sets", "active_half", "limit_block", "limit_active", "pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost"} {
 		if _, err := os.Stat(filepath.Join(pin, name)); err != nil {
 			t.Errorf("pin %s: %v", name, err)
 		}

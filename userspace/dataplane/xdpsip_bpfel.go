@@ -83,6 +83,33 @@ const (
 	xdpsipEventKindEVENT_REPLY   xdpsipEventKind = 2
 )
 
+type xdpsipLimitKey struct {
+	_      structs.HostLayout
+	Kind   uint8
+	Family uint8
+	Pad    uint16
+	SetId  int32
+	Addr   [16]uint8
+}
+
+type xdpsipLimitKind uint32
+
+const (
+	xdpsipLimitKindLIMIT_SOURCE xdpsipLimitKind = 1
+	xdpsipLimitKindLIMIT_SET    xdpsipLimitKind = 2
+	xdpsipLimitKindLIMIT_ALL    xdpsipLimitKind = 3
+)
+
+type xdpsipLimitPresent struct {
+	_     structs.HostLayout
+	Kinds uint32
+}
+
+type xdpsipLimitVerdict struct {
+	_    structs.HostLayout
+	Rule uint32
+}
+
 type xdpsipListener struct {
 	_           structs.HostLayout
 	Id          uint32
@@ -176,7 +203,10 @@ const (
 	xdpsipPassReasonPASS_TOO_MANY_VALUES     xdpsipPassReason = 46
 	xdpsipPassReasonPASS_NEXT_HOP_UNROUTABLE xdpsipPassReason = 47
 	xdpsipPassReasonPASS_NEXT_HOP_LOOP       xdpsipPassReason = 48
-	xdpsipPassReasonPASS_REASON_MAX          xdpsipPassReason = 49
+	xdpsipPassReasonPASS_LIMIT_SOURCE        xdpsipPassReason = 49
+	xdpsipPassReasonPASS_LIMIT_SET           xdpsipPassReason = 50
+	xdpsipPassReasonPASS_LIMIT_ALL           xdpsipPassReason = 51
+	xdpsipPassReasonPASS_REASON_MAX          xdpsipPassReason = 52
 )
 
 type xdpsipScratch struct {
@@ -481,6 +511,8 @@ const (
 	xdpsipMapDstStats           = "dst_stats"
 	xdpsipMapEventLost          = "event_lost"
 	xdpsipMapEvents             = "events"
+	xdpsipMapLimitActive        = "limit_active"
+	xdpsipMapLimitBlock         = "limit_block"
 	xdpsipMapListenerStats      = "listener_stats"
 	xdpsipMapListeners          = "listeners"
 	xdpsipMapPassCount          = "pass_count"
@@ -549,6 +581,8 @@ type xdpsipMapSpecs struct {
 	DstStats      *ebpf.MapSpec `ebpf:"dst_stats"`
 	EventLost     *ebpf.MapSpec `ebpf:"event_lost"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	LimitActive   *ebpf.MapSpec `ebpf:"limit_active"`
+	LimitBlock    *ebpf.MapSpec `ebpf:"limit_block"`
 	ListenerStats *ebpf.MapSpec `ebpf:"listener_stats"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
 	PassCount     *ebpf.MapSpec `ebpf:"pass_count"`
@@ -593,6 +627,8 @@ type xdpsipMaps struct {
 	DstStats      *ebpf.Map `ebpf:"dst_stats"`
 	EventLost     *ebpf.Map `ebpf:"event_lost"`
 	Events        *ebpf.Map `ebpf:"events"`
+	LimitActive   *ebpf.Map `ebpf:"limit_active"`
+	LimitBlock    *ebpf.Map `ebpf:"limit_block"`
 	ListenerStats *ebpf.Map `ebpf:"listener_stats"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
 	PassCount     *ebpf.Map `ebpf:"pass_count"`
@@ -608,6 +644,8 @@ func (m *xdpsipMaps) Close() error {
 		m.DstStats,
 		m.EventLost,
 		m.Events,
+		m.LimitActive,
+		m.LimitBlock,
 		m.ListenerStats,
 		m.Listeners,
 		m.PassCount,

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"testing"
@@ -32,6 +33,9 @@ func benchCall(buf []byte, i, tags int) ([]byte, Message) {
 	m.Data = field(func(b []byte) []byte { return fmt.Appendf(b, "cust-%05d", i%100000) })
 	t := i % tags
 	m.AddTags = []string{field(func(b []byte) []byte { return fmt.Appendf(b, "10.%d.%d.%d", t>>16&255, t>>8&255, t&255) })}
+	// The caller's address, as the tag names it (a count per source as
+	// there is one per tag), and one set.
+	m.Source, m.Set = netip.AddrFrom4([4]byte{10, byte(t >> 16), byte(t >> 8), byte(t)}), 1
 	m.CallIDHash = wordhash.CallID([]byte(m.CallID))
 	return buf, m
 }

@@ -7,7 +7,7 @@ import (
 
 // checkConsistency scans the whole table and returns what disagrees with
 // the tracker's running bookkeeping: the Active gauges against the records
-// per state, the tag counts against the tags of the live records, the
+// per state, the tag, source and set counts against the live records, the
 // records against their bucket chains, the setup list and the free list,
 // and the cap (when capped is set: the cap was never lowered).
 func (t *Tracker) checkConsistency(capped bool) error {
@@ -16,6 +16,8 @@ func (t *Tracker) checkConsistency(capped bool) error {
 	tab := &t.tab
 	var perState [NumStates]uint64
 	tags := map[string]int{}
+	sources := map[sourceKey]int32{}
+	sets := map[int32]int{}
 	used, free := 0, 0
 	liveOf := map[uint64]uint64{} // hash → seq of its live record
 	newestOf := map[uint64]uint64{}
@@ -48,6 +50,17 @@ func (t *Tracker) checkConsistency(capped bool) error {
 			return fmt.Errorf("slot %d: tag %q twice", i, dup)
 		}
 		if r.state.live() {
+			if k, ok := keyOf(r.source()); ok {
+				sources[k]++
+			}
+			if set := r.setID(); set >= 0 {
+				sets[set]++
+			}
+		}
+		if k := r.text(textKeys); len(k) != 4 && len(k) != 8 && len(k) != 20 {
+			return fmt.Errorf("slot %d: keys of %d bytes", i, len(k))
+		}
+		if r.state.live() {
 			if s, ok := liveOf[r.hash]; ok {
 				return fmt.Errorf("hash %x: two live records (seq %d and %d)", r.hash, s, r.seq)
 			}
@@ -78,6 +91,12 @@ func (t *Tracker) checkConsistency(capped bool) error {
 	}
 	if !maps.Equal(tags, t.tags) {
 		return fmt.Errorf("tag counts %v, live tags %v", t.tags, tags)
+	}
+	if !maps.Equal(sources, t.sources) {
+		return fmt.Errorf("source counts %v, live sources %v", t.sources, sources)
+	}
+	if !maps.Equal(sets, t.sets) {
+		return fmt.Errorf("set counts %v, live sets %v", t.sets, sets)
 	}
 	// Every record is in its bucket's chain once, and chains hold nothing else.
 	chained := 0

@@ -5,6 +5,10 @@
 // the slow path with parsed messages, the fast path with compact ring-buffer
 // events. It knows nothing of either path, of BPF, sipgo, config or RPC.
 //
+// Live dialogs are counted per tag, per INVITE source address and per
+// destination set, each kept in O(1) where a record starts or stops being
+// live, so that the agent's dialog limits read them per INVITE.
+//
 // A record is created by an INVITE request and driven by the messages of
 // its call: INIT → PROGRESS (1xx) → ANSWERED (2xx) → CONFIRMED (ACK), and
 // TERMINATED (BYE) or NOTANSWERED (≥300, CANCEL). A timer (Run, Expire)

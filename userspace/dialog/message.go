@@ -1,6 +1,9 @@
 package dialog
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // State of a dialog record, numbered as Kamailio's dlgs numbers them
 // (dlgs.list "state").
@@ -69,4 +72,11 @@ type Message struct {
 	// remove from the dialog (removals apply after additions).
 	Src, Dst, Data      string
 	AddTags, RemoveTags []string
+	// INVITE requests only: the address the INVITE came from (invalid:
+	// unknown) and the destination set it was dispatched to (-1: none, a
+	// loose-routed INVITE; the zero value is set 0). The tracker counts the
+	// live dialogs per source address and per set (SourceCount, SetCount),
+	// for the limits the agent enforces.
+	Source netip.Addr
+	Set    int
 }

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/sipedge/sipedge/userspace/wordhash"
 )
@@ -136,10 +137,14 @@ func (t *Tracker) invite(m *Message, hash uint64, ts int64) {
 
 // create adds a record for an INVITE, shedding under the cap.
 func (t *Tracker) create(m *Message, hash uint64, ts int64) {
+	var keyBuf [20]byte
+	keys := keysText(&keyBuf, m.Set, m.Source)
 	texts := [numTexts]string{
 		textSrc: m.Src, textDst: m.Dst, textData: m.Data,
 		textCallID: m.CallID, textBranch: m.Branch,
 		textFromTag: m.FromTag, textToTag: m.ToTag,
+		// A view of keyBuf: buildArena copies it.
+		textKeys: unsafe.String(&keys[0], len(keys)),
 	}
 	if len(m.ToTag) >= maxToTag {
 		texts[textToTag] = ""
@@ -172,7 +177,7 @@ func (t *Tracker) create(m *Message, hash uint64, ts int64) {
 	r.state = Init
 	t.stats.Active[Init]++
 	t.tab.setupAppend(i)
-	r.eachTag(t.tag)
+	t.countLive(r)
 }
 
 // retag applies a re-INVITE's tag changes to a live record and reports

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -17,6 +18,9 @@ var (
 	propBranches = []string{"b0", "b1", "b2"}
 	propTags     = []string{"t0", "t1", "t2", "t3"}
 	propStatuses = []int{100, 180, 183, 200, 202, 299, 300, 404, 486, 500, 603, 699, 99, 700, 0}
+	// Sources and sets of INVITEs, the unknown ones included.
+	propSources = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("2001:db8::1"), {}}
+	propSets    = []int{-1, 0, 1, 2}
 )
 
 const propCap = 8
@@ -55,6 +59,8 @@ func propRun(t *testing.T, data []byte) {
 		case 0, 1: // INVITE: initial, retransmitted, forked or re-INVITE
 			m = invite(call, propBranches[int(arg)%len(propBranches)])
 			m.AddTags, m.RemoveTags = tagsOf(arg>>2), tagsOf(arg>>6|dt<<2)
+			m.Source = propSources[int(callB>>4)%len(propSources)]
+			m.Set = propSets[int(arg>>4)%len(propSets)]
 		case 2: // an INVITE lacking a field
 			m = invite(call, propBranches[int(arg)%len(propBranches)])
 			switch arg % 3 {
@@ -106,8 +112,8 @@ func propRun(t *testing.T, data []byte) {
 	if err := tr.checkConsistency(true); err != nil {
 		t.Fatalf("final expiry: %v", err)
 	}
-	if st := tr.Stats(); tr.Len() != 0 || st.Active != [NumStates]uint64{} || len(tr.tags) != 0 {
-		t.Fatalf("after everything expired: %d records, active %v, tags %v", tr.Len(), st.Active, tr.tags)
+	if st := tr.Stats(); tr.Len() != 0 || st.Active != [NumStates]uint64{} || len(tr.tags) != 0 || len(tr.sources) != 0 || len(tr.sets) != 0 {
+		t.Fatalf("after everything expired: %d records, active %v, tags %v, sources %v, sets %v", tr.Len(), st.Active, tr.tags, tr.sources, tr.sets)
 	}
 }
 

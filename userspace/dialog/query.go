@@ -3,6 +3,8 @@ package dialog
 import (
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"regexp"
 	"strings"
 )
@@ -236,4 +238,57 @@ func (t *Tracker) TagsCount(tag string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.tags[tag]
+}
+
+// SourceCount returns how many live dialogs were created by an INVITE
+// from addr (Message.Source), in O(1).
+func (t *Tracker) SourceCount(addr netip.Addr) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// keyOf drops the zone: As16 ignores it.
+	k, ok := keyOf(addr)
+	if !ok {
+		return 0
+	}
+	return int(t.sources[k])
+}
+
+// SetCount returns how many live dialogs were created by an INVITE
+// dispatched to set (Message.Set), in O(1).
+func (t *Tracker) SetCount(set int) int {
+	if set < 0 || set > math.MaxInt32 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sets[int32(set)]
+}
+
+// Sources calls fn for every source address with live dialogs and their
+// count, under the lock (fn must be quick and must not call the tracker):
+// the agent rebuilds its limit verdicts from it when the limits change.
+func (t *Tracker) Sources(fn func(addr netip.Addr, n int)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, n := range t.sources {
+		fn(netip.AddrFrom16(k).Unmap(), int(n))
+	}
+}
+
+// Known reports whether an INVITE of this Call-ID hash and top Via branch
+// belongs to a dialog held already, so that it would create no record: a
+// retransmission (a record of that branch) or an INVITE within a live
+// dialog of its Call-ID (a fork, a spiral). Admission lets these through
+// whatever the limits: they add no dialog.
+func (t *Tracker) Known(hash uint64, branch string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := t.tab.buckets[hash&uint64(len(t.tab.buckets)-1)]; i != 0; {
+		r := t.tab.at(i)
+		if r.hash == hash && (r.state.live() || r.text(textBranch) == branch) {
+			return true
+		}
+		i = r.next
+	}
+	return false
 }

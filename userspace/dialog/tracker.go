@@ -3,6 +3,7 @@ package dialog
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,10 @@ type Tracker struct {
 	stats Stats
 	seq   uint64         // creation number of the last record
 	tags  map[string]int // live dialogs per tag; no zero entries
+	// Live dialogs per INVITE source address and per set; no zero
+	// entries, no invalid address, no set -1.
+	sources map[sourceKey]int32
+	sets    map[int32]int
 }
 
 // New returns an empty tracker. It starts nothing: Run expires records.
@@ -84,6 +89,8 @@ func New(cfg Config) *Tracker {
 		cfg:        cfg,
 		tab:        newTable(cfg.MaxRecords),
 		tags:       make(map[string]int),
+		sources:    make(map[sourceKey]int32),
+		sets:       make(map[int32]int),
 	}
 }
 
@@ -207,7 +214,7 @@ func (t *Tracker) setState(i uint32, r *record, to State) {
 		t.tab.setupRemove(i)
 	}
 	if from.live() && !to.live() {
-		r.eachTag(t.untag)
+		t.uncountLive(r)
 	}
 }
 
@@ -219,7 +226,7 @@ func (t *Tracker) remove(i uint32, r *record) {
 		t.tab.setupRemove(i)
 	}
 	if r.state.live() {
-		r.eachTag(t.untag)
+		t.uncountLive(r)
 	}
 	t.tab.release(i)
 }
@@ -241,6 +248,57 @@ func (t *Tracker) untag(tag string) {
 		t.tags[tag] = n - 1
 	case n == 1:
 		delete(t.tags, tag)
+	default:
+		t.stats.Underflow++
+	}
+}
+
+// countLive counts a record that became live under its tags, source and
+// set; uncountLive undoes it when it stops being live. Every count is kept
+// in the same O(1) way, at the same places (create, setState, remove).
+func (t *Tracker) countLive(r *record) {
+	r.eachTag(t.tag)
+	if k, ok := keyOf(r.source()); ok {
+		t.sources[k]++
+	}
+	if set := r.setID(); set >= 0 {
+		t.sets[set]++
+	}
+}
+
+func (t *Tracker) uncountLive(r *record) {
+	r.eachTag(t.untag)
+	if k, ok := keyOf(r.source()); ok {
+		uncount(t, t.sources, k)
+	}
+	if set := r.setID(); set >= 0 {
+		uncount(t, t.sets, set)
+	}
+}
+
+// sourceKey is a source address as the per-source counts key it: its 16
+// bytes, IPv4 as IPv4-mapped (sources are unmapped first, so no IPv6 key
+// is one). No pointer, 8 bytes less than a netip.Addr: at a million
+// distinct callers the map is tens of MB.
+type sourceKey [16]byte
+
+// keyOf is a's key; false for an invalid address.
+func keyOf(a netip.Addr) (sourceKey, bool) {
+	a = a.Unmap()
+	if !a.IsValid() {
+		return sourceKey{}, false
+	}
+	return a.As16(), true
+}
+
+// uncount lowers a count, deleting it at zero, or counts an underflow.
+func uncount[K comparable, V int | int32](t *Tracker, counts map[K]V, k K) {
+	n := counts[k]
+	switch {
+	case n > 1:
+		counts[k] = n - 1
+	case n == 1:
+		delete(counts, k)
 	default:
 		t.stats.Underflow++
 	}

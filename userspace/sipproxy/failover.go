@@ -111,6 +111,11 @@ func (p *Proxy) statefulInvite(data []byte, src, local netip.AddrPort, sel dispa
 	if p.admitInvite(data, &m, src, local, branch, sentBy) {
 		return
 	}
+	// Asked last, when nothing else can stop the transaction: an admitted
+	// INVITE is then always observed (Config.Admit, Observed.Failover).
+	if p.refusedFailover(data, &m, src, local, sel.SetID) {
+		return
+	}
 	now := time.Now()
 	p.trying(tx, data, &m, src)
 	t.byKey[tx.key] = tx

@@ -64,6 +64,10 @@ type Observed struct {
 	DstURI string
 	// Local marks a final reply the slow path made itself.
 	Local bool
+	// Failover marks, in a call of Config.Admit, an INVITE that starts a
+	// failover transaction: if admitted, it is observed only once a
+	// destination answers it (above), not right after it is sent.
+	Failover bool
 }
 
 // dialogRelevant reports whether m is one of the messages Observe gets

@@ -53,6 +53,17 @@ type Config struct {
 	// goroutine, at times under the failover table's lock: it must be
 	// quick and must not block or call back into the Proxy.
 	Observe func(Observed)
+	// Admit, when set, is asked about every INVITE without a To tag before
+	// it is forwarded (dispatched, loose-routed), or right before it starts
+	// a failover transaction, once nothing else can refuse it (Failover
+	// set; not a retransmission, which the transaction absorbs), with the
+	// same fields Observe gets (Local unset). An admitted INVITE is always
+	// sent, or its transaction started, unless its send fails. A
+	// Refusal with a Code has the INVITE answered with it and not
+	// forwarded, so never observed. It runs on the reader goroutine, at
+	// times under the failover table's lock: it must be quick and must
+	// not block or call back into the Proxy.
+	Admit func(Observed) Refusal
 
 	// timers are the RFC 3261 timers; zero means rfcTimers. Tests set them.
 	timers timerValues
@@ -285,6 +296,9 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *si
 	res := p.fwd.process(data, src, local, out, m)
 	switch res.Action {
 	case ActionForward:
+		if p.refused(data, m, src, local, &res) {
+			return
+		}
 		if p.send(local, res.Out, res.Dst) {
 			p.observeForwarded(data, m, src, local, &res)
 		}
@@ -321,6 +335,9 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *si
 		// Reported as it is queued: the resolver sends it later, with the
 		// contract's edits, and it is dropped (and counted) only when the
 		// name does not resolve.
+		if p.refused(data, m, src, local, &res) {
+			return
+		}
 		p.observeForwarded(data, m, src, local, &res)
 		p.forwardToName(local, res)
 	case HandoffNextHopTransport:
