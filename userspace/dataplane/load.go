@@ -64,6 +64,7 @@ const DefaultCopyRingBytes = 2 << 20
 var pinnedMaps = []string{
 	"listeners", "dst_sets", "active_half", "set_cursor",
 	"pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost",
+	"dst_load", "call_dst",
 }
 
 // Dataplane is the loaded XDP program and its maps.
@@ -78,6 +79,10 @@ type Dataplane struct {
 	slots    map[int]uint32
 	lastFlip time.Time
 	last     syncState
+	loads    loadSlots
+	// loadsFrom reads the alg 10 loads that count (SetCallLoads); nil:
+	// dst_load stays as the program keeps it.
+	loadsFrom func(set int, duid string) int64
 }
 
 // Load prepares the host (host.go: a BPF filesystem at the pin root,
