@@ -141,3 +141,19 @@ func (d *Dataplane) syncLoads(load func(set int, duid string) int64, all bool) (
 	}
 	return n, nil
 }
+
+// CallLoad returns the load dst_load holds for (set, duid), and false when
+// the (set, duid) has no load slot.
+func (d *Dataplane) CallLoad(set int, duid string) (int64, bool, error) {
+	d.mu.Lock()
+	slot := d.loads.slot(set, duid)
+	d.mu.Unlock()
+	if slot == 0 {
+		return 0, false, nil
+	}
+	var v int64
+	if err := d.objs.DstLoad.Lookup(uint32(slot), &v); err != nil {
+		return 0, true, fmt.Errorf("read load of set %d duid %q: %w", set, duid, err)
+	}
+	return v, true, nil
+}

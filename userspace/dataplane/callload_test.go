@@ -1,0 +1,218 @@
+package dataplane_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/sipedge/sipedge/userspace/dataplane"
+	"github.com/sipedge/sipedge/userspace/dataplane/dptest"
+	"github.com/sipedge/sipedge/userspace/dispatch"
+)
+
+// callLoadEnv is the program with one alg 10 listener on set 3: a
+// (maxload 2), b and c, each with a duid, and d without one (alg 10 never
+// picks it).
+func callLoadEnv(t *testing.T, extra ...dispatch.Entry) (*dptest.Env, *dispatch.Snapshot, netip.AddrPort) {
+	t.Helper()
+	env := newEnv(t)
+	// Build orders equal priorities in reverse input order: index 0 is a.
+	entries := append(extra, []dispatch.Entry{
+		{SetID: 3, URI: "sip:10.0.0.34:5060"},
+		{SetID: 3, URI: "sip:10.0.0.33:5060", Attrs: "duid=c"},
+		{SetID: 3, URI: "sip:10.0.0.32:5060", Attrs: "duid=b"},
+		{SetID: 3, URI: "sip:10.0.0.31:5060", Attrs: "duid=a;maxload=2"},
+	}...)
+	snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := netip.MustParseAddrPort("192.0.2.10:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: lis, Rule: dataplane.Rule{SetID: 3, Alg: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.DP.SyncSets(snap); err != nil {
+		t.Fatal(err)
+	}
+	return env, snap, lis
+}
+
+// callRequest is a request of call id: an INVITE without a To tag, any
+// other method with one.
+func callRequest(method, id string, cseq int) []byte {
+	toTag := ";tag=b0b"
+	if method == "INVITE" {
+		toTag = ""
+	}
+	return crlf(fmt.Sprintf(`
+%s sip:bob@biloxi.example.com SIP/2.0
+Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK%s%s%d
+Max-Forwards: 70
+To: Bob <sip:bob@biloxi.example.com>%s
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774
+Call-ID: %s
+CSeq: %d %s
+Content-Length: 0
+
+`, method, method, id, cseq, toTag, id, cseq, method))
+}
+
+var callSrc = netip.MustParseAddrPort("198.51.100.7:5060")
+
+// sendCall sends a request of call id and returns the backend it went to,
+// or the pass reason.
+func sendCall(t *testing.T, env *dptest.Env, lis netip.AddrPort, method, id string, cseq int) string {
+	t.Helper()
+	o := send(t, env, callSrc, lis, callRequest(method, id, cseq))
+	switch o.verdict {
+	case dptest.XDPTX, dptest.XDPRedirect:
+		if o.err != nil {
+			t.Fatalf("%s %s: output frame: %v", method, id, o.err)
+		}
+		return o.frame.Dst.Addr().String()
+	case dptest.XDPPass:
+		return o.reason
+	}
+	t.Fatalf("%s %s: verdict %s", method, id, verdictName(o.verdict))
+	return ""
+}
+
+func loadsOf(t *testing.T, env *dptest.Env) string {
+	t.Helper()
+	s := ""
+	for _, duid := range []string{"a", "b", "c"} {
+		v, ok, err := env.DP.CallLoad(3, duid)
+		if err != nil || !ok {
+			t.Fatalf("load of %s: %v (slot %v)", duid, err, ok)
+		}
+		s += fmt.Sprintf("%s=%d ", duid, v)
+	}
+	return s[:len(s)-1]
+}
+
+// TestCallLoadPick: alg 10 INVITEs go to the least-loaded destination with
+// a duid, ties to the lowest index, skipping one at its maxload; each pick
+// adds 1 to its load in dst_load; with every destination full, the INVITE
+// goes to the slow path (PASS_NO_DST).
+func TestCallLoadPick(t *testing.T) {
+	env, _, lis := callLoadEnv(t)
+	for i, want := range []struct{ dst, loads string }{
+		{"10.0.0.31", "a=1 b=0 c=0"},
+		{"10.0.0.32", "a=1 b=1 c=0"},
+		{"10.0.0.33", "a=1 b=1 c=1"},
+		{"10.0.0.31", "a=2 b=1 c=1"},
+		{"10.0.0.32", "a=2 b=2 c=1"}, // a is at its maxload 2
+		{"10.0.0.33", "a=2 b=2 c=2"},
+		{"10.0.0.32", "a=2 b=3 c=2"},
+	} {
+		id := fmt.Sprintf("call-%d.pick", i)
+		if got := sendCall(t, env, lis, "INVITE", id, 1); got != want.dst {
+			t.Fatalf("INVITE %d went to %s, want %s", i, got, want.dst)
+		}
+		if got := loadsOf(t, env); got != want.loads {
+			t.Fatalf("after INVITE %d loads %s, want %s", i, got, want.loads)
+		}
+	}
+
+	// The agent's loads are what the program reads: c emptiest.
+	load := map[string]int64{"a": 0, "b": 7, "c": 1}
+	if err := env.DP.SetCallLoads(func(set int, duid string) int64 { return load[duid] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendCall(t, env, lis, "INVITE", "after-sync.pick", 1); got != "10.0.0.31" {
+		t.Errorf("INVITE after the agent's write went to %s, want 10.0.0.31 (a: load 0)", got)
+	}
+	load = map[string]int64{"a": 2, "b": 5, "c": 5}
+	if err := env.DP.SetCallLoads(func(set int, duid string) int64 { return load[duid] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendCall(t, env, lis, "INVITE", "tie.pick", 1); got != "10.0.0.32" {
+		t.Errorf("INVITE with a at its maxload and b, c tied went to %s, want 10.0.0.32", got)
+	}
+
+	// e (index 4, maxload 1) is the emptiest, then full: b and c, with no
+	// maxload, still take calls.
+	one := dispatch.Entry{SetID: 3, URI: "sip:10.0.0.35:5060", Attrs: "duid=e;maxload=1"}
+	env2, _, lis2 := callLoadEnv(t, one)
+	for _, step := range []struct {
+		loads map[string]int64
+		want  string
+	}{
+		{map[string]int64{"a": 2, "b": 9, "c": 9}, "10.0.0.35"},
+		{map[string]int64{"a": 2, "b": 9, "c": 9, "e": 1}, "10.0.0.32"},
+	} {
+		if err := env2.DP.SetCallLoads(func(set int, duid string) int64 { return step.loads[duid] }); err != nil {
+			t.Fatal(err)
+		}
+		if got := sendCall(t, env2, lis2, "INVITE", step.want+".pick", 1); got != step.want {
+			t.Errorf("INVITE with loads %v went to %s, want %s", step.loads, got, step.want)
+		}
+	}
+}
+
+// TestCallLoadMaxloadFull: with every destination with a duid at its
+// maxload, an INVITE goes to the slow path (which answers 503).
+func TestCallLoadMaxloadFull(t *testing.T) {
+	env := newEnv(t)
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 3, URI: "sip:10.0.0.32:5060", Attrs: "duid=b;maxload=1"},
+		{SetID: 3, URI: "sip:10.0.0.31:5060", Attrs: "duid=a;maxload=1"},
+	}, dispatch.Options{Resolver: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := netip.MustParseAddrPort("192.0.2.10:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: lis, Rule: dataplane.Rule{SetID: 3, Alg: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.DP.SyncSets(snap); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"10.0.0.31", "10.0.0.32", "PASS_NO_DST"} {
+		if got := sendCall(t, env, lis, "INVITE", fmt.Sprintf("full-%d", i), 1); got != want {
+			t.Errorf("INVITE %d: %s, want %s", i, got, want)
+		}
+	}
+}
+
+// TestCallLoadSticky: every later message of a call goes where its INVITE
+// went, whatever the loads: a retransmitted INVITE (not charged again), the
+// ACK, a re-INVITE, the BYE (which takes the call off the load), an ACK
+// after it; a request of a call the program never saw goes to the slow
+// path. A new INVITE of the released call is charged again where it went.
+func TestCallLoadSticky(t *testing.T) {
+	env, _, lis := callLoadEnv(t)
+	if got := sendCall(t, env, lis, "INVITE", "sticky", 1); got != "10.0.0.31" {
+		t.Fatalf("INVITE went to %s, want 10.0.0.31", got)
+	}
+	// Others now emptier: a and b stay the same, c would be the pick.
+	if err := env.DP.SetCallLoads(func(set int, duid string) int64 { return map[string]int64{"a": 1, "b": 1}[duid] }); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		method string
+		cseq   int
+		loads  string
+	}{
+		{"INVITE", 1, "a=1 b=1 c=0"}, // retransmission: not charged again
+		{"ACK", 1, "a=1 b=1 c=0"},
+		{"INVITE", 2, "a=1 b=1 c=0"}, // re-INVITE
+		{"ACK", 2, "a=1 b=1 c=0"},
+		{"BYE", 3, "a=0 b=1 c=0"},
+		{"BYE", 3, "a=0 b=1 c=0"},    // retransmission: released once
+		{"INVITE", 4, "a=1 b=1 c=0"}, // a new INVITE of the released call (after a 401): charged again there
+	} {
+		if got := sendCall(t, env, lis, m.method, "sticky", m.cseq); got != "10.0.0.31" {
+			t.Errorf("%s %d went to %s, want 10.0.0.31", m.method, m.cseq, got)
+		}
+		if got := loadsOf(t, env); got != m.loads {
+			t.Errorf("after %s %d loads %s, want %s", m.method, m.cseq, got, m.loads)
+		}
+	}
+	for _, method := range []string{"ACK", "BYE", "CANCEL"} {
+		if got := sendCall(t, env, lis, method, "never-seen", 1); got != "PASS_CALL_UNKNOWN" {
+			t.Errorf("%s of an unknown call: %s, want PASS_CALL_UNKNOWN", method, got)
+		}
+	}
+}
