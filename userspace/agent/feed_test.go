@@ -130,3 +130,50 @@ func TestFeedBothConsumers(t *testing.T) {
 		t.Errorf("records after the 486 %+v: want one, NOTANSWERED", recs)
 	}
 }
+
+// TestFeedRecordsFastPicks: an INVITE event of an algorithm 10 listener
+// (set, dst_idx: the program's pick) lands in the Call-ID table, charged
+// to that destination once for its retransmission, before the BYE of the
+// same batch releases it; the slow path then sends the call's later
+// messages there. An INVITE event of a listener with another algorithm
+// charges nothing.
+func TestFeedRecordsFastPicks(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
+	}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
+		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
+	}
+	f := newFeed(cfg, d, nil, loads)
+	invite := func(id string, lis uint32, idx int16) dataplane.Event {
+		return dataplane.Event{CallIDHash: dataplane.CallIDHash(id), ListenerID: lis, Kind: dataplane.EventRequest,
+			Method: dataplane.MethodInvite, SetID: 1, DstIndex: idx}
+	}
+	// Index 1 is a (Build orders equal priorities in reverse).
+	f.observeFast([]dataplane.Event{invite("fast-1", 0, 1), invite("fast-1", 0, 1), invite("fast-2", 0, 1), invite("hashed", 1, 0)})
+	if a, b := loads.Load(1, "a"), loads.Load(1, "b"); a != 2 || b != 0 {
+		t.Fatalf("loads a %d b %d after the fast path's picks, want 2 and 0", a, b)
+	}
+	sel, err := d.Select(1, dispatch.AlgCallLoad, dispatch.Key{CallID: "fast-1", CallIDHash: dataplane.CallIDHash("fast-1")}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sel.Dests[0].Attrs.DUID; got != "a" {
+		t.Errorf("the slow path sent fast-1's ACK to %q, want a (the fast path's pick)", got)
+	}
+	bye := dataplane.Event{CallIDHash: dataplane.CallIDHash("fast-3"), ListenerID: 0, Kind: dataplane.EventRequest, Method: dataplane.MethodBye, SetID: 1, DstIndex: 0}
+	f.observeFast([]dataplane.Event{invite("fast-3", 0, 0), bye})
+	if got := loads.Load(1, "b"); got != 0 {
+		t.Errorf("load of b %d after an INVITE and its BYE in one batch, want 0", got)
+	}
+	if st := loads.Stats(); st.Live != 2 || st.Underflows != 0 {
+		t.Errorf("table %+v, want 2 live calls, no underflow", st)
+	}
+}

@@ -66,6 +66,9 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		if fd != nil {
 			fc.Events, fc.EventCopies = fd.observeFast, fd.wantsCopies()
 		}
+		if loads != nil {
+			fc.CallLoads = loads.Load
+		}
 		fp = dataplane.NewFastPath(*fc)
 		subs = append(subs, fastPath{fp})
 	}

@@ -45,6 +45,12 @@ type FastPathConfig struct {
 	// consumer that reads fields of its own from the messages (dialog
 	// tracking); off, nothing changes for anyone else.
 	EventCopies bool
+	// CallLoads reads the algorithm 10 load of a set's duid from the
+	// agent's Call-ID table (dispatch.CallLoad.Load): the loads the program
+	// picks by, written after every sync and after every batch of events
+	// (which the table has taken through Events by then) that changed
+	// them. Nil: call load is off.
+	CallLoads func(set int, duid string) int64
 }
 
 // FastPath runs the XDP program for the agent: it loads it, keeps its maps
@@ -150,6 +156,17 @@ func (f *FastPath) consume(evs []Event) {
 	if f.cfg.Events != nil {
 		f.cfg.Events(evs)
 	}
+	if f.cfg.CallLoads != nil {
+		f.mu.Lock()
+		dp := f.dp
+		f.mu.Unlock()
+		if dp == nil {
+			return
+		}
+		if _, err := dp.SyncLoads(); err != nil {
+			f.log.Warn("fast path call loads not updated", "error", err)
+		}
+	}
 }
 
 // loadOptions are the program's load options for the configuration.
@@ -165,6 +182,13 @@ func (f *FastPath) start() (*Dataplane, error) {
 	if err := dp.SyncListeners(f.cfg.Listeners); err != nil {
 		dp.Close()
 		return nil, err
+	}
+	if f.cfg.CallLoads != nil {
+		// Written again by every sync: a new (set, duid) gets its slot then.
+		if err := dp.SetCallLoads(f.cfg.CallLoads); err != nil {
+			dp.Close()
+			return nil, err
+		}
 	}
 	f.mu.Lock()
 	f.dp = dp
