@@ -216,3 +216,34 @@ func TestCallLoadSticky(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncLoadsChangedOnly: SyncLoads writes only the loads that changed
+// in the table since its last write; SyncSets writes them all (a reload
+// keeps a duid's load on its slot, whatever its index now).
+func TestSyncLoadsChangedOnly(t *testing.T) {
+	env, snap, _ := callLoadEnv(t)
+	load := map[string]int64{"a": 1, "b": 2, "c": 3}
+	if err := env.DP.SetCallLoads(func(set int, duid string) int64 { return load[duid] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadsOf(t, env); got != "a=1 b=2 c=3" {
+		t.Fatalf("loads %s, want a=1 b=2 c=3", got)
+	}
+	load["b"] = 5
+	n, err := env.DP.SyncLoads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("SyncLoads wrote %d loads, want 1 (b changed)", n)
+	}
+	if got := loadsOf(t, env); got != "a=1 b=5 c=3" {
+		t.Errorf("loads %s, want a=1 b=5 c=3", got)
+	}
+	if err := env.DP.SyncSets(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadsOf(t, env); got != "a=1 b=5 c=3" {
+		t.Errorf("loads after a sync %s, want a=1 b=5 c=3", got)
+	}
+}
