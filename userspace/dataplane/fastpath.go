@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf/link"
 
@@ -126,6 +127,18 @@ func (f *FastPath) Run(ctx context.Context) error {
 		f.log.Warn("fast path degraded", "error", err)
 	}
 
+	if f.cfg.CallLoads != nil {
+		// Loads also change with no event: the table expires calls and
+		// audits its loads (ds_hash_check_interval).
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.syncLoadsEvery(ctx, dp, loadFullEvery)
+		}()
+		defer wg.Wait() // before stop closes dp
+	}
+
 	// Events are counted, then handed to the consumer if there is one;
 	// the ring is drained either way, so it never fills with nobody reading.
 	err = dp.ReadEvents(ctx, f.consume)
@@ -160,11 +173,30 @@ func (f *FastPath) consume(evs []Event) {
 		f.mu.Lock()
 		dp := f.dp
 		f.mu.Unlock()
-		if dp == nil {
-			return
+		if dp != nil {
+			f.syncLoads(dp)
 		}
-		if _, err := dp.SyncLoads(); err != nil {
-			f.log.Warn("fast path call loads not updated", "error", err)
+	}
+}
+
+// syncLoads writes the call loads that changed into the program's map.
+func (f *FastPath) syncLoads(dp *Dataplane) {
+	if _, err := dp.SyncLoads(); err != nil {
+		f.log.Warn("fast path call loads not updated", "error", err)
+	}
+}
+
+// syncLoadsEvery writes the call loads that changed every d until ctx
+// ends.
+func (f *FastPath) syncLoadsEvery(ctx context.Context, dp *Dataplane, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.syncLoads(dp)
 		}
 	}
 }
