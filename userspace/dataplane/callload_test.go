@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -246,4 +247,68 @@ func TestSyncLoadsChangedOnly(t *testing.T) {
 	if got := loadsOf(t, env); got != "a=1 b=5 c=3" {
 		t.Errorf("loads after a sync %s, want a=1 b=5 c=3", got)
 	}
+}
+
+// TestCallLoadAgreesWithSlowPath: over random sets (1-8 destinations, some
+// inactive, maxloads 0-3, loads 0-3 held by calls in the agent's table,
+// use_default on or off), the program's pick for a new call's INVITE is
+// the slow path's (dispatch.Select with algorithm 10 on the same table),
+// "no destination" included.
+func TestCallLoadAgreesWithSlowPath(t *testing.T) {
+	env := newEnv(t)
+	lis := netip.MustParseAddrPort("192.0.2.10:5060")
+	if err := env.DP.SyncListeners([]dataplane.Listener{{Addr: lis, Rule: dataplane.Rule{SetID: 3, Alg: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(10, 10))
+	picked := map[string]int{}
+	for trial := range 300 {
+		n := 1 + rng.IntN(8)
+		var entries []dispatch.Entry
+		for i := range n {
+			e := dispatch.Entry{SetID: 3, URI: fmt.Sprintf("sip:10.0.0.%d:5060", 40+i), Attrs: fmt.Sprintf("duid=d%d", i)}
+			if m := rng.IntN(4); m > 0 {
+				e.Attrs += fmt.Sprintf(";maxload=%d", m)
+			}
+			if rng.IntN(5) == 0 {
+				e.Flags = dispatch.FlagInactive
+			}
+			entries = append(entries, e)
+		}
+		snap, err := dispatch.Build(context.Background(), entries, dispatch.Options{Resolver: noDNS, UseDefault: rng.IntN(3) == 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := dispatch.New(snap)
+		table := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+		set := d.Snapshot().Set(3)
+		for i := range set.Dests {
+			for k := range rng.IntN(4) {
+				d.RecordCallLoad(3, uint64(trial)<<32|uint64(i)<<16|uint64(k), &set.Dests[i])
+			}
+		}
+		if err := env.DP.SyncSets(d.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.DP.SetCallLoads(table.Load); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("agree-%d", trial)
+		got := sendCall(t, env, lis, "INVITE", id, 1)
+		want := "PASS_NO_DST"
+		sel, err := d.Select(3, dispatch.AlgCallLoad, dispatch.Key{CallID: id, CallIDHash: dataplane.CallIDHash(id), Invite: true}, 1)
+		if err == nil {
+			want = sel.Dests[0].Addr.Addr().String()
+		}
+		if got != want {
+			var st []string
+			for i := range set.Dests {
+				x := &set.Dests[i]
+				st = append(st, fmt.Sprintf("%s up=%v max=%d load=%d", x.Addr, x.Up(), x.Attrs.MaxLoad, table.Load(3, x.Attrs.DUID)))
+			}
+			t.Fatalf("trial %d: the program picked %s, the slow path %s (default idx %d): %v", trial, got, want, set.DefaultIdx, st)
+		}
+		picked[want]++
+	}
+	t.Logf("picks: %v", picked)
 }
