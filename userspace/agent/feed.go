@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/sipedge/sipedge/userspace/config"
@@ -31,9 +32,15 @@ type feed struct {
 	// names are the listener names by the fast path's listener id.
 	names []string
 	// callLoadLis says, by the fast path's listener id, which listeners'
-	// rules dispatch with algorithm 10: their INVITE events are picks the
-	// program made and charged, which the Call-ID table records.
+	// rules dispatch with algorithm 10 statelessly: their INVITE events
+	// are picks the program made and charged, which the Call-ID table
+	// records, and their slow-path INVITEs calls the program learns.
 	callLoadLis []bool
+	// placedSlow, when the fast path runs, hands it each call the slow
+	// path placed with algorithm 10 (FastPath.RecordCall), so the program
+	// sends the call's later requests where the slow path sent its INVITE.
+	// Set before the paths start.
+	placedSlow func(h uint64, set int, duid string)
 	// results holds a *dialogattr.Result per slow-path reader goroutine in
 	// use: Eval's strings alias it until the tracker has copied them.
 	results sync.Pool
@@ -66,7 +73,8 @@ func newFeed(cfg *config.Config, d *dispatch.Dispatcher, dlg *dialogs, loads *di
 	for _, l := range cfg.Listeners {
 		f.names = append(f.names, l.Name)
 		r, _ := cfg.RuleFor(l.Name)
-		f.callLoadLis = append(f.callLoadLis, r.Algorithm == int(dispatch.AlgCallLoad))
+		// A failover rule's requests never take the fast path.
+		f.callLoadLis = append(f.callLoadLis, r.Algorithm == int(dispatch.AlgCallLoad) && r.Mode != config.ModeFailover)
 	}
 	f.results.New = func() any { return new(dialogattr.Result) }
 	return f
@@ -135,6 +143,28 @@ func (f *feed) observeSlow(o sipproxy.Observed) {
 		return
 	}
 	f.deliver(ms[:], nil)
+	if f.placedSlow != nil && ms[0].Request && ms[0].Method == dialog.Invite && !o.Msg.To.HasTag {
+		f.tellFastPath(&o, ms[0].CallIDHash)
+	}
+}
+
+// tellFastPath hands the fast path a dialog-creating INVITE the slow path
+// dispatched with algorithm 10: its Call-ID hash, set and duid.
+func (f *feed) tellFastPath(o *sipproxy.Observed, h uint64) {
+	i := slices.Index(f.names, o.Listener)
+	if i < 0 || !f.callLoadLis[i] || o.SetID < 0 || o.DstURI == "" {
+		return
+	}
+	set := f.d.Snapshot().Set(o.SetID)
+	if set == nil {
+		return
+	}
+	for j := range set.Dests {
+		if set.Dests[j].URI == o.DstURI {
+			f.placedSlow(h, o.SetID, set.Dests[j].Attrs.DUID)
+			return
+		}
+	}
 }
 
 // observeFast is dataplane.FastPathConfig.Events: each drained batch, on

@@ -70,6 +70,9 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 			fc.CallLoads = loads.Load
 		}
 		fp = dataplane.NewFastPath(*fc)
+		if fd != nil && loads != nil {
+			fd.placedSlow = fp.RecordCall
+		}
 		subs = append(subs, fastPath{fp})
 	}
 	var dlgs rpc.Dialogs // nil interface when tracking is off

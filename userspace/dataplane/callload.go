@@ -157,3 +157,26 @@ func (d *Dataplane) CallLoad(set int, duid string) (int64, bool, error) {
 	}
 	return v, true, nil
 }
+
+// callInit is enum call_state's CALL_INIT (bpf/consts.h).
+const callInit = 1
+
+// RecordCall tells the program that the call with Call-ID hash h went to
+// the destination of set with duid, placed by the slow path (an INVITE
+// the program passed up): the program then sends the call's later
+// requests there itself, rather than passing them up as calls it does not
+// hold, and does not place a retransmitted INVITE of it again. The call's
+// load is the table's, which SyncLoads writes. A (set, duid) without a
+// load slot changes nothing.
+func (d *Dataplane) RecordCall(h uint64, set int, duid string) error {
+	d.mu.Lock()
+	slot := d.loads.slot(set, duid)
+	d.mu.Unlock()
+	if slot == 0 {
+		return nil
+	}
+	if err := d.objs.CallDst.Put(h, &xdpsipCallDst{LoadSlot: uint32(slot), State: callInit}); err != nil {
+		return fmt.Errorf("record call of set %d duid %q: %w", set, duid, err)
+	}
+	return nil
+}

@@ -312,3 +312,38 @@ func TestCallLoadAgreesWithSlowPath(t *testing.T) {
 	}
 	t.Logf("picks: %v", picked)
 }
+
+// TestCallLoadSlowPathPicks: a call the slow path placed (RecordCall: b)
+// has its ACK and BYE sent there by the program instead of passed up, and
+// a retransmission of its INVITE too, though c is emptier; the BYE
+// releases it (the program takes 1 off b's load).
+func TestCallLoadSlowPathPicks(t *testing.T) {
+	env, _, lis := callLoadEnv(t)
+	if err := env.DP.SetCallLoads(func(set int, duid string) int64 { return map[string]int64{"a": 1, "b": 1}[duid] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendCall(t, env, lis, "ACK", "slow", 1); got != "PASS_CALL_UNKNOWN" {
+		t.Fatalf("ACK of a call the program was not told of: %s, want PASS_CALL_UNKNOWN", got)
+	}
+	if err := env.DP.RecordCall(dataplane.CallIDHash("slow"), 3, "b"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		method string
+		loads  string
+	}{
+		{"INVITE", "a=1 b=1 c=0"},
+		{"ACK", "a=1 b=1 c=0"},
+		{"BYE", "a=1 b=0 c=0"},
+	} {
+		if got := sendCall(t, env, lis, m.method, "slow", 1); got != "10.0.0.32" {
+			t.Errorf("%s went to %s, want 10.0.0.32 (b, where the slow path sent the INVITE)", m.method, got)
+		}
+		if got := loadsOf(t, env); got != m.loads {
+			t.Errorf("after %s loads %s, want %s", m.method, got, m.loads)
+		}
+	}
+	if err := env.DP.RecordCall(1, 3, "nosuch"); err != nil {
+		t.Errorf("RecordCall for a duid without a slot: %v", err)
+	}
+}

@@ -179,6 +179,21 @@ func (f *FastPath) consume(evs []Event) {
 	}
 }
 
+// RecordCall hands the program a call the slow path placed with
+// algorithm 10 (Dataplane.RecordCall). Without a running program it does
+// nothing. Safe for concurrent use.
+func (f *FastPath) RecordCall(h uint64, set int, duid string) {
+	f.mu.Lock()
+	dp := f.dp
+	f.mu.Unlock()
+	if dp == nil {
+		return
+	}
+	if err := dp.RecordCall(h, set, duid); err != nil {
+		f.log.Warn("fast path: a call the slow path placed not recorded; its later requests go through the slow path", "error", err)
+	}
+}
+
 // syncLoads writes the call loads that changed into the program's map.
 func (f *FastPath) syncLoads(dp *Dataplane) {
 	if _, err := dp.SyncLoads(); err != nil {
