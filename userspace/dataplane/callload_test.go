@@ -347,3 +347,39 @@ func TestCallLoadSlowPathPicks(t *testing.T) {
 		t.Errorf("RecordCall for a duid without a slot: %v", err)
 	}
 }
+
+// TestCallLoadReloadKeepsCalls: a reload that moves a destination to
+// another index (a new destination listed first) keeps its calls on it and
+// its load: call_dst and dst_load name it by its (set, duid).
+func TestCallLoadReloadKeepsCalls(t *testing.T) {
+	env, _, lis := callLoadEnv(t)
+	if got := sendCall(t, env, lis, "INVITE", "reload", 1); got != "10.0.0.31" {
+		t.Fatalf("INVITE went to %s, want 10.0.0.31 (a, index 0)", got)
+	}
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 3, URI: "sip:10.0.0.33:5060", Attrs: "duid=c"},
+		{SetID: 3, URI: "sip:10.0.0.31:5060", Attrs: "duid=a;maxload=2"},
+		{SetID: 3, URI: "sip:10.0.0.32:5060", Attrs: "duid=b"},
+		{SetID: 3, URI: "sip:10.0.0.36:5060", Attrs: "duid=f"},
+	}, dispatch.Options{Resolver: noDNS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.DP.SyncSets(snap); err != nil {
+		t.Fatal(err)
+	}
+	if i := snap.Set(3).Dests[0].URI; i != "sip:10.0.0.36:5060" {
+		t.Fatalf("index 0 is %s after the reload, want sip:10.0.0.36:5060 (the test needs a to move)", i)
+	}
+	if got := loadsOf(t, env); got != "a=1 b=0 c=0" {
+		t.Errorf("loads after the reload %s, want a=1 b=0 c=0", got)
+	}
+	for _, method := range []string{"ACK", "BYE"} {
+		if got := sendCall(t, env, lis, method, "reload", 1); got != "10.0.0.31" {
+			t.Errorf("%s after the reload went to %s, want 10.0.0.31 (a, now index 2)", method, got)
+		}
+	}
+	if got := loadsOf(t, env); got != "a=0 b=0 c=0" {
+		t.Errorf("loads after the BYE %s, want a=0 b=0 c=0", got)
+	}
+}
