@@ -96,22 +96,26 @@ __noinline int callload_pick(struct scratch *s, const struct dst_set *set)
 	f->cl_best = -1;
 	f->cl_dflt = -1;
 	f->cl_top = 0;
+	f->cl_want = want;
+	f->cl_invite = invite;
 	/* One walk finds the call's destination and, for an INVITE, the least-loaded
 	 * one. A plain loop: at most MAX_DSTS steps of a map look-up and a few
 	 * compares. The constant bound is what the verifier checks; n (<= MAX_DSTS,
 	 * checked above) ends it early. What it finds goes to fwd (map memory), whose
 	 * values the verifier does not track: kept in registers, each index found
 	 * would be a state of its own, and the walk would exceed the verifier's
-	 * budget. */
+	 * budget. The walk reads its inputs (the call's slot, INVITE or not, the
+	 * count) from memory too: a register would be narrowed by each test of it, and
+	 * every mix of narrowings would be a state of its own at the next step. */
 	for (i = 0; i < MAX_DSTS; i++) {
-		if (i >= n)
+		if (i >= set->count)
 			break;
 		d = &set->dsts[i & DST_MASK];
 		if (!d->load_slot)
 			continue; /* no duid: alg 10 never picks it */
-		if (want && d->load_slot == want)
+		if (f->cl_want && d->load_slot == f->cl_want)
 			f->cl_at = i;
-		if (!invite || !(d->flags & F_DST_UP))
+		if (!f->cl_invite || !(d->flags & F_DST_UP))
 			continue;
 		if (d->flags & F_DST_DEFAULT) {
 			f->cl_dflt = i;

@@ -263,7 +263,9 @@ struct fwd_info {
 	__s16 cl_at; /* the call's destination index; -1: not in the set */
 	__s16 cl_best; /* the least-loaded index so far; -1: none */
 	__s16 cl_dflt; /* the use_default index, when up; -1: none */
-	__u16 cl_pad[3];
+	__u16 cl_want; /* the load slot call_dst names for the call; 0: none */
+	__u16 cl_invite; /* the request is an INVITE */
+	__u16 cl_pad;
 	__s64 cl_top; /* cl_best's load */
 	struct edit edits[MAX_EDITS]; /* sorted by pos */
 };

@@ -416,7 +416,9 @@ type xdpsipScratch struct {
 		ClAt     int16
 		ClBest   int16
 		ClDflt   int16
-		ClPad    [3]uint16
+		ClWant   uint16
+		ClInvite uint16
+		ClPad    uint16
 		ClTop    int64
 		Edits    [4]struct {
 			_      structs.HostLayout
