@@ -21,6 +21,10 @@
 #ifndef MAX_LIMIT_BLOCKS
 #define MAX_LIMIT_BLOCKS 65536 /* entries of limit_block: sources and sets at a dialog limit */
 #endif
+#define MAX_LOADS (MAX_SETS * MAX_DSTS) /* entries of dst_load: one per (set, duid), slot 0 unused (callload.h) */
+#ifndef CALL_DST_ENTRIES
+#define CALL_DST_ENTRIES (128 * 1024) /* calls call_dst remembers (LRU): alg 10's live calls and their linger */
+#endif
 
 /* ---- Message bounds ---- */
 #define SIP_MAX_LEN 1472 /* longest UDP payload parsed; longer is PASS_TOO_LONG */
@@ -123,6 +127,8 @@
 /* dst flags (struct dst.flags) */
 #define F_DST_USABLE 0x01 /* an IP literal (or resolved) UDP destination the fast path can send to */
 #define F_DST_NAME 0x02 /* a host name left unresolved: the slow path resolves it */
+#define F_DST_UP 0x04 /* the destination is up (alg 10 picks only those) */
+#define F_DST_DEFAULT 0x08 /* the set's use_default destination: alg 10 takes it only when no other can be */
 
 /* dst_set flags (struct dst_set.flags) */
 #define F_SET_EXISTS 0x01 /* the slot holds a set of the snapshot */
@@ -130,6 +136,14 @@
 #define F_SET_TOO_LARGE 0x04 /* more than MAX_DSTS destinations: only the slow path picks */
 #define F_SET_HASH_USER_ONLY 0x08 /* dispatcher flags bit 1: algs 1-3 hash the URI user only */
 #define F_SET_SPREAD 0x10 /* ds_hash_fallback spread: a hash pick whose start is down takes live[] */
+
+/* States of an alg 10 call in call_dst (struct call_dst.state), as in userspace/dispatch's
+ * Call-ID table: INIT and CONFIRMED are counted in their destination's load. */
+enum call_state {
+	CALL_INIT = 1, /* INVITE forwarded, no 2xx yet */
+	CALL_CONFIRMED = 2, /* 2xx seen */
+	CALL_RELEASED = 3, /* BYE, CANCEL or a 3xx-6xx final: not counted, still sticks */
+};
 
 /* Kamailio's dispatcher algorithms (ds_select_dst), by number. */
 enum dispatch_alg {

@@ -54,7 +54,28 @@ struct {
 	__type(value, struct limit_present);
 } limit_active SEC(".maps");
 
+/* Alg 10 loads (callload.h), key = load slot (one per set and duid, 1..MAX_LOADS-1):
+ * the live calls of that duid, as the agent's Call-ID table counts them. The agent
+ * writes them after each event batch that changed them; the program adds each pick
+ * (and takes each release) in between, atomically, so a burst spreads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_LOADS);
+	__type(key, __u32);
+	__type(value, __s64);
+} dst_load SEC(".maps");
+
 /* ---- Written by the program ---- */
+
+/* Alg 10 calls (callload.h): Call-ID hash -> where the call went. LRU: a call whose
+ * entry was evicted is placed by the slow path (PASS_CALL_UNKNOWN), which keeps every
+ * call until it expires. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CALL_DST_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct call_dst);
+} call_dst SEC(".maps");
 
 /* Rotating positions of algs 4, 9, 11, 14 per set slot (per CPU: no contention). */
 struct {

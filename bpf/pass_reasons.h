@@ -45,7 +45,7 @@ enum pass_reason {
 	PASS_NO_SET, /* the rule's set does not exist: the slow path replies 500 */
 	PASS_NO_DST, /* no destination up: the slow path replies 503 or 404 */
 	PASS_SET_TOO_LARGE, /* the set has more than MAX_DSTS destinations */
-	PASS_ALG_UNSUPPORTED, /* an algorithm the fast path does not run (5, 7, 10, 12, 13, 15, 64) */
+	PASS_ALG_UNSUPPORTED, /* an algorithm the fast path does not run (5, 7, 12, 13, 15, 64) */
 	PASS_URI_FORM, /* a From/To/Request-URI the URI-hash algorithms cannot key (not sip:) */
 	PASS_ADDR_FORM, /* a To or From the parser does not take (addr-spec, escapes, parameters) */
 	PASS_NEXT_HOP_TRANSPORT, /* next hop not UDP: sips: or transport= other than udp */
@@ -69,6 +69,8 @@ enum pass_reason {
 	PASS_LIMIT_SOURCE, /* a dialog-creating INVITE from a source at its dialog limit (limit_block): the slow path answers it */
 	PASS_LIMIT_SET, /* a dialog-creating INVITE dispatched to a set at its dialog limit: the slow path answers it */
 	PASS_LIMIT_ALL, /* a dialog-creating INVITE while a tag limit is reached (tags are the slow path's) or limit_block was full */
+	/* Algorithm 10 (added later; numbers of existing reasons stay) */
+	PASS_CALL_UNKNOWN, /* alg 10: a request other than INVITE of a call call_dst does not hold: the slow path's Call-ID table places it */
 	PASS_REASON_MAX,
 };
 

@@ -7,6 +7,7 @@
 #include "structs.h"
 #include "maps.h"
 #include "hash.h"
+#include "callload.h"
 
 /*
  * Every algorithm yields a start value; the destination is set->next_up[start % m]:
@@ -208,9 +209,10 @@ static __always_inline int pick_dst(struct scratch *s, struct listener *lis, str
 		hashed = 1;
 		break;
 	}
+	case ALG_CALL_LOAD:
+		return callload_pick(s, set); /* no start index: callload.h */
 	case ALG_AUTH_USER:
 	case ALG_PVAR:
-	case ALG_CALL_LOAD:
 	case ALG_PARALLEL:
 	case ALG_LATENCY:
 	case ALG_SRV_WEIGHT:

@@ -61,6 +61,9 @@ struct dst {
 	__u8 flags; /* F_DST_* */
 	__u16 port; /* host byte order */
 	__u8 addr[16]; /* network byte order */
+	__u16 load_slot; /* alg 10: its (set, duid)'s key in dst_load; 0: no duid, never picked */
+	__u16 pad;
+	__u32 maxload; /* alg 10: the maxload attribute; 0: no limit */
 };
 
 /* Value of dst_sets: one destination set with its pick tables (userspace/dispatch.Set). */
@@ -90,6 +93,14 @@ struct set_cursor {
 	__u32 wslot;
 	__u32 rwslot;
 	__u32 pad;
+};
+
+/* Value of call_dst (alg 10), keyed by the 64-bit Call-ID hash of events: where the
+ * call went, by load slot (a destination's index may change on a reload, its
+ * (set, duid) does not), and its state (enum call_state). */
+struct call_dst {
+	__u32 load_slot;
+	__u32 state;
 };
 
 /* Value of listener_stats (per CPU). */
@@ -263,6 +274,18 @@ struct fwd_info {
 	__u32 ifindex;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u64 cl_hash; /* alg 10 (callload.h): the Call-ID hash of a pick to record once forwarded */
+	__u16 cl_slot; /* its load slot; 0: nothing to record (a retransmission, another alg) */
+	__u16 cl_old; /* the load slot a live call moves away from; 0: none */
+	/* callload_pick's walk keeps its state here, not in registers: the verifier does
+	 * not track values in map memory, so the walk's steps do not multiply its states */
+	__s16 cl_at; /* the call's destination index; -1: not in the set */
+	__s16 cl_best; /* the least-loaded index so far; -1: none */
+	__s16 cl_dflt; /* the use_default index, when up; -1: none */
+	__u16 cl_want; /* the load slot call_dst names for the call; 0: none */
+	__u16 cl_invite; /* the request is an INVITE */
+	__u16 cl_pad;
+	__s64 cl_top; /* cl_best's load */
 	struct edit edits[MAX_EDITS]; /* sorted by pos */
 };
 

@@ -514,6 +514,7 @@ int xdp_sip(struct xdp_md *ctx)
 	if (r)
 		goto out_pass;
 
+	callload_forwarded(s, lis);
 	events_emit(s, lis);
 	if (st) {
 		if (s->msg.is_request)

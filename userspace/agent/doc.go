@@ -32,7 +32,9 @@
 //   - wiring.go: the subsystems built from the config
 //   - reload.go: SIGHUP and dispatcher.reload
 //   - feed.go: the one adapter both paths feed with dialog messages, for
-//     dialog tracking and call load (algorithm 10); the call-load timer
+//     dialog tracking and call load (algorithm 10), which records the fast
+//     path's alg 10 picks in the Call-ID table and hands the fast path the
+//     slow path's; the call-load timer
 //   - dialogs.go: dialog tracking (dlgs) and its templates
 //   - probing.go: dispatcher probing (ds_ping_*) on the probe engine
 //   - keepalive.go: the keepalive module on its own probe engine

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/sipedge/sipedge/userspace/config"
@@ -30,6 +31,16 @@ type feed struct {
 	d     *dispatch.Dispatcher
 	// names are the listener names by the fast path's listener id.
 	names []string
+	// callLoadLis says, by the fast path's listener id, which listeners'
+	// rules dispatch with algorithm 10 statelessly: their INVITE events
+	// are picks the program made and charged, which the Call-ID table
+	// records, and their slow-path INVITEs calls the program learns.
+	callLoadLis []bool
+	// placedSlow, when the fast path runs, hands it each call the slow
+	// path placed with algorithm 10 (FastPath.RecordCall), so the program
+	// sends the call's later requests where the slow path sent its INVITE.
+	// Set before the paths start.
+	placedSlow func(h uint64, set int, duid string)
 	// results holds a *dialogattr.Result per slow-path reader goroutine in
 	// use: Eval's strings alias it until the tracker has copied them.
 	results sync.Pool
@@ -42,7 +53,15 @@ type feed struct {
 type fastFeed struct {
 	msg     sipmsg.Msg
 	batch   []dialog.Message
+	picks   []fastPick           // by message of batch
 	results []*dialogattr.Result // one per INVITE of the batch
+}
+
+// fastPick is the program's algorithm 10 pick an INVITE event reports:
+// destination index idx of set (idx -1: none, or another algorithm).
+type fastPick struct {
+	set int32
+	idx int16
 }
 
 // newFeed returns the adapter of dlg and loads, or nil when both are nil.
@@ -53,6 +72,9 @@ func newFeed(cfg *config.Config, d *dispatch.Dispatcher, dlg *dialogs, loads *di
 	f := &feed{dlg: dlg, loads: loads, d: d}
 	for _, l := range cfg.Listeners {
 		f.names = append(f.names, l.Name)
+		r, _ := cfg.RuleFor(l.Name)
+		// A failover rule's requests never take the fast path.
+		f.callLoadLis = append(f.callLoadLis, r.Algorithm == int(dispatch.AlgCallLoad) && r.Mode != config.ModeFailover)
 	}
 	f.results.New = func() any { return new(dialogattr.Result) }
 	return f
@@ -62,10 +84,25 @@ func newFeed(cfg *config.Config, d *dispatch.Dispatcher, dlg *dialogs, loads *di
 // 2xx into its events: only dialog tracking reads them.
 func (f *feed) wantsCopies() bool { return f.dlg != nil }
 
-// deliver hands a batch to the consumers.
-func (f *feed) deliver(ms []dialog.Message) {
+// deliver hands a batch to the consumers. picks, by message of ms, are
+// the fast path's algorithm 10 picks (nil for the slow path's messages,
+// which Select placed): each is recorded in the Call-ID table before the
+// messages that follow it move the loads, in the order the program
+// forwarded them.
+func (f *feed) deliver(ms []dialog.Message, picks []fastPick) {
 	if f.loads != nil {
+		var snap *dispatch.Snapshot
 		for i := range ms {
+			if picks != nil && picks[i].idx >= 0 {
+				if snap == nil {
+					snap = f.d.Snapshot()
+				}
+				// The index is the destination's place in the set as the
+				// program's maps were last synced, as destinationURI says.
+				if set := snap.Set(int(picks[i].set)); set != nil && int(picks[i].idx) < len(set.Dests) {
+					f.d.RecordCallLoad(set.ID, ms[i].CallIDHash, &set.Dests[picks[i].idx])
+				}
+			}
 			if ev, ok := callEvent(&ms[i]); ok {
 				f.loads.Update(ms[i].CallIDHash, ev)
 			}
@@ -105,7 +142,29 @@ func (f *feed) observeSlow(o sipproxy.Observed) {
 	if !f.message(&ms[0], &in, res) {
 		return
 	}
-	f.deliver(ms[:])
+	f.deliver(ms[:], nil)
+	if f.placedSlow != nil && ms[0].Request && ms[0].Method == dialog.Invite && !o.Msg.To.HasTag {
+		f.tellFastPath(&o, ms[0].CallIDHash)
+	}
+}
+
+// tellFastPath hands the fast path a dialog-creating INVITE the slow path
+// dispatched with algorithm 10: its Call-ID hash, set and duid.
+func (f *feed) tellFastPath(o *sipproxy.Observed, h uint64) {
+	i := slices.Index(f.names, o.Listener)
+	if i < 0 || !f.callLoadLis[i] || o.SetID < 0 || o.DstURI == "" {
+		return
+	}
+	set := f.d.Snapshot().Set(o.SetID)
+	if set == nil {
+		return
+	}
+	for j := range set.Dests {
+		if set.Dests[j].URI == o.DstURI {
+			f.placedSlow(h, o.SetID, set.Dests[j].Attrs.DUID)
+			return
+		}
+	}
 }
 
 // observeFast is dataplane.FastPathConfig.Events: each drained batch, on
@@ -113,12 +172,14 @@ func (f *feed) observeSlow(o sipproxy.Observed) {
 func (f *feed) observeFast(evs []dataplane.Event) {
 	ff := &f.fast
 	ff.batch = ff.batch[:0]
+	ff.picks = ff.picks[:0]
 	invites := 0
 	var snap *dispatch.Snapshot
 	for i := range evs {
 		e := &evs[i]
 		if e.Msg == nil {
 			ff.batch = append(ff.batch, compactMessage(e))
+			ff.picks = append(ff.picks, f.pick(e))
 			continue
 		}
 		// A copy: an INVITE, or a 2xx to one. Parsed as the slow path
@@ -127,6 +188,7 @@ func (f *feed) observeFast(evs []dataplane.Event) {
 			// The program forwarded it, so it parsed there; a copy the
 			// agent cannot parse still moves the dialog by its hash.
 			ff.batch = append(ff.batch, compactMessage(e))
+			ff.picks = append(ff.picks, f.pick(e))
 			continue
 		}
 		in := dialogattr.Input{Buf: e.Msg, Msg: &ff.msg, Src: e.Src, Set: int(e.SetID)}
@@ -146,9 +208,20 @@ func (f *feed) observeFast(evs []dataplane.Event) {
 		if f.message(&m, &in, ff.results[invites]) {
 			invites++
 			ff.batch = append(ff.batch, m)
+			ff.picks = append(ff.picks, f.pick(e))
 		}
 	}
-	f.deliver(ff.batch)
+	f.deliver(ff.batch, ff.picks)
+}
+
+// pick is e's algorithm 10 pick: an INVITE dispatched from a set on a
+// listener whose rule is algorithm 10.
+func (f *feed) pick(e *dataplane.Event) fastPick {
+	if f.loads == nil || e.Kind != dataplane.EventRequest || e.Method != dataplane.MethodInvite || e.DstIndex < 0 ||
+		int(e.ListenerID) >= len(f.callLoadLis) || !f.callLoadLis[e.ListenerID] {
+		return fastPick{idx: -1}
+	}
+	return fastPick{set: e.SetID, idx: e.DstIndex}
 }
 
 // compactMessage is a fast-path event without a copy: the tracker and the

@@ -130,3 +130,92 @@ func TestFeedBothConsumers(t *testing.T) {
 		t.Errorf("records after the 486 %+v: want one, NOTANSWERED", recs)
 	}
 }
+
+// TestFeedRecordsFastPicks: an INVITE event of an algorithm 10 listener
+// (set, dst_idx: the program's pick) lands in the Call-ID table, charged
+// to that destination once for its retransmission, before the BYE of the
+// same batch releases it; the slow path then sends the call's later
+// messages there. An INVITE event of a listener with another algorithm
+// charges nothing.
+func TestFeedRecordsFastPicks(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
+	}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
+		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
+	}
+	f := newFeed(cfg, d, nil, loads)
+	invite := func(id string, lis uint32, idx int16) dataplane.Event {
+		return dataplane.Event{CallIDHash: dataplane.CallIDHash(id), ListenerID: lis, Kind: dataplane.EventRequest,
+			Method: dataplane.MethodInvite, SetID: 1, DstIndex: idx}
+	}
+	// Index 1 is a (Build orders equal priorities in reverse).
+	f.observeFast([]dataplane.Event{invite("fast-1", 0, 1), invite("fast-1", 0, 1), invite("fast-2", 0, 1), invite("hashed", 1, 0)})
+	if a, b := loads.Load(1, "a"), loads.Load(1, "b"); a != 2 || b != 0 {
+		t.Fatalf("loads a %d b %d after the fast path's picks, want 2 and 0", a, b)
+	}
+	sel, err := d.Select(1, dispatch.AlgCallLoad, dispatch.Key{CallID: "fast-1", CallIDHash: dataplane.CallIDHash("fast-1")}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sel.Dests[0].Attrs.DUID; got != "a" {
+		t.Errorf("the slow path sent fast-1's ACK to %q, want a (the fast path's pick)", got)
+	}
+	bye := dataplane.Event{CallIDHash: dataplane.CallIDHash("fast-3"), ListenerID: 0, Kind: dataplane.EventRequest, Method: dataplane.MethodBye, SetID: 1, DstIndex: 0}
+	f.observeFast([]dataplane.Event{invite("fast-3", 0, 0), bye})
+	if got := loads.Load(1, "b"); got != 0 {
+		t.Errorf("load of b %d after an INVITE and its BYE in one batch, want 0", got)
+	}
+	if st := loads.Stats(); st.Live != 2 || st.Underflows != 0 {
+		t.Errorf("table %+v, want 2 live calls, no underflow", st)
+	}
+}
+
+// TestFeedTellsFastPathSlowPicks: a dialog-creating INVITE the slow path
+// dispatched on an algorithm 10 listener is handed to the fast path (its
+// Call-ID hash, set and the destination's duid), so the program sends the
+// call's later requests there; a re-INVITE (To tag), an INVITE of another
+// algorithm's listener and a BYE are not.
+func TestFeedTellsFastPathSlowPicks(t *testing.T) {
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
+	}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
+		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
+	}
+	f := newFeed(cfg, d, nil, loads)
+	var got []string
+	f.placedSlow = func(h uint64, set int, duid string) { got = append(got, fmt.Sprintf("%x %d %s", h, set, duid)) }
+	send := func(method, toTag, listener string) {
+		t.Helper()
+		msg := method + " sip:bob@y SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:alice@x>;tag=1\r\n" +
+			"To: <sip:bob@y>" + toTag + "\r\nCall-ID: c1\r\nCSeq: 1 " + method + "\r\nContent-Length: 0\r\n\r\n"
+		var m sipmsg.Msg
+		if err := sipmsg.Parse([]byte(msg), &m); err != nil {
+			t.Fatal(err)
+		}
+		f.observeSlow(sipproxy.Observed{Data: []byte(msg), Msg: &m, Listener: listener, SetID: 1, DstURI: "sip:10.0.0.2"})
+	}
+	send("INVITE", "", "lb")
+	send("INVITE", ";tag=2", "lb")
+	send("INVITE", "", "hash")
+	send("BYE", ";tag=2", "lb")
+	want := fmt.Sprintf("%x 1 b", dataplane.CallIDHash("c1"))
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("handed to the fast path %q, want [%q]", got, want)
+	}
+}

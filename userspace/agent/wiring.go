@@ -75,7 +75,13 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 		if fd != nil {
 			fc.Events, fc.EventCopies = fd.observeFast, fd.wantsCopies()
 		}
+		if loads != nil {
+			fc.CallLoads = loads.Load
+		}
 		fp = dataplane.NewFastPath(*fc)
+		if fd != nil && loads != nil {
+			fd.placedSlow = fp.RecordCall
+		}
 		subs = append(subs, fastPath{fp})
 		if lm != nil {
 			lm.fast = fp

@@ -1,7 +1,8 @@
 // Package dataplane loads, pins and attaches the sipedge XDP fast path
 // (bpf/xdp_sip.c, compiled by bpf2go into xdpsip_bpfel.{go,o}) and keeps its
 // maps in step with the agent: listeners with their rules and ADV text, and
-// the destination sets of a dispatch.Snapshot, swapped in atomically. It also
+// the destination sets of a dispatch.Snapshot, swapped in atomically, and
+// the algorithm 10 loads of the agent's Call-ID table (callload.go). It also
 // reads the program's per-CPU counters (pass reasons by name) and its ring
 // buffer of dialog events, which carry, when the agent asks (EventCopies),
 // the INVITEs and their 2xx replies as received.

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf/link"
 
@@ -45,6 +46,12 @@ type FastPathConfig struct {
 	// consumer that reads fields of its own from the messages (dialog
 	// tracking); off, nothing changes for anyone else.
 	EventCopies bool
+	// CallLoads reads the algorithm 10 load of a set's duid from the
+	// agent's Call-ID table (dispatch.CallLoad.Load): the loads the program
+	// picks by, written after every sync and after every batch of events
+	// (which the table has taken through Events by then) that changed
+	// them. Nil: call load is off.
+	CallLoads func(set int, duid string) int64
 }
 
 // FastPath runs the XDP program for the agent: it loads it, keeps its maps
@@ -128,6 +135,18 @@ func (f *FastPath) Run(ctx context.Context) error {
 		f.log.Warn("fast path degraded", "error", err)
 	}
 
+	if f.cfg.CallLoads != nil {
+		// Loads also change with no event: the table expires calls and
+		// audits its loads (ds_hash_check_interval).
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.syncLoadsEvery(ctx, dp, loadFullEvery)
+		}()
+		defer wg.Wait() // before stop closes dp
+	}
+
 	// Events are counted, then handed to the consumer if there is one;
 	// the ring is drained either way, so it never fills with nobody reading.
 	err = dp.ReadEvents(ctx, f.consume)
@@ -158,6 +177,51 @@ func (f *FastPath) consume(evs []Event) {
 	if f.cfg.Events != nil {
 		f.cfg.Events(evs)
 	}
+	if f.cfg.CallLoads != nil {
+		f.mu.Lock()
+		dp := f.dp
+		f.mu.Unlock()
+		if dp != nil {
+			f.syncLoads(dp)
+		}
+	}
+}
+
+// RecordCall hands the program a call the slow path placed with
+// algorithm 10 (Dataplane.RecordCall). Without a running program it does
+// nothing. Safe for concurrent use.
+func (f *FastPath) RecordCall(h uint64, set int, duid string) {
+	f.mu.Lock()
+	dp := f.dp
+	f.mu.Unlock()
+	if dp == nil {
+		return
+	}
+	if err := dp.RecordCall(h, set, duid); err != nil {
+		f.log.Warn("fast path: a call the slow path placed not recorded; its later requests go through the slow path", "error", err)
+	}
+}
+
+// syncLoads writes the call loads that changed into the program's map.
+func (f *FastPath) syncLoads(dp *Dataplane) {
+	if _, err := dp.SyncLoads(); err != nil {
+		f.log.Warn("fast path call loads not updated", "error", err)
+	}
+}
+
+// syncLoadsEvery writes the call loads that changed every d until ctx
+// ends.
+func (f *FastPath) syncLoadsEvery(ctx context.Context, dp *Dataplane, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.syncLoads(dp)
+		}
+	}
 }
 
 // loadOptions are the program's load options for the configuration.
@@ -173,6 +237,13 @@ func (f *FastPath) start() (*Dataplane, error) {
 	if err := dp.SyncListeners(f.cfg.Listeners); err != nil {
 		dp.Close()
 		return nil, err
+	}
+	if f.cfg.CallLoads != nil {
+		// Written again by every sync: a new (set, duid) gets its slot then.
+		if err := dp.SetCallLoads(f.cfg.CallLoads); err != nil {
+			dp.Close()
+			return nil, err
+		}
 	}
 	if err := f.loadLimits(dp); err != nil {
 		// The slow path answers every INVITE over a limit still; the

@@ -60,10 +60,15 @@ type Options struct {
 const DefaultCopyRingBytes = 2 << 20
 
 // pinnedMaps are the maps pinned under PinDir: everything an operator may
-// inspect. The per-CPU scratch map holds no state worth reading.
+// inspect. The per-CPU scratch map holds no state worth reading; call_dst
+// is not pinned either: its load slots are this agent's (an agent that
+// starts again may number them otherwise), so a new agent starts with none
+// and its slow path places the calls of the old one, as it would without
+// the fast path.
 var pinnedMaps = []string{
 	"listeners", "dst_sets", "active_half", "set_cursor", "limit_block", "limit_active",
 	"pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost",
+	"dst_load",
 }
 
 // Dataplane is the loaded XDP program and its maps.
@@ -83,6 +88,10 @@ type Dataplane struct {
 	slots    map[int]uint32
 	lastFlip time.Time
 	last     syncState
+	loads    loadSlots
+	// loadsFrom reads the alg 10 loads that count (SetCallLoads); nil:
+	// dst_load stays as the program keeps it.
+	loadsFrom func(set int, duid string) int64
 }
 
 // Load prepares the host (host.go: a BPF filesystem at the pin root,

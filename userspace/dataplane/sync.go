@@ -17,6 +17,8 @@ const (
 	flagLisFailover    = 0x02 // F_LIS_FAILOVER
 	flagDstUsable      = 0x01 // F_DST_USABLE
 	flagDstName        = 0x02 // F_DST_NAME
+	flagDstUp          = 0x04 // F_DST_UP
+	flagDstDefault     = 0x08 // F_DST_DEFAULT
 	flagSetExists      = 0x01 // F_SET_EXISTS
 	flagSetEqualPrio   = 0x02 // F_SET_EQUAL_PRIO
 	flagSetTooLarge    = 0x04 // F_SET_TOO_LARGE
@@ -161,13 +163,16 @@ func (d *Dataplane) syncSets(snap *dispatch.Snapshot) error {
 	if wait := flipGrace - time.Since(d.lastFlip); wait > 0 {
 		time.Sleep(wait) // packets may still read the half flipped away last time
 	}
+	if err := d.loads.assign(snap, int(d.objs.DstLoad.MaxEntries())); err != nil {
+		return fmt.Errorf("sync sets: %w", err)
+	}
 	perHalf := d.objs.DstSets.MaxEntries() / 2
 	bySlot := make(map[uint32]*dispatch.Set, len(sets))
 	for _, s := range sets {
 		bySlot[d.slots[s.ID]] = s
 	}
 	for id, slot := range d.slots {
-		v := setValue(id, bySlot[slot], snap.Options().HashUserOnly)
+		v := setValue(id, bySlot[slot], snap.Options().HashUserOnly, d.loads.slot)
 		if err := d.objs.DstSets.Put(inactive*perHalf+slot, &v); err != nil {
 			return fmt.Errorf("sync sets: write set %d: %w", id, err)
 		}
@@ -177,6 +182,12 @@ func (d *Dataplane) syncSets(snap *dispatch.Snapshot) error {
 	}
 	d.lastFlip = time.Now()
 	d.last.snap = snap
+	if d.loadsFrom != nil {
+		// A new (set, duid) starts with its load in the table, not 0.
+		if _, err := d.syncLoads(d.loadsFrom, true); err != nil {
+			return fmt.Errorf("sync sets: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -305,7 +316,8 @@ func advText(l Listener) (string, error) {
 
 // setValue builds a dst_sets value from a dispatch set; nil (a slot whose
 // set is gone) gives an empty value, which passes with PASS_NO_SET.
-func setValue(id int, s *dispatch.Set, userOnly bool) xdpsipDstSet {
+// loadSlot names each destination's alg 10 load by its set and duid.
+func setValue(id int, s *dispatch.Set, userOnly bool, loadSlot func(set int, duid string) uint16) xdpsipDstSet {
 	var v xdpsipDstSet
 	v.SetId = int32(id)
 	for i := range v.NextUp {
@@ -344,7 +356,16 @@ func setValue(id int, s *dispatch.Set, userOnly bool) xdpsipDstSet {
 	}
 	for i := range s.Dests {
 		o := &v.Dsts[i]
-		o.Family, o.Flags, o.Port, o.Addr = dstValue(&s.Dests[i])
+		d := &s.Dests[i]
+		o.Family, o.Flags, o.Port, o.Addr = dstValue(d)
+		if d.Up() {
+			o.Flags |= flagDstUp
+		}
+		if i == s.DefaultIdx {
+			o.Flags |= flagDstDefault
+		}
+		o.LoadSlot = loadSlot(id, d.Attrs.DUID)
+		o.Maxload = uint32(max(d.Attrs.MaxLoad, 0))
 	}
 	return v
 }

@@ -197,10 +197,14 @@ func TestPinAndAttach(t *testing.T) {
 		}
 		dp.Close()
 	}
-	for _, name := range []string{"listeners", "dst_sets", "active_half", "limit_block", "limit_active", "pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost"} {
+	for _, name := range []string{"listeners", "dst_sets", "active_half", "limit_block", "limit_active", "pass_count", "drop_count", "listener_stats", "dst_stats", "events", "event_lost", "dst_load"} {
 		if _, err := os.Stat(filepath.Join(pin, name)); err != nil {
 			t.Errorf("pin %s: %v", name, err)
 		}
+	}
+	// call_dst's load slots are one agent's: never pinned.
+	if _, err := os.Stat(filepath.Join(pin, "call_dst")); !os.IsNotExist(err) {
+		t.Errorf("call_dst pinned (%v), want not", err)
 	}
 
 	env := newEnv(t)

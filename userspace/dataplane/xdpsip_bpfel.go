@@ -18,6 +18,12 @@ type xdpsipActiveHalf struct {
 	Half uint32
 }
 
+type xdpsipCallDst struct {
+	_        structs.HostLayout
+	LoadSlot uint32
+	State    uint32
+}
+
 type xdpsipDispatchAlg uint32
 
 const (
@@ -62,11 +68,14 @@ type xdpsipDstSet struct {
 	Weights   [100]uint8
 	Rweights  [100]uint8
 	Dsts      [64]struct {
-		_      structs.HostLayout
-		Family uint8
-		Flags  uint8
-		Port   uint16
-		Addr   [16]uint8
+		_        structs.HostLayout
+		Family   uint8
+		Flags    uint8
+		Port     uint16
+		Addr     [16]uint8
+		LoadSlot uint16
+		Pad      uint16
+		Maxload  uint32
 	}
 }
 
@@ -206,7 +215,8 @@ const (
 	xdpsipPassReasonPASS_LIMIT_SOURCE        xdpsipPassReason = 49
 	xdpsipPassReasonPASS_LIMIT_SET           xdpsipPassReason = 50
 	xdpsipPassReasonPASS_LIMIT_ALL           xdpsipPassReason = 51
-	xdpsipPassReasonPASS_REASON_MAX          xdpsipPassReason = 52
+	xdpsipPassReasonPASS_CALL_UNKNOWN        xdpsipPassReason = 52
+	xdpsipPassReasonPASS_REASON_MAX          xdpsipPassReason = 53
 )
 
 type xdpsipScratch struct {
@@ -430,6 +440,16 @@ type xdpsipScratch struct {
 		Ifindex  uint32
 		Saddr    [16]uint8
 		Daddr    [16]uint8
+		ClHash   uint64
+		ClSlot   uint16
+		ClOld    uint16
+		ClAt     int16
+		ClBest   int16
+		ClDflt   int16
+		ClWant   uint16
+		ClInvite uint16
+		ClPad    uint16
+		ClTop    int64
 		Edits    [4]struct {
 			_      structs.HostLayout
 			Pos    uint16
@@ -506,7 +526,9 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	xdpsipMapActiveHalf         = "active_half"
+	xdpsipMapCallDst            = "call_dst"
 	xdpsipMapDropCount          = "drop_count"
+	xdpsipMapDstLoad            = "dst_load"
 	xdpsipMapDstSets            = "dst_sets"
 	xdpsipMapDstStats           = "dst_stats"
 	xdpsipMapEventLost          = "event_lost"
@@ -576,7 +598,9 @@ type xdpsipProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpsipMapSpecs struct {
 	ActiveHalf    *ebpf.MapSpec `ebpf:"active_half"`
+	CallDst       *ebpf.MapSpec `ebpf:"call_dst"`
 	DropCount     *ebpf.MapSpec `ebpf:"drop_count"`
+	DstLoad       *ebpf.MapSpec `ebpf:"dst_load"`
 	DstSets       *ebpf.MapSpec `ebpf:"dst_sets"`
 	DstStats      *ebpf.MapSpec `ebpf:"dst_stats"`
 	EventLost     *ebpf.MapSpec `ebpf:"event_lost"`
@@ -622,7 +646,9 @@ func (o *xdpsipObjects) Close() error {
 // It can be passed to loadXdpsipObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpsipMaps struct {
 	ActiveHalf    *ebpf.Map `ebpf:"active_half"`
+	CallDst       *ebpf.Map `ebpf:"call_dst"`
 	DropCount     *ebpf.Map `ebpf:"drop_count"`
+	DstLoad       *ebpf.Map `ebpf:"dst_load"`
 	DstSets       *ebpf.Map `ebpf:"dst_sets"`
 	DstStats      *ebpf.Map `ebpf:"dst_stats"`
 	EventLost     *ebpf.Map `ebpf:"event_lost"`
@@ -639,7 +665,9 @@ type xdpsipMaps struct {
 func (m *xdpsipMaps) Close() error {
 	return _XdpsipClose(
 		m.ActiveHalf,
+		m.CallDst,
 		m.DropCount,
+		m.DstLoad,
 		m.DstSets,
 		m.DstStats,
 		m.EventLost,

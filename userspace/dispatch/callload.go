@@ -554,3 +554,39 @@ func (d *Dispatcher) MoveCallLoad(setID int, callID uint64, dst *Destination) bo
 	}
 	return snap.loads.move(callID, snap.loads.counter(setID, dst.Attrs.DUID), dst.Attrs.MaxLoad)
 }
+
+// record charges the call h to ctr: the call went there, picked by
+// someone else (the fast path), maxload or not. A live call already
+// charged to ctr (a retransmission, a re-INVITE) changes nothing; a live
+// call charged elsewhere moves; a released or unknown one is counted again
+// from INIT.
+func (l *CallLoad) record(h uint64, ctr *loadCounter) {
+	si := shardOf(h)
+	sh := &l.shards[si]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c, ok := sh.cells[h]
+	if ok && c.live() {
+		if c.ctr == ctr {
+			return
+		}
+		l.unload(si, c.ctr)
+	}
+	ctr.share[si]++
+	ctr.total.Add(1)
+	l.track(sh, h, ctr)
+}
+
+// RecordCallLoad enters in the Call-ID table an INVITE the fast path
+// dispatched to dst of set setID with algorithm 10 (the program picked and
+// charged it as Select would have): the call is charged to dst's load, and
+// Select sends its later messages there. Retransmissions are charged once.
+// Without call load, or for a destination without a duid (algorithm 10
+// never picks one), it does nothing.
+func (d *Dispatcher) RecordCallLoad(setID int, callID uint64, dst *Destination) {
+	snap := d.cur.Load()
+	if snap.loads == nil || dst.Attrs.DUID == "" {
+		return
+	}
+	snap.loads.record(callID, snap.loads.counter(setID, dst.Attrs.DUID))
+}

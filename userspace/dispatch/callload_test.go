@@ -611,3 +611,41 @@ func TestCallLoadRun(t *testing.T) {
 		t.Errorf("load %d, want 1", got)
 	}
 }
+
+// TestRecordCallLoad: a call the fast path placed is charged where it
+// went, once for its retransmissions, and the slow path sends its later
+// messages there (not to index 0, nor to the least loaded); a BYE releases
+// it; a pick that moved a live call moves its charge.
+func TestRecordCallLoad(t *testing.T) {
+	d, l, _ := newLoadDispatcher(t, Options{}, loadEntries("duid=a", "duid=b", "duid=c"))
+	set := d.Snapshot().Set(1)
+	d.RecordCallLoad(1, callHash("fast"), &set.Dests[2])
+	d.RecordCallLoad(1, callHash("fast"), &set.Dests[2]) // the INVITE's retransmission
+	if got := loadsOf(l, "a", "b", "c"); got[0] != 0 || got[1] != 0 || got[2] != 1 {
+		t.Fatalf("loads %v after the fast path's pick of c, want [0 0 1]", got)
+	}
+	if got := pickDUID(t, d, requestKey("fast")); got != "c" {
+		t.Errorf("the slow path sent the ACK to %q, want c (the fast path's pick)", got)
+	}
+	if got := pickDUID(t, d, inviteKey("fast")); got != "c" {
+		t.Errorf("the slow path sent a retransmitted INVITE to %q, want c", got)
+	}
+	d.RecordCallLoad(1, callHash("fast"), &set.Dests[1]) // c went down: moved to b
+	if got := loadsOf(l, "a", "b", "c"); got[0] != 0 || got[1] != 1 || got[2] != 0 {
+		t.Fatalf("loads %v after the call moved to b, want [0 1 0]", got)
+	}
+	l.event("fast", CallBye)
+	if got := loadsOf(l, "a", "b", "c"); got[0]+got[1]+got[2] != 0 {
+		t.Errorf("loads %v after the BYE, want all 0", got)
+	}
+	if got := pickDUID(t, d, requestKey("fast")); got != "b" {
+		t.Errorf("the ACK after the BYE went to %q, want b (a released call lingers)", got)
+	}
+	d.RecordCallLoad(1, callHash("fast"), &set.Dests[1]) // a new INVITE after a 401
+	if got := loadsOf(l, "a", "b", "c"); got[1] != 1 {
+		t.Errorf("loads %v after a new INVITE of the released call, want b 1", got)
+	}
+	if st := l.Stats(); st.Live != 1 || st.Underflows != 0 {
+		t.Errorf("stats %+v, want 1 live call, no underflow", st)
+	}
+}
