@@ -100,11 +100,10 @@ func (t *Tracker) checkConsistency(capped bool) error {
 	}
 	// Every record is in its bucket's chain once, and chains hold nothing else.
 	chained := 0
-	mask := uint64(len(tab.buckets) - 1)
 	for b, head := range tab.buckets {
 		for i := head; i != 0; i = tab.at(i).next {
 			r := tab.at(i)
-			if r.seq == 0 || r.hash&mask != uint64(b) {
+			if r.seq == 0 || tab.bucket(r.hash) != &tab.buckets[b] {
 				return fmt.Errorf("bucket %d chains slot %d (seq %d, hash %x)", b, i, r.seq, r.hash)
 			}
 			if chained++; chained > used {

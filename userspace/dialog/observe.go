@@ -113,7 +113,7 @@ func (t *Tracker) invite(m *Message, hash uint64, ts int64) {
 		return
 	}
 	var live uint32
-	for i := t.tab.buckets[hash&uint64(len(t.tab.buckets)-1)]; i != 0; {
+	for i := *t.tab.bucket(hash); i != 0; {
 		r := t.tab.at(i)
 		if r.hash == hash {
 			if r.text(textBranch) == m.Branch {

@@ -283,7 +283,7 @@ func (t *Tracker) Sources(fn func(addr netip.Addr, n int)) {
 func (t *Tracker) Known(hash uint64, branch string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i := t.tab.buckets[hash&uint64(len(t.tab.buckets)-1)]; i != 0; {
+	for i := *t.tab.bucket(hash); i != 0; {
 		r := t.tab.at(i)
 		if r.hash == hash && (r.state.live() || r.text(textBranch) == branch) {
 			return true

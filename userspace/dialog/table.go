@@ -1,5 +1,7 @@
 package dialog
 
+import "hash/maphash"
+
 // The slot table: records in fixed pages addressed by a uint32 index, so
 // that growing never copies a record and links are 4 bytes, not pointers.
 // Index 0 is never used, so that 0 means "none" in every link.
@@ -22,15 +24,23 @@ type table struct {
 	top   uint32 // slots below top have been handed out at least once
 	free  uint32 // head of the free-slot list, linked through record.next
 	used  int    // records held
-	// buckets[hash&mask] is the head of a chain of the records whose
+	// buckets[bucket(hash)] is the head of a chain of the records whose
 	// Call-ID hash falls in that bucket; the chain has no order.
 	buckets []uint32
+	// seed keys the bucket index. The Call-ID hash is wordhash's, whose
+	// seed is public (the XDP program computes it too): indexed by its low
+	// bits, Call-IDs brute-forced offline to share them would chain in one
+	// bucket, and every message of any of them would walk the chain under
+	// the lock both paths feed through. Keyed with a per-process random
+	// seed (the runtime's AES-based hash, as Go's maps are), they cannot
+	// be aimed at a bucket.
+	seed maphash.Seed
 	// The setup list: INIT and PROGRESS records, oldest first.
 	setupHead, setupTail uint32
 }
 
 func newTable(capacity int) table {
-	t := table{top: 1, buckets: make([]uint32, minBuckets)}
+	t := table{top: 1, buckets: make([]uint32, minBuckets), seed: maphash.MakeSeed()}
 	t.reserve(capacity)
 	return t
 }
@@ -48,6 +58,11 @@ func (t *table) reserve(capacity int) {
 }
 
 func (t *table) at(i uint32) *record { return &t.pages[i>>pageBits][i&(pageSize-1)] }
+
+// bucket is the head of the chain of hash.
+func (t *table) bucket(hash uint64) *uint32 {
+	return &t.buckets[maphash.Comparable(t.seed, hash)&uint64(len(t.buckets)-1)]
+}
 
 // alloc takes a free slot, links it into its bucket and returns its index;
 // 0 when the table has no index left.
@@ -72,7 +87,7 @@ func (t *table) alloc(hash uint64) uint32 {
 	}
 	r := t.at(i)
 	r.hash = hash
-	b := &t.buckets[hash&uint64(len(t.buckets)-1)]
+	b := t.bucket(hash)
 	r.next = *b
 	*b = i
 	return i
@@ -82,7 +97,7 @@ func (t *table) alloc(hash uint64) uint32 {
 // slot. The caller has unlinked it from the setup list.
 func (t *table) release(i uint32) {
 	r := t.at(i)
-	for p := &t.buckets[r.hash&uint64(len(t.buckets)-1)]; *p != 0; p = &t.at(*p).next {
+	for p := t.bucket(r.hash); *p != 0; p = &t.at(*p).next {
 		if *p == i {
 			*p = r.next
 			break
@@ -97,13 +112,12 @@ func (t *table) release(i uint32) {
 // rechains every record.
 func (t *table) rehash(n int) {
 	t.buckets = make([]uint32, n)
-	mask := uint64(len(t.buckets) - 1)
 	for i := uint32(1); i < t.top; i++ {
 		r := t.at(i)
 		if r.seq == 0 {
 			continue
 		}
-		b := &t.buckets[r.hash&mask]
+		b := t.bucket(r.hash)
 		r.next = *b
 		*b = i
 	}
@@ -113,7 +127,7 @@ func (t *table) rehash(n int) {
 func (t *table) newest(hash uint64) uint32 {
 	var best uint32
 	var bestSeq uint64
-	for i := t.buckets[hash&uint64(len(t.buckets)-1)]; i != 0; {
+	for i := *t.bucket(hash); i != 0; {
 		r := t.at(i)
 		if r.hash == hash && r.seq > bestSeq {
 			best, bestSeq = i, r.seq
