@@ -63,11 +63,19 @@ type limits struct {
 // not count, and two reader goroutines could each admit the last one.
 type pendingAdmissions struct {
 	mu      sync.Mutex
-	byCall  map[uint64]pendingCall // by Call-ID hash
+	byCall  map[pendingKey]pendingCall
 	sources map[netip.Addr]int
 	sets    map[int]int
 	tags    map[string]int
 	swept   time.Time
+}
+
+// pendingKey is an admitted INVITE: its Call-ID hash and top Via branch.
+// A retransmission repeats both; a new branch of the same Call-ID is
+// another attempt, admitted (or refused) on its own.
+type pendingKey struct {
+	hash   uint64
+	branch string
 }
 
 type pendingCall struct {
@@ -88,15 +96,15 @@ const (
 )
 
 func (p *pendingAdmissions) init() {
-	p.byCall = make(map[uint64]pendingCall)
+	p.byCall = make(map[pendingKey]pendingCall)
 	p.sources = make(map[netip.Addr]int)
 	p.sets = make(map[int]int)
 	p.tags = make(map[string]int)
 }
 
 // add records an admission. The caller holds p.mu.
-func (p *pendingAdmissions) add(hash uint64, c pendingCall) {
-	p.byCall[hash] = c
+func (p *pendingAdmissions) add(k pendingKey, c pendingCall) {
+	p.byCall[k] = c
 	if c.src.IsValid() {
 		p.sources[c.src]++
 	}
@@ -108,13 +116,13 @@ func (p *pendingAdmissions) add(hash uint64, c pendingCall) {
 	}
 }
 
-// remove drops the admission of hash, if any. The caller holds p.mu.
-func (p *pendingAdmissions) remove(hash uint64) {
-	c, ok := p.byCall[hash]
+// remove drops the admission of k, if any. The caller holds p.mu.
+func (p *pendingAdmissions) remove(k pendingKey) {
+	c, ok := p.byCall[k]
 	if !ok {
 		return
 	}
-	delete(p.byCall, hash)
+	delete(p.byCall, k)
 	dec := func(m map[netip.Addr]int, k netip.Addr) {
 		if m[k]--; m[k] <= 0 {
 			delete(m, k)
@@ -142,9 +150,9 @@ func (p *pendingAdmissions) sweep(now time.Time) {
 		return
 	}
 	p.swept = now
-	for hash, c := range p.byCall {
+	for k, c := range p.byCall {
 		if now.After(c.deadline) {
-			p.remove(hash)
+			p.remove(k)
 		}
 	}
 }
@@ -305,6 +313,10 @@ func (r *limitRule) source(a netip.Addr) bool {
 	return r.kind == limitBySource && a.IsValid() && (r.anySource || r.prefix.Contains(a))
 }
 
+// untrackedRefusal answers a dialog-creating INVITE a limit applies to
+// that the tracker cannot record: no From tag or no top Via branch.
+var untrackedRefusal = sipproxy.Refusal{Code: 400, Reason: "Missing From tag or Via branch"}
+
 // admit is sipproxy.Config.Admit: a dialog-creating INVITE that would take
 // a count of a rule past its max is refused with the first such rule's
 // reply, counted. A retransmission, or an INVITE within a live dialog (or
@@ -316,7 +328,8 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		return sipproxy.Refusal{}
 	}
 	m, b := o.Msg, o.Data
-	branch, _, _ := m.TopViaKey(b)
+	branch, _, hasBranch := m.TopViaKey(b)
+	untracked := !m.From.HasTag || !hasBranch || len(branch) == 0
 	hash := wordhash.CallID(bytes.Trim(m.CallID.Bytes(b), " \t"))
 	var tags []string
 	if rs.tags {
@@ -331,7 +344,7 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 
 	p := &l.pend
 	p.mu.Lock()
-	if _, ok := p.byCall[hash]; ok || l.t.Known(hash, view(branch)) {
+	if _, ok := p.byCall[pendingKey{hash, view(branch)}]; ok || l.t.Retransmits(hash, view(branch)) {
 		p.mu.Unlock()
 		return sipproxy.Refusal{}
 	}
@@ -340,16 +353,27 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		r := &rs.rules[i]
 		var over bool
 		var entry dataplane.LimitBlock
+		var applies bool
 		switch r.kind {
 		case limitBySource:
-			over = r.source(src) && l.t.SourceCount(src)+p.sources[src] >= r.max
+			applies = r.source(src)
+			over = applies && l.t.SourceCount(src)+p.sources[src] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSource, Source: src}
 		case limitBySet:
-			over = o.SetID == r.set && l.t.SetCount(r.set)+p.sets[r.set] >= r.max
+			applies = o.SetID == r.set
+			over = applies && l.t.SetCount(r.set)+p.sets[r.set] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSet, Set: r.set}
 		case limitByTag:
-			over = slices.Contains(tags, r.tag) && l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max
+			applies = slices.Contains(tags, r.tag)
+			over = applies && l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitAll}
+		}
+		if applies && untracked {
+			// The tracker records no dialog without a From tag and a
+			// top Via branch (both RFC 3261 musts), so such an INVITE
+			// would never count: refused while a limit applies to it.
+			p.mu.Unlock()
+			return untrackedRefusal
 		}
 		if over {
 			p.mu.Unlock()
@@ -369,7 +393,7 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 			c.tags[i] = strings.Clone(tag) // tags alias the pooled Result
 		}
 	}
-	p.add(hash, c)
+	p.add(pendingKey{hash, string(branch)}, c)
 	p.mu.Unlock()
 	return sipproxy.Refusal{}
 }
@@ -390,7 +414,7 @@ func (l *limits) observe(t *dialog.Tracker, ms []dialog.Message) {
 	if len(p.byCall) > 0 {
 		for k := range ms {
 			if m := &ms[k]; m.Request && m.Method == dialog.Invite {
-				p.remove(m.CallIDHash)
+				p.remove(pendingKey{m.CallIDHash, m.Branch})
 			}
 		}
 	}

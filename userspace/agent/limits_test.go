@@ -276,6 +276,8 @@ func BenchmarkLimitsAdmit(b *testing.B) {
 			}
 			o := e.msg("INVITE", "new-call", "1", "10.0.0.1:5060", 1, "X-Gold: yes\r\n")
 			hash := wordhash.CallID([]byte("new-call"))
+			branch, _, _ := o.Msg.TopViaKey(o.Data)
+			key := pendingKey{hash, string(branch)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -284,7 +286,7 @@ func BenchmarkLimitsAdmit(b *testing.B) {
 				}
 				// What observing it does to the pending admission.
 				e.l.pend.mu.Lock()
-				e.l.pend.remove(hash)
+				e.l.pend.remove(key)
 				e.l.pend.mu.Unlock()
 			}
 		})
@@ -340,5 +342,91 @@ func TestLimitsPending(t *testing.T) {
 	}
 	if got := admit("p5", "1"); got != 0 {
 		t.Errorf("nothing live or pending: %d, want admitted", got)
+	}
+}
+
+// TestLimitsNewBranchOfLiveCallID: a caller at its limit gets no further
+// dialog by reusing the Call-ID of a held one with a new branch and no To
+// tag (a new dialog at the destination); a retransmission of the held
+// INVITE is still admitted.
+func TestLimitsNewBranchOfLiveCallID(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	for _, br := range []string{"x1", "x2", "x3"} {
+		if c := e.invite("held", br, src, 1, ""); c != 503 {
+			t.Errorf("INVITE of the held Call-ID, new branch %s: %d, want 503", br, c)
+		}
+	}
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Errorf("retransmission of the held INVITE: %d, want admitted", c)
+	}
+}
+
+// TestLimitsNewBranchOfPendingCallID: the same while the first INVITE is
+// only pending (a failover transaction not answered yet).
+func TestLimitsNewBranchOfPendingCallID(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	first := e.msg("INVITE", "held", "b0", src, 1, "")
+	first.Failover = true
+	if r := e.l.admit(first); r.Code != 0 {
+		t.Fatalf("first INVITE refused %+v", r)
+	}
+	if r := e.l.admit(first); r.Code != 0 {
+		t.Errorf("retransmission of the pending INVITE refused %+v", r)
+	}
+	again := e.msg("INVITE", "held", "b1", src, 1, "")
+	again.Failover = true
+	if r := e.l.admit(again); r.Code != 503 {
+		t.Errorf("new branch of the pending Call-ID: %+v, want 503", r)
+	}
+}
+
+// withHeaderEdit returns o with old replaced by new in its text, reparsed.
+func withHeaderEdit(t *testing.T, o sipproxy.Observed, old, new string) sipproxy.Observed {
+	t.Helper()
+	o.Data = []byte(strings.Replace(string(o.Data), old, new, 1))
+	if err := sipmsg.Parse(o.Data, o.Msg); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestLimitsUntrackableInviteRefused: an INVITE without From tag, which
+// the tracker cannot record and so would never count, is refused with 400
+// while a limit applies to it, and admitted when none does.
+func TestLimitsUntrackableInviteRefused(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "192.0.2.0/24", Max: 1, Code: 503})
+	o := withHeaderEdit(t, e.msg("INVITE", "nf", "b", "192.0.2.8:5060", 1, ""), ";tag=a", "")
+	if o.Msg.From.HasTag {
+		t.Fatal("From tag still parsed")
+	}
+	if r := e.l.admit(o); r.Code != 400 {
+		t.Errorf("no From tag, a limit applies: %+v, want 400", r)
+	}
+	o = withHeaderEdit(t, e.msg("INVITE", "nf", "b", "198.51.100.8:5060", 1, ""), ";tag=a", "")
+	if r := e.l.admit(o); r.Code != 0 {
+		t.Errorf("no From tag, no limit applies: %+v, want admitted", r)
+	}
+}
+
+// TestLimitsForgedToTagNotCounted: an INVITE with a To tag is not judged
+// by admission (nor by the fast path), so the tracker must not count it
+// either when it is of no dialog held.
+func TestLimitsForgedToTagNotCounted(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	for _, call := range []string{"t1", "t2", "t3"} {
+		o := withHeaderEdit(t, e.msg("INVITE", call, "b", "192.0.2.9:5060", 1, ""),
+			"To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=forged")
+		e.f.observeSlow(o)
+	}
+	if n := e.g.t.SourceCount(netip.MustParseAddr("192.0.2.9")); n != 0 {
+		t.Errorf("source count %d after To-tagged INVITEs of no dialog, want 0", n)
+	}
+	if c := e.invite("real", "b", "192.0.2.9:5060", 1, ""); c != 0 {
+		t.Errorf("a real INVITE after them: %d, want admitted", c)
 	}
 }
