@@ -67,6 +67,9 @@ type pendingAdmissions struct {
 	sources map[netip.Addr]int
 	sets    map[int]int
 	tags    map[string]int
+	// refused are the INVITEs refused lately, so that their
+	// retransmissions are answered alike but counted once per call.
+	refused map[pendingKey]time.Time
 	swept   time.Time
 }
 
@@ -93,6 +96,12 @@ type pendingCall struct {
 const (
 	pendingStateless = 2 * time.Second
 	pendingSweep     = time.Second
+	// refusedMemory is how long a refused INVITE's retransmissions are
+	// known as such: 64*T1, a UDP INVITE's retransmission span (RFC 3261
+	// 17.1.1.2). refusedMax bounds the memory; past it a refusal counts
+	// each time again.
+	refusedMemory = 32 * time.Second
+	refusedMax    = 4096
 )
 
 func (p *pendingAdmissions) init() {
@@ -100,6 +109,7 @@ func (p *pendingAdmissions) init() {
 	p.sources = make(map[netip.Addr]int)
 	p.sets = make(map[int]int)
 	p.tags = make(map[string]int)
+	p.refused = make(map[pendingKey]time.Time)
 }
 
 // add records an admission. The caller holds p.mu.
@@ -153,6 +163,11 @@ func (p *pendingAdmissions) sweep(now time.Time) {
 	for k, c := range p.byCall {
 		if now.After(c.deadline) {
 			p.remove(k)
+		}
+	}
+	for k, until := range p.refused {
+		if now.After(until) {
+			delete(p.refused, k)
 		}
 	}
 }
@@ -376,8 +391,14 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 			return untrackedRefusal
 		}
 		if over {
+			k := pendingKey{hash, view(branch)}
+			if _, again := p.refused[k]; !again {
+				r.refused.Add(1)
+				if len(p.refused) < refusedMax {
+					p.refused[pendingKey{hash, string(branch)}] = now.Add(refusedMemory)
+				}
+			}
 			p.mu.Unlock()
-			r.refused.Add(1)
 			l.block(entry, r.index) // in case the fast path was not told yet
 			return r.refusal
 		}
@@ -510,6 +531,10 @@ func (l *limits) rebuild() {
 		return
 	}
 	rs := l.rules.Load()
+	// Under l.mu throughout: a block from observed between reading the
+	// counts and applying want would otherwise be lifted as not wanted.
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	want := map[dataplane.LimitBlock]int{}
 	hasSource := false
 	for i := range rs.rules {
@@ -537,8 +562,6 @@ func (l *limits) rebuild() {
 			}
 		})
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for b, rule := range l.blocked {
 		if _, ok := want[b]; !ok {
 			delete(l.blocked, b)

@@ -430,3 +430,24 @@ func TestLimitsForgedToTagNotCounted(t *testing.T) {
 		t.Errorf("a real INVITE after them: %d, want admitted", c)
 	}
 }
+
+// TestLimitsRefusedCountsCalls: retransmissions of a refused INVITE are
+// refused alike but counted once, so "refused" in dlgs.limits counts calls.
+func TestLimitsRefusedCountsCalls(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	for range 4 {
+		if c := e.invite("over", "b1", src, 1, ""); c != 503 {
+			t.Errorf("INVITE over the limit or its retransmission: %d, want 503", c)
+		}
+	}
+	if c := e.invite("over2", "b1", src, 1, ""); c != 503 {
+		t.Errorf("second call over the limit: %d, want 503", c)
+	}
+	if st := e.l.stats(); st.Rules[0].Refused != 2 {
+		t.Errorf("refused %d after two calls (one sent four times), want 2", st.Rules[0].Refused)
+	}
+}
