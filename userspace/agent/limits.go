@@ -50,9 +50,23 @@ type limits struct {
 	// in the tracker or pending.
 	pend pendingAdmissions
 
-	mu        sync.Mutex
-	blocked   map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
-	warnedErr bool                         // a failed map write was logged
+	mu      sync.Mutex
+	blocked map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
+	// queue are the changes of blocked not written to fast yet, in
+	// order. admit and observe run under the failover table's lock, so
+	// they only queue; flush makes the map syscalls, from Run (every
+	// limitRecheck) and after a rebuild.
+	queue []limitVerdict
+
+	flushMu   sync.Mutex // one flush at a time, so writes keep their order
+	warnedErr bool       // a failed map write was logged; under flushMu
+}
+
+// limitVerdict is one change of the fast path's limit_block.
+type limitVerdict struct {
+	b       dataplane.LimitBlock
+	rule    int
+	blocked bool
 }
 
 // pendingAdmissions counts the INVITEs admitted and not yet observed, by
@@ -305,6 +319,7 @@ func (l *limits) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			l.recheck()
+			l.flush()
 		}
 	}
 }
@@ -474,7 +489,8 @@ func (l *limits) observed(ms []dialog.Message) {
 	}
 }
 
-// block gives the fast path a verdict it does not have yet.
+// block queues for the fast path a verdict it does not have yet (flush
+// writes it).
 func (l *limits) block(b dataplane.LimitBlock, rule int) {
 	if l.fast == nil {
 		return
@@ -488,11 +504,24 @@ func (l *limits) block(b dataplane.LimitBlock, rule int) {
 	l.write(b, rule, true)
 }
 
-// write passes one verdict to the fast path. The caller holds l.mu.
+// write queues one verdict for the fast path. The caller holds l.mu.
 func (l *limits) write(b dataplane.LimitBlock, rule int, blocked bool) {
-	if err := l.fast.SetLimitBlock(b, rule, blocked); err != nil && !l.warnedErr {
-		l.warnedErr = true
-		l.log.Warn("fast path limit_block not updated: the fast path may forward INVITEs over a limit, or send some to the slow path, which admits them (logged once)", "error", err)
+	l.queue = append(l.queue, limitVerdict{b, rule, blocked})
+}
+
+// flush passes the queued verdicts to the fast path, in order.
+func (l *limits) flush() {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, v := range q {
+		if err := l.fast.SetLimitBlock(v.b, v.rule, v.blocked); err != nil && !l.warnedErr {
+			l.warnedErr = true
+			l.log.Warn("fast path limit_block not updated: the fast path may forward INVITEs over a limit, or send some to the slow path, which admits them (logged once)", "error", err)
+		}
 	}
 }
 
@@ -530,6 +559,12 @@ func (l *limits) rebuild() {
 	if l.fast == nil {
 		return
 	}
+	l.rebuildVerdicts()
+	l.flush()
+}
+
+// rebuildVerdicts queues the changes rebuild makes.
+func (l *limits) rebuildVerdicts() {
 	rs := l.rules.Load()
 	// Under l.mu throughout: a block from observed between reading the
 	// counts and applying want would otherwise be lifted as not wanted.

@@ -112,6 +112,7 @@ func (e *limitsEnv) cancel(call, src string) {
 
 func (e *limitsEnv) expectBlocked(what string, want map[dataplane.LimitBlock]int) {
 	e.t.Helper()
+	e.l.flush() // as Run does every limitRecheck
 	if got := e.fast.entries(); !maps.Equal(got, want) {
 		e.t.Errorf("%s: fast path verdicts %v, want %v", what, got, want)
 	}
@@ -450,4 +451,23 @@ func TestLimitsRefusedCountsCalls(t *testing.T) {
 	if st := e.l.stats(); st.Rules[0].Refused != 2 {
 		t.Errorf("refused %d after two calls (one sent four times), want 2", st.Rules[0].Refused)
 	}
+}
+
+// TestLimitsVerdictsQueued: admit and observe, which run under the
+// failover table's lock, make no map syscall: the verdict reaches the fast
+// path at the next flush (Run's tick).
+func TestLimitsVerdictsQueued(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	if c := e.invite("over", "b1", src, 1, ""); c != 503 {
+		t.Fatalf("second INVITE answered %d, want 503", c)
+	}
+	if got := e.fast.entries(); len(got) != 0 {
+		t.Errorf("fast path written inline by admit or observe: %v", got)
+	}
+	e.expectBlocked("after a flush", map[dataplane.LimitBlock]int{
+		{Kind: dataplane.LimitSource, Source: netip.MustParseAddr("192.0.2.7")}: 0})
 }
