@@ -54,9 +54,10 @@ type limits struct {
 	blocked map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
 	// queue are the changes of blocked not written to fast yet, in
 	// order. admit and observe run under the failover table's lock, so
-	// they only queue; flush makes the map syscalls, from Run (every
-	// limitRecheck) and after a rebuild.
-	queue []limitVerdict
+	// they only queue; flush makes the map syscalls, from Run (woken by
+	// queued, and every limitRecheck) and after a rebuild.
+	queue  []limitVerdict
+	queued chan struct{} // wakes Run to flush at once: the fast path's race window stays microseconds
 
 	flushMu   sync.Mutex // one flush at a time, so writes keep their order
 	warnedErr bool       // a failed map write was logged; under flushMu
@@ -237,6 +238,7 @@ func newLimits(cfg *config.Config, g *dialogs, logger *slog.Logger) (*limits, er
 		t:       g.t,
 		attrs:   &g.attrs,
 		blocked: make(map[dataplane.LimitBlock]int),
+		queued:  make(chan struct{}, 1),
 	}
 	l.pend.init()
 	l.failoverTTL.Store(int64(cfg.Dialogs.InitLifetime))
@@ -317,6 +319,8 @@ func (l *limits) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-l.queued:
+			l.flush()
 		case <-tick.C:
 			l.recheck()
 			l.flush()
@@ -507,6 +511,10 @@ func (l *limits) block(b dataplane.LimitBlock, rule int) {
 // write queues one verdict for the fast path. The caller holds l.mu.
 func (l *limits) write(b dataplane.LimitBlock, rule int, blocked bool) {
 	l.queue = append(l.queue, limitVerdict{b, rule, blocked})
+	select {
+	case l.queued <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
 // flush passes the queued verdicts to the fast path, in order.

@@ -455,7 +455,7 @@ func TestLimitsRefusedCountsCalls(t *testing.T) {
 
 // TestLimitsVerdictsQueued: admit and observe, which run under the
 // failover table's lock, make no map syscall: the verdict reaches the fast
-// path at the next flush (Run's tick).
+// path when Run, woken, flushes.
 func TestLimitsVerdictsQueued(t *testing.T) {
 	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
 	src := "192.0.2.7:5060"
