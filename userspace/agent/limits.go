@@ -383,6 +383,7 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		return sipproxy.Refusal{}
 	}
 	p.sweep(now)
+	full := l.t.Full() // a record refused at the cap would never count
 	for i := range rs.rules {
 		r := &rs.rules[i]
 		var over bool
@@ -391,15 +392,15 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		switch r.kind {
 		case limitBySource:
 			applies = r.source(src)
-			over = applies && l.t.SourceCount(src)+p.sources[src] >= r.max
+			over = applies && (full || l.t.SourceCount(src)+p.sources[src] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSource, Source: src}
 		case limitBySet:
 			applies = o.SetID == r.set
-			over = applies && l.t.SetCount(r.set)+p.sets[r.set] >= r.max
+			over = applies && (full || l.t.SetCount(r.set)+p.sets[r.set] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSet, Set: r.set}
 		case limitByTag:
 			applies = slices.Contains(tags, r.tag)
-			over = applies && l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max
+			over = applies && (full || l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitAll}
 		}
 		if applies && untracked {

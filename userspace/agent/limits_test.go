@@ -55,8 +55,18 @@ type limitsEnv struct {
 
 func newLimitsEnv(t testing.TB, rules ...config.LimitRule) *limitsEnv {
 	t.Helper()
+	return newLimitsEnvMax(t, 0, rules...)
+}
+
+// newLimitsEnvMax is newLimitsEnv with dialogs.max_records maxRecords (0:
+// the default).
+func newLimitsEnvMax(t testing.TB, maxRecords int, rules ...config.LimitRule) *limitsEnv {
+	t.Helper()
 	c := config.Defaults()
 	cfg := &c
+	if maxRecords > 0 {
+		cfg.Dialogs.MaxRecords = maxRecords
+	}
 	cfg.Dialogs.Enabled = true
 	cfg.Dialogs.Tags = []config.TagRule{{Tag: "gold", Set: -1, Header: "X-Gold"}}
 	cfg.Dialogs.Limits = rules
@@ -470,4 +480,18 @@ func TestLimitsVerdictsQueued(t *testing.T) {
 	}
 	e.expectBlocked("after a flush", map[dataplane.LimitBlock]int{
 		{Kind: dataplane.LimitSource, Source: netip.MustParseAddr("192.0.2.7")}: 0})
+}
+
+// TestLimitsTrackerFull: at max_records with nothing to shed, the tracker
+// refuses new records, so an INVITE a rule applies to would never count:
+// it is refused with the rule's reply.
+func TestLimitsTrackerFull(t *testing.T) {
+	e := newLimitsEnvMax(t, 1, config.LimitRule{Source: "any", Max: 10, Code: 503})
+	if c := e.invite("held", "b0", "192.0.2.7:5060", 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	e.cancel("held", "192.0.2.7:5060") // finished, held until it expires: nothing to shed
+	if c := e.invite("second", "b1", "192.0.2.8:5060", 1, ""); c != 503 {
+		t.Errorf("INVITE with the tracker full (%+v): %d, want 503", e.g.t.Stats(), c)
+	}
 }

@@ -275,6 +275,14 @@ func (t *Tracker) Sources(fn func(addr netip.Addr, n int)) {
 	}
 }
 
+// Full reports whether a new INVITE would be refused a record (Stats
+// Refused): at MaxRecords with no INIT or PROGRESS record to shed.
+func (t *Tracker) Full() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tab.used >= t.cfg.MaxRecords && t.tab.setupHead == 0
+}
+
 // Retransmits reports whether an INVITE of this Call-ID hash and top Via
 // branch retransmits one held already (a record of that branch), so that
 // it adds no dialog. Admission lets these through whatever the limits. A
