@@ -50,9 +50,24 @@ type limits struct {
 	// in the tracker or pending.
 	pend pendingAdmissions
 
-	mu        sync.Mutex
-	blocked   map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
-	warnedErr bool                         // a failed map write was logged
+	mu      sync.Mutex
+	blocked map[dataplane.LimitBlock]int // the verdicts given to fast: entry → rule index
+	// queue are the changes of blocked not written to fast yet, in
+	// order. admit and observe run under the failover table's lock, so
+	// they only queue; flush makes the map syscalls, from Run (woken by
+	// queued, and every limitRecheck) and after a rebuild.
+	queue  []limitVerdict
+	queued chan struct{} // wakes Run to flush at once: the fast path's race window stays microseconds
+
+	flushMu   sync.Mutex // one flush at a time, so writes keep their order
+	warnedErr bool       // a failed map write was logged; under flushMu
+}
+
+// limitVerdict is one change of the fast path's limit_block.
+type limitVerdict struct {
+	b       dataplane.LimitBlock
+	rule    int
+	blocked bool
 }
 
 // pendingAdmissions counts the INVITEs admitted and not yet observed, by
@@ -63,11 +78,22 @@ type limits struct {
 // not count, and two reader goroutines could each admit the last one.
 type pendingAdmissions struct {
 	mu      sync.Mutex
-	byCall  map[uint64]pendingCall // by Call-ID hash
+	byCall  map[pendingKey]pendingCall
 	sources map[netip.Addr]int
 	sets    map[int]int
 	tags    map[string]int
+	// refused are the INVITEs refused lately, so that their
+	// retransmissions are answered alike but counted once per call.
+	refused map[pendingKey]time.Time
 	swept   time.Time
+}
+
+// pendingKey is an admitted INVITE: its Call-ID hash and top Via branch.
+// A retransmission repeats both; a new branch of the same Call-ID is
+// another attempt, admitted (or refused) on its own.
+type pendingKey struct {
+	hash   uint64
+	branch string
 }
 
 type pendingCall struct {
@@ -85,18 +111,25 @@ type pendingCall struct {
 const (
 	pendingStateless = 2 * time.Second
 	pendingSweep     = time.Second
+	// refusedMemory is how long a refused INVITE's retransmissions are
+	// known as such: 64*T1, a UDP INVITE's retransmission span (RFC 3261
+	// 17.1.1.2). refusedMax bounds the memory; past it a refusal counts
+	// each time again.
+	refusedMemory = 32 * time.Second
+	refusedMax    = 4096
 )
 
 func (p *pendingAdmissions) init() {
-	p.byCall = make(map[uint64]pendingCall)
+	p.byCall = make(map[pendingKey]pendingCall)
 	p.sources = make(map[netip.Addr]int)
 	p.sets = make(map[int]int)
 	p.tags = make(map[string]int)
+	p.refused = make(map[pendingKey]time.Time)
 }
 
 // add records an admission. The caller holds p.mu.
-func (p *pendingAdmissions) add(hash uint64, c pendingCall) {
-	p.byCall[hash] = c
+func (p *pendingAdmissions) add(k pendingKey, c pendingCall) {
+	p.byCall[k] = c
 	if c.src.IsValid() {
 		p.sources[c.src]++
 	}
@@ -108,13 +141,13 @@ func (p *pendingAdmissions) add(hash uint64, c pendingCall) {
 	}
 }
 
-// remove drops the admission of hash, if any. The caller holds p.mu.
-func (p *pendingAdmissions) remove(hash uint64) {
-	c, ok := p.byCall[hash]
+// remove drops the admission of k, if any. The caller holds p.mu.
+func (p *pendingAdmissions) remove(k pendingKey) {
+	c, ok := p.byCall[k]
 	if !ok {
 		return
 	}
-	delete(p.byCall, hash)
+	delete(p.byCall, k)
 	dec := func(m map[netip.Addr]int, k netip.Addr) {
 		if m[k]--; m[k] <= 0 {
 			delete(m, k)
@@ -142,9 +175,14 @@ func (p *pendingAdmissions) sweep(now time.Time) {
 		return
 	}
 	p.swept = now
-	for hash, c := range p.byCall {
+	for k, c := range p.byCall {
 		if now.After(c.deadline) {
-			p.remove(hash)
+			p.remove(k)
+		}
+	}
+	for k, until := range p.refused {
+		if now.After(until) {
+			delete(p.refused, k)
 		}
 	}
 }
@@ -200,6 +238,7 @@ func newLimits(cfg *config.Config, g *dialogs, logger *slog.Logger) (*limits, er
 		t:       g.t,
 		attrs:   &g.attrs,
 		blocked: make(map[dataplane.LimitBlock]int),
+		queued:  make(chan struct{}, 1),
 	}
 	l.pend.init()
 	l.failoverTTL.Store(int64(cfg.Dialogs.InitLifetime))
@@ -280,8 +319,11 @@ func (l *limits) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-l.queued:
+			l.flush()
 		case <-tick.C:
 			l.recheck()
+			l.flush()
 		}
 	}
 }
@@ -305,6 +347,10 @@ func (r *limitRule) source(a netip.Addr) bool {
 	return r.kind == limitBySource && a.IsValid() && (r.anySource || r.prefix.Contains(a))
 }
 
+// untrackedRefusal answers a dialog-creating INVITE a limit applies to
+// that the tracker cannot record: no From tag or no top Via branch.
+var untrackedRefusal = sipproxy.Refusal{Code: 400, Reason: "Missing From tag or Via branch"}
+
 // admit is sipproxy.Config.Admit: a dialog-creating INVITE that would take
 // a count of a rule past its max is refused with the first such rule's
 // reply, counted. A retransmission, or an INVITE within a live dialog (or
@@ -316,7 +362,8 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 		return sipproxy.Refusal{}
 	}
 	m, b := o.Msg, o.Data
-	branch, _, _ := m.TopViaKey(b)
+	branch, _, hasBranch := m.TopViaKey(b)
+	untracked := !m.From.HasTag || !hasBranch || len(branch) == 0
 	hash := wordhash.CallID(bytes.Trim(m.CallID.Bytes(b), " \t"))
 	var tags []string
 	if rs.tags {
@@ -331,29 +378,47 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 
 	p := &l.pend
 	p.mu.Lock()
-	if _, ok := p.byCall[hash]; ok || l.t.Known(hash, view(branch)) {
+	if _, ok := p.byCall[pendingKey{hash, view(branch)}]; ok || l.t.Retransmits(hash, view(branch)) {
 		p.mu.Unlock()
 		return sipproxy.Refusal{}
 	}
 	p.sweep(now)
+	full := l.t.Full() // a record refused at the cap would never count
 	for i := range rs.rules {
 		r := &rs.rules[i]
 		var over bool
 		var entry dataplane.LimitBlock
+		var applies bool
 		switch r.kind {
 		case limitBySource:
-			over = r.source(src) && l.t.SourceCount(src)+p.sources[src] >= r.max
+			applies = r.source(src)
+			over = applies && (full || l.t.SourceCount(src)+p.sources[src] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSource, Source: src}
 		case limitBySet:
-			over = o.SetID == r.set && l.t.SetCount(r.set)+p.sets[r.set] >= r.max
+			applies = o.SetID == r.set
+			over = applies && (full || l.t.SetCount(r.set)+p.sets[r.set] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitSet, Set: r.set}
 		case limitByTag:
-			over = slices.Contains(tags, r.tag) && l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max
+			applies = slices.Contains(tags, r.tag)
+			over = applies && (full || l.t.TagsCount(r.tag)+p.tags[r.tag] >= r.max)
 			entry = dataplane.LimitBlock{Kind: dataplane.LimitAll}
 		}
-		if over {
+		if applies && untracked {
+			// The tracker records no dialog without a From tag and a
+			// top Via branch (both RFC 3261 musts), so such an INVITE
+			// would never count: refused while a limit applies to it.
 			p.mu.Unlock()
-			r.refused.Add(1)
+			return untrackedRefusal
+		}
+		if over {
+			k := pendingKey{hash, view(branch)}
+			if _, again := p.refused[k]; !again {
+				r.refused.Add(1)
+				if len(p.refused) < refusedMax {
+					p.refused[pendingKey{hash, string(branch)}] = now.Add(refusedMemory)
+				}
+			}
+			p.mu.Unlock()
 			l.block(entry, r.index) // in case the fast path was not told yet
 			return r.refusal
 		}
@@ -369,7 +434,7 @@ func (l *limits) admit(o sipproxy.Observed) sipproxy.Refusal {
 			c.tags[i] = strings.Clone(tag) // tags alias the pooled Result
 		}
 	}
-	p.add(hash, c)
+	p.add(pendingKey{hash, string(branch)}, c)
 	p.mu.Unlock()
 	return sipproxy.Refusal{}
 }
@@ -390,7 +455,7 @@ func (l *limits) observe(t *dialog.Tracker, ms []dialog.Message) {
 	if len(p.byCall) > 0 {
 		for k := range ms {
 			if m := &ms[k]; m.Request && m.Method == dialog.Invite {
-				p.remove(m.CallIDHash)
+				p.remove(pendingKey{m.CallIDHash, m.Branch})
 			}
 		}
 	}
@@ -429,7 +494,8 @@ func (l *limits) observed(ms []dialog.Message) {
 	}
 }
 
-// block gives the fast path a verdict it does not have yet.
+// block queues for the fast path a verdict it does not have yet (flush
+// writes it).
 func (l *limits) block(b dataplane.LimitBlock, rule int) {
 	if l.fast == nil {
 		return
@@ -443,11 +509,28 @@ func (l *limits) block(b dataplane.LimitBlock, rule int) {
 	l.write(b, rule, true)
 }
 
-// write passes one verdict to the fast path. The caller holds l.mu.
+// write queues one verdict for the fast path. The caller holds l.mu.
 func (l *limits) write(b dataplane.LimitBlock, rule int, blocked bool) {
-	if err := l.fast.SetLimitBlock(b, rule, blocked); err != nil && !l.warnedErr {
-		l.warnedErr = true
-		l.log.Warn("fast path limit_block not updated: the fast path may forward INVITEs over a limit, or send some to the slow path, which admits them (logged once)", "error", err)
+	l.queue = append(l.queue, limitVerdict{b, rule, blocked})
+	select {
+	case l.queued <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// flush passes the queued verdicts to the fast path, in order.
+func (l *limits) flush() {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, v := range q {
+		if err := l.fast.SetLimitBlock(v.b, v.rule, v.blocked); err != nil && !l.warnedErr {
+			l.warnedErr = true
+			l.log.Warn("fast path limit_block not updated: the fast path may forward INVITEs over a limit, or send some to the slow path, which admits them (logged once)", "error", err)
+		}
 	}
 }
 
@@ -485,7 +568,17 @@ func (l *limits) rebuild() {
 	if l.fast == nil {
 		return
 	}
+	l.rebuildVerdicts()
+	l.flush()
+}
+
+// rebuildVerdicts queues the changes rebuild makes.
+func (l *limits) rebuildVerdicts() {
 	rs := l.rules.Load()
+	// Under l.mu throughout: a block from observed between reading the
+	// counts and applying want would otherwise be lifted as not wanted.
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	want := map[dataplane.LimitBlock]int{}
 	hasSource := false
 	for i := range rs.rules {
@@ -513,8 +606,6 @@ func (l *limits) rebuild() {
 			}
 		})
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for b, rule := range l.blocked {
 		if _, ok := want[b]; !ok {
 			delete(l.blocked, b)

@@ -55,8 +55,18 @@ type limitsEnv struct {
 
 func newLimitsEnv(t testing.TB, rules ...config.LimitRule) *limitsEnv {
 	t.Helper()
+	return newLimitsEnvMax(t, 0, rules...)
+}
+
+// newLimitsEnvMax is newLimitsEnv with dialogs.max_records maxRecords (0:
+// the default).
+func newLimitsEnvMax(t testing.TB, maxRecords int, rules ...config.LimitRule) *limitsEnv {
+	t.Helper()
 	c := config.Defaults()
 	cfg := &c
+	if maxRecords > 0 {
+		cfg.Dialogs.MaxRecords = maxRecords
+	}
 	cfg.Dialogs.Enabled = true
 	cfg.Dialogs.Tags = []config.TagRule{{Tag: "gold", Set: -1, Header: "X-Gold"}}
 	cfg.Dialogs.Limits = rules
@@ -112,6 +122,7 @@ func (e *limitsEnv) cancel(call, src string) {
 
 func (e *limitsEnv) expectBlocked(what string, want map[dataplane.LimitBlock]int) {
 	e.t.Helper()
+	e.l.flush() // as Run does every limitRecheck
 	if got := e.fast.entries(); !maps.Equal(got, want) {
 		e.t.Errorf("%s: fast path verdicts %v, want %v", what, got, want)
 	}
@@ -276,6 +287,8 @@ func BenchmarkLimitsAdmit(b *testing.B) {
 			}
 			o := e.msg("INVITE", "new-call", "1", "10.0.0.1:5060", 1, "X-Gold: yes\r\n")
 			hash := wordhash.CallID([]byte("new-call"))
+			branch, _, _ := o.Msg.TopViaKey(o.Data)
+			key := pendingKey{hash, string(branch)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -284,7 +297,7 @@ func BenchmarkLimitsAdmit(b *testing.B) {
 				}
 				// What observing it does to the pending admission.
 				e.l.pend.mu.Lock()
-				e.l.pend.remove(hash)
+				e.l.pend.remove(key)
 				e.l.pend.mu.Unlock()
 			}
 		})
@@ -340,5 +353,145 @@ func TestLimitsPending(t *testing.T) {
 	}
 	if got := admit("p5", "1"); got != 0 {
 		t.Errorf("nothing live or pending: %d, want admitted", got)
+	}
+}
+
+// TestLimitsNewBranchOfLiveCallID: a caller at its limit gets no further
+// dialog by reusing the Call-ID of a held one with a new branch and no To
+// tag (a new dialog at the destination); a retransmission of the held
+// INVITE is still admitted.
+func TestLimitsNewBranchOfLiveCallID(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	for _, br := range []string{"x1", "x2", "x3"} {
+		if c := e.invite("held", br, src, 1, ""); c != 503 {
+			t.Errorf("INVITE of the held Call-ID, new branch %s: %d, want 503", br, c)
+		}
+	}
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Errorf("retransmission of the held INVITE: %d, want admitted", c)
+	}
+}
+
+// TestLimitsNewBranchOfPendingCallID: the same while the first INVITE is
+// only pending (a failover transaction not answered yet).
+func TestLimitsNewBranchOfPendingCallID(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	first := e.msg("INVITE", "held", "b0", src, 1, "")
+	first.Failover = true
+	if r := e.l.admit(first); r.Code != 0 {
+		t.Fatalf("first INVITE refused %+v", r)
+	}
+	if r := e.l.admit(first); r.Code != 0 {
+		t.Errorf("retransmission of the pending INVITE refused %+v", r)
+	}
+	again := e.msg("INVITE", "held", "b1", src, 1, "")
+	again.Failover = true
+	if r := e.l.admit(again); r.Code != 503 {
+		t.Errorf("new branch of the pending Call-ID: %+v, want 503", r)
+	}
+}
+
+// withHeaderEdit returns o with old replaced by new in its text, reparsed.
+func withHeaderEdit(t *testing.T, o sipproxy.Observed, old, new string) sipproxy.Observed {
+	t.Helper()
+	o.Data = []byte(strings.Replace(string(o.Data), old, new, 1))
+	if err := sipmsg.Parse(o.Data, o.Msg); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestLimitsUntrackableInviteRefused: an INVITE without From tag, which
+// the tracker cannot record and so would never count, is refused with 400
+// while a limit applies to it, and admitted when none does.
+func TestLimitsUntrackableInviteRefused(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "192.0.2.0/24", Max: 1, Code: 503})
+	o := withHeaderEdit(t, e.msg("INVITE", "nf", "b", "192.0.2.8:5060", 1, ""), ";tag=a", "")
+	if o.Msg.From.HasTag {
+		t.Fatal("From tag still parsed")
+	}
+	if r := e.l.admit(o); r.Code != 400 {
+		t.Errorf("no From tag, a limit applies: %+v, want 400", r)
+	}
+	o = withHeaderEdit(t, e.msg("INVITE", "nf", "b", "198.51.100.8:5060", 1, ""), ";tag=a", "")
+	if r := e.l.admit(o); r.Code != 0 {
+		t.Errorf("no From tag, no limit applies: %+v, want admitted", r)
+	}
+}
+
+// TestLimitsForgedToTagNotCounted: an INVITE with a To tag is not judged
+// by admission (nor by the fast path), so the tracker must not count it
+// either when it is of no dialog held.
+func TestLimitsForgedToTagNotCounted(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	for _, call := range []string{"t1", "t2", "t3"} {
+		o := withHeaderEdit(t, e.msg("INVITE", call, "b", "192.0.2.9:5060", 1, ""),
+			"To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=forged")
+		e.f.observeSlow(o)
+	}
+	if n := e.g.t.SourceCount(netip.MustParseAddr("192.0.2.9")); n != 0 {
+		t.Errorf("source count %d after To-tagged INVITEs of no dialog, want 0", n)
+	}
+	if c := e.invite("real", "b", "192.0.2.9:5060", 1, ""); c != 0 {
+		t.Errorf("a real INVITE after them: %d, want admitted", c)
+	}
+}
+
+// TestLimitsRefusedCountsCalls: retransmissions of a refused INVITE are
+// refused alike but counted once, so "refused" in dlgs.limits counts calls.
+func TestLimitsRefusedCountsCalls(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	for range 4 {
+		if c := e.invite("over", "b1", src, 1, ""); c != 503 {
+			t.Errorf("INVITE over the limit or its retransmission: %d, want 503", c)
+		}
+	}
+	if c := e.invite("over2", "b1", src, 1, ""); c != 503 {
+		t.Errorf("second call over the limit: %d, want 503", c)
+	}
+	if st := e.l.stats(); st.Rules[0].Refused != 2 {
+		t.Errorf("refused %d after two calls (one sent four times), want 2", st.Rules[0].Refused)
+	}
+}
+
+// TestLimitsVerdictsQueued: admit and observe, which run under the
+// failover table's lock, make no map syscall: the verdict reaches the fast
+// path when Run, woken, flushes.
+func TestLimitsVerdictsQueued(t *testing.T) {
+	e := newLimitsEnv(t, config.LimitRule{Source: "any", Max: 1, Code: 503})
+	src := "192.0.2.7:5060"
+	if c := e.invite("held", "b0", src, 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	if c := e.invite("over", "b1", src, 1, ""); c != 503 {
+		t.Fatalf("second INVITE answered %d, want 503", c)
+	}
+	if got := e.fast.entries(); len(got) != 0 {
+		t.Errorf("fast path written inline by admit or observe: %v", got)
+	}
+	e.expectBlocked("after a flush", map[dataplane.LimitBlock]int{
+		{Kind: dataplane.LimitSource, Source: netip.MustParseAddr("192.0.2.7")}: 0})
+}
+
+// TestLimitsTrackerFull: at max_records with nothing to shed, the tracker
+// refuses new records, so an INVITE a rule applies to would never count:
+// it is refused with the rule's reply.
+func TestLimitsTrackerFull(t *testing.T) {
+	e := newLimitsEnvMax(t, 1, config.LimitRule{Source: "any", Max: 10, Code: 503})
+	if c := e.invite("held", "b0", "192.0.2.7:5060", 1, ""); c != 0 {
+		t.Fatalf("first INVITE answered %d, want admitted", c)
+	}
+	e.cancel("held", "192.0.2.7:5060") // finished, held until it expires: nothing to shed
+	if c := e.invite("second", "b1", "192.0.2.8:5060", 1, ""); c != 503 {
+		t.Errorf("INVITE with the tracker full (%+v): %d, want 503", e.g.t.Stats(), c)
 	}
 }

@@ -80,24 +80,24 @@ func TestSourceSetCounts(t *testing.T) {
 	}
 }
 
-// TestKnown: an INVITE is known, and so admitted whatever the limits, when
-// it retransmits a record's branch or falls within a live dialog of its
-// Call-ID; a new call, or a new branch after the call finished (a serial
-// fork, which creates a record), is not.
-func TestKnown(t *testing.T) {
+// TestRetransmits: an INVITE retransmits, and so is admitted whatever the
+// limits, only when it repeats a record's branch; a new call, or a new
+// branch of a live or finished Call-ID (which may be a new dialog at the
+// destination), does not.
+func TestRetransmits(t *testing.T) {
 	tr := New(Config{})
 	observe(t, tr, invite("c", "b1"))
 	for _, tc := range []struct {
 		call, branch string
 		want         bool
-	}{{"c", "b1", true}, {"c", "b2", true}, {"d", "b1", false}} {
-		if got := tr.Known(callHash(tc.call), tc.branch); got != tc.want {
-			t.Errorf("live: Known(%s, %s) = %v, want %v", tc.call, tc.branch, got, tc.want)
+	}{{"c", "b1", true}, {"c", "b2", false}, {"d", "b1", false}} {
+		if got := tr.Retransmits(callHash(tc.call), tc.branch); got != tc.want {
+			t.Errorf("live: Retransmits(%s, %s) = %v, want %v", tc.call, tc.branch, got, tc.want)
 		}
 	}
 	observe(t, tr, reply("c", 486))
-	if !tr.Known(callHash("c"), "b1") || tr.Known(callHash("c"), "b2") {
-		t.Errorf("finished: Known(c, b1) = %v (want true: a late retransmission), Known(c, b2) = %v (want false: a serial fork)",
-			tr.Known(callHash("c"), "b1"), tr.Known(callHash("c"), "b2"))
+	if !tr.Retransmits(callHash("c"), "b1") || tr.Retransmits(callHash("c"), "b2") {
+		t.Errorf("finished: Retransmits(c, b1) = %v (want true: a late retransmission), Retransmits(c, b2) = %v (want false: a serial fork)",
+			tr.Retransmits(callHash("c"), "b1"), tr.Retransmits(callHash("c"), "b2"))
 	}
 }

@@ -106,7 +106,8 @@ func (t *Tracker) learnToTag(r *record, toTag string) {
 
 // invite applies an INVITE request: a new record, unless it retransmits a
 // known branch or its Call-ID has a live record (a re-INVITE, a spiral or
-// a parallel fork), in which case only its tag changes apply.
+// a parallel fork), in which case only its tag changes apply, or it has a
+// To tag (an in-dialog INVITE of a dialog not held), which is ignored.
 func (t *Tracker) invite(m *Message, hash uint64, ts int64) {
 	if hash == 0 || m.FromTag == "" || m.Branch == "" {
 		t.stats.Ignored++
@@ -130,6 +131,14 @@ func (t *Tracker) invite(m *Message, hash uint64, ts int64) {
 		if !t.retag(t.tab.at(live), m.AddTags, m.RemoveTags) {
 			t.stats.Ignored++
 		}
+		return
+	}
+	if m.ToTag != "" {
+		// A mid-dialog INVITE of no dialog held: a UAS answers it 481
+		// (RFC 3261 12.2.2) and creates none, and admission and the
+		// fast path's limit check, which let To-tagged INVITEs pass,
+		// must not see a count grow from it.
+		t.stats.Ignored++
 		return
 	}
 	t.create(m, hash, ts)

@@ -275,17 +275,26 @@ func (t *Tracker) Sources(fn func(addr netip.Addr, n int)) {
 	}
 }
 
-// Known reports whether an INVITE of this Call-ID hash and top Via branch
-// belongs to a dialog held already, so that it would create no record: a
-// retransmission (a record of that branch) or an INVITE within a live
-// dialog of its Call-ID (a fork, a spiral). Admission lets these through
-// whatever the limits: they add no dialog.
-func (t *Tracker) Known(hash uint64, branch string) bool {
+// Full reports whether a new INVITE would be refused a record (Stats
+// Refused): at MaxRecords with no INIT or PROGRESS record to shed.
+func (t *Tracker) Full() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tab.used >= t.cfg.MaxRecords && t.tab.setupHead == 0
+}
+
+// Retransmits reports whether an INVITE of this Call-ID hash and top Via
+// branch retransmits one held already (a record of that branch), so that
+// it adds no dialog. Admission lets these through whatever the limits. A
+// new branch of a live Call-ID without To tag is not one: it may be a new
+// dialog at the destination (a parallel fork, or a caller reusing its
+// Call-ID), which the limits judge as any other attempt.
+func (t *Tracker) Retransmits(hash uint64, branch string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := *t.tab.bucket(hash); i != 0; {
 		r := t.tab.at(i)
-		if r.hash == hash && (r.state.live() || r.text(textBranch) == branch) {
+		if r.hash == hash && r.text(textBranch) == branch {
 			return true
 		}
 		i = r.next
