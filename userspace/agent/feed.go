@@ -146,13 +146,22 @@ func (f *feed) observeSlow(o sipproxy.Observed) {
 	if !f.message(&ms[0], &in, res) {
 		return
 	}
-	if f.held(&ms[0]) {
+	// With dialog tracking off, only the calls of algorithm 10's
+	// listeners are the call-load table's: the others are never known.
+	if (f.dlg != nil || f.callLoadListener(o.Listener)) && f.held(&ms[0]) {
 		return
 	}
 	f.deliver(ms[:], nil)
 	if f.placedSlow != nil && ms[0].Request && ms[0].Method == dialog.Invite && !o.Msg.To.HasTag {
 		f.tellFastPath(&o, ms[0].CallIDHash)
 	}
+}
+
+// callLoadListener reports whether the listener's rule dispatches with
+// algorithm 10 statelessly.
+func (f *feed) callLoadListener(name string) bool {
+	i := slices.Index(f.names, name)
+	return i >= 0 && f.callLoadLis[i]
 }
 
 // tellFastPath hands the fast path a dialog-creating INVITE the slow path
