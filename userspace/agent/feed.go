@@ -45,6 +45,10 @@ type feed struct {
 	// use: Eval's strings alias it until the tracker has copied them.
 	results sync.Pool
 
+	// hold, when the fast path runs, holds the slow path's messages of
+	// calls no consumer knows yet until the fast path's INVITE (hold.go).
+	hold *slowHold
+
 	// The fast path's drainer is one goroutine: its state is reused.
 	fast fastFeed
 }
@@ -142,10 +146,22 @@ func (f *feed) observeSlow(o sipproxy.Observed) {
 	if !f.message(&ms[0], &in, res) {
 		return
 	}
+	// With dialog tracking off, only the calls of algorithm 10's
+	// listeners are the call-load table's: the others are never known.
+	if (f.dlg != nil || f.callLoadListener(o.Listener)) && f.held(&ms[0]) {
+		return
+	}
 	f.deliver(ms[:], nil)
 	if f.placedSlow != nil && ms[0].Request && ms[0].Method == dialog.Invite && !o.Msg.To.HasTag {
 		f.tellFastPath(&o, ms[0].CallIDHash)
 	}
+}
+
+// callLoadListener reports whether the listener's rule dispatches with
+// algorithm 10 statelessly.
+func (f *feed) callLoadListener(name string) bool {
+	i := slices.Index(f.names, name)
+	return i >= 0 && f.callLoadLis[i]
 }
 
 // tellFastPath hands the fast path a dialog-creating INVITE the slow path
@@ -212,6 +228,9 @@ func (f *feed) observeFast(evs []dataplane.Event) {
 		}
 	}
 	f.deliver(ff.batch, ff.picks)
+	// The slow path's messages held for the INVITEs of this batch follow
+	// them.
+	f.release(false)
 }
 
 // pick is e's algorithm 10 pick: an INVITE dispatched from a set on a

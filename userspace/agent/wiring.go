@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -74,6 +76,7 @@ func (a *Agent) subsystems(ctx context.Context, cfg *config.Config) ([]Subsystem
 	if fc := fastPathConfig(cfg, a.d, a.log); fc != nil {
 		if fd != nil {
 			fc.Events, fc.EventCopies = fd.observeFast, fd.wantsCopies()
+			fd.holdSlow(time.Now)
 		}
 		if loads != nil {
 			fc.CallLoads = loads.Load

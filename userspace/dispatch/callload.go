@@ -242,6 +242,16 @@ func (l *CallLoad) Update(callID uint64, ev CallEvent) {
 	sh.cells[callID] = c
 }
 
+// Has reports whether the table holds the call with that Call-ID hash,
+// ended or not.
+func (l *CallLoad) Has(callID uint64) bool {
+	sh := &l.shards[shardOf(callID)]
+	sh.mu.Lock()
+	_, ok := sh.cells[callID]
+	sh.mu.Unlock()
+	return ok
+}
+
 // unload takes one call off ctr's share in shard si. A share already at 0
 // is left there and counted: the load never goes below zero
 // (kamailio#1591), and the audit would put it right. The caller holds the
