@@ -307,12 +307,5 @@ func (t *Tracker) Retransmits(hash uint64, branch string) bool {
 func (t *Tracker) Has(hash uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i := t.tab.buckets[hash&uint64(len(t.tab.buckets)-1)]; i != 0; {
-		r := t.tab.at(i)
-		if r.hash == hash {
-			return true
-		}
-		i = r.next
-	}
-	return false
+	return t.tab.newest(hash) != 0
 }
