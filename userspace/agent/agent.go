@@ -93,6 +93,10 @@ func newAgent(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.d = dispatch.New(sets)
+	// dispatcher.add is held to the rules a reload is (an algorithm 10
+	// set needs a distinct duid on every destination), against the
+	// config running when it is called.
+	a.d.SetAddCheck(a.checkAdded)
 	// The hook subscribes before the start states are published, so they
 	// wait in its queue until it runs.
 	a.events = events.NewBus(a.log)
@@ -144,6 +148,16 @@ func buildSets(ctx context.Context, cfg *config.Config) (*dispatch.Snapshot, err
 		return nil, err
 	}
 	return snap, nil
+}
+
+// checkAdded is dispatcher.add's check of the snapshot it would serve:
+// the running config's rules for algorithm 10 sets (CheckCallLoadSets).
+func (a *Agent) checkAdded(snap *dispatch.Snapshot) error {
+	cur := a.cur.Load()
+	if cur == nil {
+		return nil
+	}
+	return cur.Config.CheckCallLoadSets(snap)
 }
 
 func logLevel(s string) slog.Level {

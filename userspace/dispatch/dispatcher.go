@@ -31,6 +31,18 @@ type Dispatcher struct {
 	lat   latencyTable             // probe latency statistics, kept across swaps
 	loads atomic.Pointer[CallLoad] // alg 10 (callload.go), kept across swaps
 	cc    ccTable                  // congestion-control rweights (congestion.go); under mu
+
+	addCheck func(*Snapshot) error // SetAddCheck; under rebuildMu
+}
+
+// SetAddCheck sets a check Add applies to the snapshot it would serve
+// before swapping it in: the caller's rules about its sets (the agent's:
+// every destination of an algorithm 10 set has its own duid), which this
+// package does not know. nil: none.
+func (d *Dispatcher) SetAddCheck(check func(*Snapshot) error) {
+	d.rebuildMu.Lock()
+	defer d.rebuildMu.Unlock()
+	d.addCheck = check
 }
 
 // New returns a Dispatcher serving snap (nil: no sets). Pinging starts
@@ -183,6 +195,11 @@ func (d *Dispatcher) Add(ctx context.Context, e Entry) error {
 	next, err := d.cur.Load().withAdded(e, dest)
 	if err != nil {
 		return fmt.Errorf("add %q to set %d: %w", e.URI, e.SetID, err)
+	}
+	if d.addCheck != nil {
+		if err := d.addCheck(next); err != nil {
+			return fmt.Errorf("add %q to set %d: %w", e.URI, e.SetID, err)
+		}
 	}
 	d.swapLocked(next)
 	d.cc.reset()

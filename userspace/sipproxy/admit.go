@@ -60,6 +60,10 @@ func (p *Proxy) answerRefusal(data []byte, m *sipmsg.Msg, src, local netip.AddrP
 	if r.Code == 0 {
 		return false
 	}
+	// The selection (alg 10) charged a load for this INVITE; nothing
+	// reports the local refusal to Observe, so it is given back here or
+	// it would stay until ds_hash_initexpire.
+	p.refusedCallLoad(local, m.CallID.Bytes(data))
 	retryAfter := ""
 	if r.RetryAfter > 0 {
 		retryAfter = strconv.Itoa(r.RetryAfter)

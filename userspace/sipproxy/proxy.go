@@ -301,6 +301,9 @@ func (p *Proxy) handle(data []byte, src, local netip.AddrPort, out []byte, m *si
 		}
 		if p.send(local, res.Out, res.Dst) {
 			p.observeForwarded(data, m, src, local, &res)
+		} else if createsDialog(data, m) {
+			// Not sent, so no reply will release the load alg 10 charged.
+			p.refusedCallLoad(local, m.CallID.Bytes(data))
 		}
 		return
 	case ActionReply:
