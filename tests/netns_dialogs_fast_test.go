@@ -626,22 +626,6 @@ func (c *dlgsCounts) add(state int, n int) {
 	c.Terminted = c.Terminated
 }
 
-// dlgsItem is one record of dlgs.list.
-type dlgsItem struct {
-	Src      string   `json:"src"`
-	Dst      string   `json:"dst"`
-	Data     string   `json:"data"`
-	RUID     string   `json:"ruid"`
-	CallID   string   `json:"callid"`
-	Branch   string   `json:"branch"`
-	FromTag  string   `json:"ftag"`
-	ToTag    string   `json:"ttag"`
-	TsInit   int64    `json:"ts_init"`
-	TsAnswer int64    `json:"ts_answer"`
-	State    int      `json:"state"`
-	Tags     []string `json:"tags"`
-}
-
 // dlgModel is what the tracker must hold: the calls' records by Call-ID,
 // the live bulk records, and dlgs.stats.
 type dlgModel struct {
@@ -702,11 +686,11 @@ func (h *dlgHarness) checkDialogs(t *testing.T, label string, want *dlgModel) {
 		t.Errorf("%s: dlgs.stats\n got %+v\nwant %+v", label, st, want.stats)
 	}
 
-	var list []dlgsItem
+	var list []dlgsRecord
 	h.ctl.decode(t, "dlgs.list", &list)
 	now := time.Now().Unix()
 	var errs []string
-	byID := map[string]dlgsItem{}
+	byID := map[string]dlgsRecord{}
 	ruids := map[string]bool{}
 	bulk := 0
 	bulkDst := map[string]bool{}
