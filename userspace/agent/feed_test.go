@@ -138,20 +138,7 @@ func TestFeedBothConsumers(t *testing.T) {
 // messages there. An INVITE event of a listener with another algorithm
 // charges nothing.
 func TestFeedRecordsFastPicks(t *testing.T) {
-	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
-		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
-		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
-	}, dispatch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := dispatch.New(snap)
-	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
-		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
-	}
-	f := newFeed(cfg, d, nil, loads)
+	f, d, loads := callLoadFeed(t)
 	invite := func(id string, lis uint32, idx int16) dataplane.Event {
 		return dataplane.Event{CallIDHash: dataplane.CallIDHash(id), ListenerID: lis, Kind: dataplane.EventRequest,
 			Method: dataplane.MethodInvite, SetID: 1, DstIndex: idx}
@@ -184,20 +171,7 @@ func TestFeedRecordsFastPicks(t *testing.T) {
 // call's later requests there; a re-INVITE (To tag), an INVITE of another
 // algorithm's listener and a BYE are not.
 func TestFeedTellsFastPathSlowPicks(t *testing.T) {
-	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
-		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
-		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
-	}, dispatch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := dispatch.New(snap)
-	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
-		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
-	}
-	f := newFeed(cfg, d, nil, loads)
+	f, _, _ := callLoadFeed(t)
 	var got []string
 	f.placedSlow = func(h uint64, set int, duid string) { got = append(got, fmt.Sprintf("%x %d %s", h, set, duid)) }
 	send := func(method, toTag, listener string) {
@@ -218,4 +192,24 @@ func TestFeedTellsFastPathSlowPicks(t *testing.T) {
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("handed to the fast path %q, want [%q]", got, want)
 	}
+}
+
+// callLoadFeed is a feed of call load alone: set 1 of duids a and b,
+// listener "lb" dispatching it with algorithm 10 and "hash" with 0.
+func callLoadFeed(t *testing.T) (*feed, *dispatch.Dispatcher, *dispatch.CallLoad) {
+	t.Helper()
+	snap, err := dispatch.Build(context.Background(), []dispatch.Entry{
+		{SetID: 1, URI: "sip:10.0.0.1", Attrs: "duid=a"},
+		{SetID: 1, URI: "sip:10.0.0.2", Attrs: "duid=b"},
+	}, dispatch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(snap)
+	loads := d.EnableCallLoad(dispatch.DefaultCallLoadConfig(), nil)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Name: "lb"}, {Name: "hash"}},
+		Rules:     []config.Rule{{Listener: "lb", Set: 1, Algorithm: 10}, {Listener: "hash", Set: 1, Algorithm: 0}},
+	}
+	return newFeed(cfg, d, nil, loads), d, loads
 }
